@@ -1,0 +1,199 @@
+"""The ``tsepipe`` command line: one command per stage, plus ``run`` for the whole flow.
+
+Expected failures (bad input, failed validation) print one line per problem, prefixed
+``error:``, and exit with status 3; usage errors exit with 2. No traceback for either.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipelines.errors import DATA_ERROR_EXIT, DataError
+
+app = typer.Typer(
+    help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
+    "Stages (as in dvc.yaml): ingest -> validate -> merge. `tsepipe run` runs them all as a "
+    "Prefect flow through DVC and pushes the new data version to the DVC remote.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", help="Parameters file (paths and tunables).")
+]
+log = logging.getLogger("pipelines")
+
+
+def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command with logging set up and DataError turned into lines + exit 3."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Our own messages at INFO; the libraries' (GX, DVC, Prefect) at WARNING only.
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+        log.setLevel(logging.INFO)
+        try:
+            return func(*args, **kwargs)
+        except DataError as exc:
+            for line in exc.lines:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(DATA_ERROR_EXIT) from None
+
+    return wrapper
+
+
+def _track(description: str) -> Callable[[list[Any]], Any]:
+    def track(items: list[Any]) -> Any:
+        from rich.console import Console
+        from rich.progress import track as rich_track
+
+        console = Console(stderr=True)
+        if not console.is_terminal:  # under DVC or in a log: one line per item
+            for item in items:
+                typer.echo(f"{description}: {getattr(item, 'name', item)}", err=True)
+                yield item
+            return
+        yield from rich_track(items, description=description, console=console, transient=True)
+
+    return track
+
+
+@app.command("sample-data")
+@_stage
+def sample_data(
+    out: Annotated[Path, typer.Option(help="Folder to write the 16 export files into.")] = Path(
+        "data/raw"
+    ),
+    days: Annotated[int, typer.Option(help="Trading days per file (1200 is about 5 years).")] = (
+        1200
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = (
+        1397
+    ),
+    force: Annotated[
+        bool, typer.Option(help="Write even if the folder holds other files.")
+    ] = False,
+) -> None:
+    """Write the embedded demo data: 16 UTF-16 exports shaped like the study's files."""
+    from pipelines import sample
+
+    foreign = sample.foreign_files(out)
+    if foreign and not force:
+        raise DataError(
+            f"{out}: holds {len(foreign)} file(s) that are not sample exports "
+            f"(e.g. {foreign[0].name}); not mixing demo data in (use --force, or another --out)"
+        )
+    written = sample.generate(out, n_days=days, seed=seed)
+    typer.echo(f"wrote {len(written)} sample exports ({days} trading days each) to {out}")
+
+
+@app.command()
+@_stage
+def ingest(
+    params: ParamsOption = Path("params.yaml"),
+    raw_dir: Annotated[
+        Path | None, typer.Option(help="Export files folder (default: paths.raw_dir).")
+    ] = None,
+) -> None:
+    """Read every export file into a typed tidy Parquet table (unreadable ones recorded)."""
+    from pipelines.config import load_params, paths
+    from pipelines.ingest import ingest as run_ingest
+
+    p = load_params(params)
+    where = paths(p)
+    report = run_ingest(
+        raw_dir or where.raw_dir,
+        where.tables_dir,
+        where.ingest_report,
+        patterns=p["ingest"]["file_patterns"],
+        track=_track("reading"),
+    )
+    typer.echo(f"read {report['files_read']} of {report['files_total']} export files "
+               f"into {where.tables_dir}")
+
+
+@app.command()
+@_stage
+def validate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Validate each file (Great Expectations) and the set; quarantine failing files."""
+    from pipelines.config import load_params, paths
+    from pipelines.validate import validate as run_validate
+
+    p = load_params(params)
+    where = paths(p)
+    settings = p["validate"]
+    outcome = run_validate(
+        where.tables_dir,
+        where.ingest_report,
+        where.validation_summary,
+        where.validation_report_dir,
+        where.quarantine_dir,
+        target_index=p["data"]["target_index"],
+        min_usable_files=settings["min_usable_files"],
+        min_rows=settings["min_rows"],
+        price_tolerance=settings["price_tolerance"],
+    )
+    for verdict in outcome.verdicts:
+        for line in verdict.lines():
+            typer.echo(f"warning: {line} (left out)", err=True)
+    typer.echo(f"{len(outcome.usable_ids)} of {len(outcome.verdicts)} files usable; "
+               f"report: {where.validation_report_dir / 'index.html'}")
+
+
+@app.command()
+@_stage
+def merge(params: ParamsOption = Path("params.yaml")) -> None:
+    """Merge the usable tables by the target's trading days into one Parquet dataset."""
+    from pipelines.config import load_params, paths
+    from pipelines.merge import merge as run_merge
+
+    p = load_params(params)
+    where = paths(p)
+    summary = run_merge(
+        where.tables_dir,
+        where.validation_summary,
+        where.dataset,
+        where.merge_summary,
+        target_index=p["data"]["target_index"],
+        min_coverage=p["merge"]["min_coverage"],
+        max_fill_days=p["merge"]["max_fill_days"],
+    )
+    typer.echo(
+        f"merged {summary['indices_included']} indices into {summary['rows']} trading days "
+        f"x {summary['columns']} columns ({summary['first_date']} .. {summary['last_date']}), "
+        f"{summary['values_filled']} days filled; {where.dataset} md5 {summary['md5']}"
+    )
+
+
+@app.command()
+@_stage
+def run(
+    raw_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of export files; copied into paths.raw_dir if elsewhere."),
+    ] = None,
+    push: Annotated[bool, typer.Option(help="Push the new data version to the DVC remote.")] = (
+        True
+    ),
+) -> None:
+    """Run ingest -> validate -> merge as a Prefect flow through DVC, then dvc push."""
+    from flows.data import run_data_flow
+
+    result = run_data_flow(raw_dir=raw_dir, push=push)
+    typer.echo(result)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

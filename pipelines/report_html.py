@@ -1,0 +1,29 @@
+"""HTML pages from Jinja2 templates shipped in ``pipelines/templates``.
+
+Autoescaping is on for every template: index names and file contents are untrusted.
+Pages carry their own CSS and load nothing from any other host.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.fileio import write_text
+
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def render(template: str, target: Path | str, **context: Any) -> Path:
+    """Render ``template`` with ``context`` and write it atomically to ``target``."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    html = environment.get_template(template).render(**context)
+    return write_text(target, html)
