@@ -1,0 +1,84 @@
+"""Shared fixtures: the real study files, generated sample files, throw-away projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pipelines  # noqa: F401  (telemetry off before any tool is imported)
+from pipelines import sample
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(
+    os.environ.get("TSEPIPE_REAL_DATA", ROOT.parent / "shared" / "data" / "tse-indices-1397-1398")
+)
+TARGET = "IRX6XTPI0009"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    if not (REAL_DATA / f"{TARGET}.csv").exists():
+        pytest.fail(f"the real study files are expected in {REAL_DATA} (../shared beside the repo)")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 16 sample exports at their default size (read-only: copy before changing)."""
+    folder = tmp_path_factory.mktemp("sample") / "raw"
+    sample.generate(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 sample exports of 300 trading days, for tests that run whole stages many times."""
+    folder = tmp_path_factory.mktemp("small-sample") / "raw"
+    sample.generate(folder, n_days=300)
+    return folder
+
+
+def tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.split()
+    return [name for name in listed if (ROOT / name).is_file()]
+
+
+def env() -> dict[str, str]:
+    """The environment for subprocesses: this venv first on the PATH, telemetry off."""
+    return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh clone-like copy of the project (tracked files only) in its own git repo."""
+    target = tmp_path / "project"
+    for name in tracked_files():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target / name)
+    run(["git", "init", "-q"], target)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], target)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], target)
+    return target
+
+
+def copy_exports(source: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if path.suffix == ".csv":
+            shutil.copy2(path, target / path.name)
+    return target
