@@ -1,0 +1,120 @@
+"""End to end: the Prefect flow and `dvc repro` in throw-away git repos (real tools, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.fileio import file_md5
+from pipelines.merge import read_dataset
+
+from .conftest import TARGET, copy_exports, run
+
+pytestmark = pytest.mark.slow
+
+
+def md5s(folder: Path) -> dict[str, str]:
+    return {p.name: file_md5(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def isolated_prefect(tmp_path, monkeypatch):
+    """No Prefect server configured: the flow must start its own ephemeral one."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+
+def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect):
+    before = md5s(real_dir)
+    done = run(["tsepipe", "run", "--raw-dir", str(real_dir)], project)
+    assert "417 trading days" in done.stdout, done.stdout + done.stderr
+    frame, meta = read_dataset(project / "data/processed/merged.parquet")
+    assert len(frame) == 417
+    assert frame["date"].iloc[0] == pd.Timestamp("2018-03-25")
+    assert frame["date"].iloc[-1] == pd.Timestamp("2019-12-18")
+    assert len({c.split("__")[0] for c in frame.columns[1:]}) == 16
+    assert len(meta["index_names"]) == 16
+    text = (real_dir / f"{TARGET}.csv").read_bytes()[2:].decode("utf-16-le")
+    file_closes = [line.split(",")[4] for line in text.splitlines()[1:]]
+    assert [f"{c:.2f}" for c in frame[f"{TARGET}__close"]] == file_closes
+    assert md5s(real_dir) == before  # the user's files were only read
+    # versioned: raw snapshot, lock file, remote
+    assert (project / "data/raw.dvc").exists()
+    lock = (project / "dvc.lock").read_text()
+    assert file_md5(project / "data/processed/merged.parquet") in lock
+    assert any((project / "dvcstore").rglob("*")), "dvc push sent nothing to the remote"
+    assert (project / "reports/validation/index.html").exists()
+    history = (project / "reports/runs.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["dataset_md5"] == file_md5(
+        project / "data/processed/merged.parquet")
+    status = run(["dvc", "status"], project)
+    assert "up to date" in status.stdout
+
+
+def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
+    project, small_sample_dir
+):
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.data import data_flow
+
+    raw = copy_exports(small_sample_dir, project / "data/raw")
+    with prefect_test_harness(server_startup_timeout=None):
+        state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
+        assert state.is_completed(), state.message
+        version = state.result()
+        assert version["dataset_md5"] == file_md5(project / "data/processed/merged.parquet")
+        with get_client(sync_client=True) as client:
+            keys = {a.key for a in client.read_artifacts()}
+        assert {"validation", "merge-summary", "dataset-version"} <= keys
+
+        good_md5 = version["dataset_md5"]
+        good_lock = (project / "dvc.lock").read_text()
+        target = raw / f"{TARGET}.csv"
+        lines = target.read_bytes()[2:].decode("utf-16-le").split("\r\n")
+        fields = lines[6].split(",")
+        fields[5] = "-" + fields[5]  # a negative close on line 7 of the target
+        lines[6] = ",".join(fields)
+        target.write_bytes(b"\xff\xfe" + "\r\n".join(lines).encode("utf-16-le"))
+        broken_md5 = file_md5(target)
+
+        state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
+        assert state.is_failed()
+        assert f"{TARGET}.csv: line 7, column close: price is not > 0" in state.message
+        assert f"{TARGET}.csv: the target index {TARGET} is invalid" in state.message
+    assert file_md5(project / "data/processed/merged.parquet") == good_md5
+    assert file_md5(target) == broken_md5  # left in place, untouched
+    record = json.loads((project / f"data/quarantine/{TARGET}.csv.json").read_text())
+    assert record["md5"] == broken_md5 and record["status"] == "invalid"
+    lock = (project / "dvc.lock").read_text()
+    merge_part = lambda text: text[text.index("  merge:"):]  # noqa: E731
+    assert merge_part(lock) == merge_part(good_lock)
+
+
+def test_dvc_repro_twice_then_push_and_pull(project):
+    run(["tsepipe", "sample-data", "--days", "300"], project)
+    first = run(["dvc", "repro"], project)
+    for stage in ("ingest", "validate", "merge"):
+        assert f"Running stage '{stage}'" in first.stdout
+    second = run(["dvc", "repro"], project)
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+    metrics = run(["dvc", "metrics", "show", "--json"], project)
+    assert '"rows": 300' in metrics.stdout.replace(" ", "").replace('"rows":300', '"rows": 300')
+
+    dataset = project / "data/processed/merged.parquet"
+    dataset_md5 = file_md5(dataset)
+    run(["dvc", "push"], project)
+    shutil.rmtree(project / ".dvc/cache")
+    shutil.rmtree(project / "data/processed")
+    shutil.rmtree(project / "data/interim")
+    run(["dvc", "pull"], project)
+    assert file_md5(dataset) == dataset_md5
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    assert os.path.isdir(project / "data/interim/tables")
