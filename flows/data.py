@@ -167,6 +167,9 @@ def _record_run(history: Path, version: dict[str, Any]) -> None:
 def run_data_flow(raw_dir: Path | None = None, push: bool = True) -> str:
     """Run the flow from the CLI; raise DataError with its problems when it fails."""
     project = Path.cwd()
+    if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
+        raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
+                        "run tsepipe from the project root")
     params = load_params(project / "params.yaml")
     export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
     state = data_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
