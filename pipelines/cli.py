@@ -37,9 +37,14 @@ def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # Our own messages at INFO; the libraries' (GX, DVC, Prefect) at WARNING only.
-        logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-        log.setLevel(logging.INFO)
+        # Our own messages, bare, at INFO; the libraries keep their own logging
+        # (Prefect formats its flow and task run lines; GX and DVC warn only).
+        if not log.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
         try:
             return func(*args, **kwargs)
         except DataError as exc:

@@ -135,6 +135,8 @@ class ExportValidator:
         self._gx = gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        # This GX module pins its logger to INFO and announces a temporary folder per context.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         self._context = gx.get_context(mode="ephemeral")
         # GX draws tqdm bars per file otherwise; the CLI shows its own progress.
         self._context.variables.progress_bars = ProgressBarsConfig(
