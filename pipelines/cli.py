@@ -32,6 +32,13 @@ ParamsOption = Annotated[
 log = logging.getLogger("pipelines")
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
 def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command with logging set up and DataError turned into lines + exit 3."""
 
@@ -40,7 +47,7 @@ def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
         # Our own messages, bare, at INFO; the libraries keep their own logging
         # (Prefect formats its flow and task run lines; GX and DVC warn only).
         if not log.handlers:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = _StderrHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             log.addHandler(handler)
             log.setLevel(logging.INFO)

@@ -242,7 +242,8 @@ def _parse_body(
     try:
         table = pa_csv.read_csv(
             io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=names),
+            # single-threaded: only then does pyarrow number the invalid rows
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in names}, strings_can_be_null=False
@@ -278,7 +279,7 @@ def _parse_numbers(
 ) -> np.ndarray:
     text = raw.str.strip()
     values = pd.to_numeric(text, errors="coerce")
-    bad = values.isna() & (text != "")
+    bad = ~np.isfinite(values) & (text != "")  # "inf" and "nan" are not prices either
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         raise ExportReadError(

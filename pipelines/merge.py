@@ -137,13 +137,20 @@ def merge(
     Both files are written atomically; on any error the previous dataset stays.
     The summary records the dataset's MD5, which is the hash DVC gives it.
     """
-    validation = json.loads(Path(validation_summary).read_text(encoding="utf-8"))
+    try:
+        validation = json.loads(Path(validation_summary).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{validation_summary}: no validation summary; run tsepipe validate "
+                        "first") from None
     if not validation["passed"]:
         raise DataError(f"{validation_summary}: validation did not pass; nothing merged")
-    tables = {
-        index_id: pd.read_parquet(Path(tables_dir) / f"{index_id}.parquet")
-        for index_id in validation["usable_index_ids"]
-    }
+    tables = {}
+    for index_id in validation["usable_index_ids"]:
+        table_path = Path(tables_dir) / f"{index_id}.parquet"
+        if not table_path.exists():
+            raise DataError(f"{table_path}: validated table missing; run tsepipe ingest and "
+                            "validate again")
+        tables[index_id] = pd.read_parquet(table_path)
     wide, summary = merge_tables(tables, target_index, min_coverage, max_fill_days)
     names = {s["index_id"]: s["index_name"] for s in summary["indices"] if s["included"]}
     table = pa.Table.from_pandas(wide, preserve_index=False)
