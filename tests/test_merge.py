@@ -104,3 +104,15 @@ def test_failed_merge_leaves_the_previous_dataset(tmp_path):
               min_coverage=0.9, max_fill_days=5)
     assert dataset.read_bytes() == b"previous good dataset"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "validation.json"]
+
+
+def test_outputs_get_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from pipelines.fileio import write_text
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_text(tmp_path / "report.html", "<p>ok</p>")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
