@@ -179,6 +179,8 @@ def canonical_columns(header: list[str]) -> tuple[list[str], str, list[str]]:
             suffix = 2
             while f"{name}_{suffix}" in names:
                 suffix += 1
+            if not name.startswith(("openint", "unknown_")):
+                dropped.append(f"{original.strip()} (repeated)")  # e.g. a second <CLOSE>
             name = f"{name}_{suffix}"
         names.append(name)
     return names, layout, dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +20,17 @@ REAL_DATA = Path(
 )
 TARGET = "IRX6XTPI0009"
 BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_log_handlers():
+    """Prefect adds root handlers bound to a test's captured stderr; drop them after it."""
+    before = list(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,12 @@ def test_repeated_unknown_layout_names_get_suffixes():
     assert dropped == ["<FOO>", "<FOO>"]
 
 
+def test_a_repeated_field_is_reported_not_silently_renamed():
+    names, _, dropped = canonical_columns(["<DTYYYYMMDD>", "<CLOSE>", "<CLOSE>"])
+    assert names == ["date", "close", "close_2"]
+    assert dropped == ["<CLOSE> (repeated)"]
+
+
 def test_header_names_are_matched_case_insensitively(tmp_path):
     text = LAYOUT_C.replace("<CLOSE>", "<close>").replace("<Last P>", "<LAST P>")
     frame = read_export(write(tmp_path, text)).frame
