@@ -185,6 +185,85 @@ def merge(params: ParamsOption = Path("params.yaml")) -> None:
     )
 
 
+def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
+    """(params, paths, feature table, data version) for the modelling stages."""
+    from pipelines.config import load_params, paths
+    from pipelines.features import feature_table
+    from pipelines.fileio import file_md5
+    from pipelines.merge import read_dataset
+
+    p = load_params(params)
+    where = paths(p)
+    if not where.dataset.exists():
+        raise DataError(f"{where.dataset}: no merged dataset; run tsepipe merge first")
+    frame, _ = read_dataset(where.dataset)
+    table = feature_table(frame, p["data"]["target_index"], p["features"]["kind"])
+    return p, where, table, file_md5(where.dataset)
+
+
+@app.command()
+@_stage
+def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Walk-forward evaluation of every network and baseline; pick the champion."""
+    from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
+    from pipelines.train import model_configs, settings_from_params
+
+    p, where, table, _ = _modelling_inputs(params)
+    settings = settings_from_params(p)
+    evaluation = evaluate_models(table, model_configs(p), settings,
+                                 progress=lambda message: log.info(message))
+    board = leaderboard(evaluation)
+    write_evaluation(evaluation, board, where.evaluation_dir, where.evaluation_metrics)
+    for name, row in board["models"].items():
+        test = row["test"]
+        typer.echo(f"{name:12s} test balanced accuracy {test['balanced_accuracy']:.3f} "
+                   f"MCC {test['mcc']:+.3f}  (validation MCC {row['validation']['mcc']:+.3f})")
+    for note in board["notes"]:
+        typer.echo(note)
+    typer.echo(f"champion: {board['champion']} (by validation {board['champion_metric']})")
+
+
+@app.command()
+@_stage
+def train(params: ParamsOption = Path("params.yaml")) -> None:
+    """Refit every network on all labelled days; save model.keras and its model card."""
+    import json
+
+    from pipelines.train import model_configs, settings_from_params, train_final
+
+    p, where, table, data_version = _modelling_inputs(params)
+    board_path = where.evaluation_dir / "leaderboard.json"
+    board = json.loads(board_path.read_text(encoding="utf-8")) if board_path.exists() else None
+    cards = train_final(table, model_configs(p), settings_from_params(p), where.models_dir,
+                        data_version, board)
+    for name, card in cards.items():
+        typer.echo(f"{name}: {card['params']['total']} parameters, {card['training']['epochs']}"
+                   f" epochs in {card['training']['seconds']:.1f} s on "
+                   f"{card['device']['kind']} -> {where.models_dir / name / 'model.keras'}")
+
+
+@app.command()
+@_stage
+def predict(params: ParamsOption = Path("params.yaml")) -> None:
+    """Forecast the next trading day with the champion; write forecasts/latest.json."""
+    import json
+
+    from pipelines.predict import forecast, publish
+
+    p, where, table, data_version = _modelling_inputs(params)
+    board_path = where.evaluation_dir / "leaderboard.json"
+    if not board_path.exists():
+        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
+    board = json.loads(board_path.read_text(encoding="utf-8"))
+    champion = board["champion"]
+    result = forecast(table, p["features"]["window"], champion,
+                      board["models"][champion]["kind"], where.models_dir, data_version)
+    path = publish(result, where.forecasts_dir)
+    typer.echo(f"{result['next_trading_day']}: {result['direction']} "
+               f"(P(up) = {result['probability_up']:.3f}) by {champion}; data "
+               f"{data_version[:8]}, model {result['model_version'][:16]} -> {path}")
+
+
 @app.command()
 @_stage
 def run(

@@ -23,6 +23,10 @@ class Paths:
     quarantine_dir: Path
     dataset: Path
     merge_summary: Path
+    evaluation_dir: Path
+    evaluation_metrics: Path
+    models_dir: Path
+    forecasts_dir: Path
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:

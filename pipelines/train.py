@@ -1,0 +1,112 @@
+"""Final models: each network refitted on every labelled day, saved with a model card.
+
+``models/<name>/model.keras`` (loads with Keras safe mode), ``scaler.json`` (the
+training-rows-only standardisation), ``card.json`` (config, parameter count, cuDNN
+eligibility, data version, git commit, device, training time, walk-forward metrics) and
+``history.csv`` (loss and accuracy per epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.evaluate import EvaluationSettings, fit_network, labelled_sample_days
+from pipelines.features import FeatureTable, TrainOnlyScaler
+from pipelines.fileio import file_md5, write_json, write_text
+
+
+def settings_from_params(params: dict[str, Any]) -> EvaluationSettings:
+    """The evaluation settings from params.yaml's features / split / evaluate / train."""
+    evaluate, train = params["evaluate"], params["train"]
+    return EvaluationSettings(
+        window=params["features"]["window"],
+        validation_fraction=params["split"]["validation_fraction"],
+        test_fraction=params["split"]["test_fraction"],
+        refit_every=evaluate["refit_every"],
+        gap=evaluate["gap"],
+        seeds=tuple(train["seeds"]),
+        champion_metric=evaluate["champion_metric"],
+        baselines=tuple(evaluate["baselines"]),
+        bootstrap_block=evaluate["bootstrap_block"],
+        bootstrap_samples=evaluate["bootstrap_samples"],
+        deterministic=train["deterministic"],
+    )
+
+
+def model_configs(params: dict[str, Any]) -> dict[str, Any]:
+    """Model name -> ModelConfig for every entry of ``train.models``."""
+    from pipelines.models import ModelConfig
+
+    return {name: ModelConfig.from_dict({"name": name} | spec)
+            for name, spec in params["train"]["models"].items()}
+
+
+def git_commit(project: Path | str = ".") -> str | None:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def train_final(table: FeatureTable, configs: dict[str, Any], settings: EvaluationSettings,
+                models_dir: Path | str, data_version: str,
+                board: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Fit each network on all labelled days with the first seed; write its folder."""
+    from pipelines import devices
+    from pipelines.models import count_params, cudnn_eligible, save_model
+
+    device = devices.detect_device()
+    days = labelled_sample_days(table, settings.window)
+    cards = {}
+    for name, config in configs.items():
+        model, scaler, run = fit_network(config, table, settings.window, days,
+                                         settings.seeds[0], settings.deterministic)
+        folder = Path(models_dir) / name
+        save_model(model, folder / "model.keras")
+        write_json(folder / "scaler.json", {"mean": scaler.mean_.tolist(),
+                                            "scale": scaler.scale_.tolist(),
+                                            "last_training_day": scaler.last_day_,
+                                            "features": table.names})
+        eligible, reason = cudnn_eligible(config)
+        evaluated = (board or {}).get("models", {}).get(name, {})
+        card = {
+            "name": name,
+            "config": config.to_dict(),
+            "input_shape": [settings.window, len(table.names)],
+            "params": count_params(model),
+            "cudnn_eligible": eligible,
+            "cudnn_note": reason,
+            "data_version": data_version,
+            "git_commit": git_commit(),
+            "device": device,
+            "trained_on": {"days": len(days), "first": f"{table.dates[days[0]]:%Y-%m-%d}",
+                           "last": f"{table.dates[days[-1]]:%Y-%m-%d}",
+                           "seed": settings.seeds[0]},
+            "training": {"epochs": run.epochs, "seconds": round(run.seconds, 3),
+                         "seconds_per_epoch": round(run.seconds / max(run.epochs, 1), 4)},
+            "walk_forward": {k: evaluated.get(k) for k in ("test", "test_by_seed", "training")},
+            "model_md5": file_md5(folder / "model.keras"),
+        }
+        write_json(folder / "card.json", card)
+        epochs = range(1, run.epochs + 1)
+        keys = sorted(run.history)
+        lines = ["epoch," + ",".join(keys)] + [
+            f"{e}," + ",".join(f"{run.history[k][e - 1]:.6g}" for k in keys) for e in epochs]
+        write_text(folder / "history.csv", "\n".join(lines) + "\n")
+        cards[name] = card
+    return cards
+
+
+def load_scaler(folder: Path | str) -> TrainOnlyScaler:
+    saved = json.loads((Path(folder) / "scaler.json").read_text(encoding="utf-8"))
+    scaler = TrainOnlyScaler()
+    scaler.mean_ = np.asarray(saved["mean"])
+    scaler.scale_ = np.asarray(saved["scale"])
+    scaler.last_day_ = saved["last_training_day"]
+    return scaler
