@@ -18,7 +18,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
-import flows  # noqa: F401  (Prefect settings before prefect is imported)
 from flows.dvc import CommandResult, dvc, locked_hash
 from pipelines.config import load_params, paths
 from pipelines.errors import DataError
@@ -164,19 +163,44 @@ def _record_run(history: Path, version: dict[str, Any]) -> None:
         handle.write(json.dumps(version) + "\n")
 
 
-def run_data_flow(raw_dir: Path | None = None, push: bool = True) -> str:
-    """Run the flow from the CLI; raise DataError with its problems when it fails."""
+@flow(name="tsepipe", description="The whole pipeline: the data flow, then training.")
+def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
+                  push_remote: bool = True, train: bool = True) -> State:
+    """Data flow then (unless ``train`` is false) the training flow, as subflows."""
+    from flows.train import training_flow
+
+    data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
+                     return_state=True)
+    if not data.is_completed() or not train:
+        return data
+    trained = training_flow(project_dir=project_dir, push_remote=push_remote,
+                            return_state=True)
+    if not trained.is_completed():
+        return trained
+    return Completed(message=trained.message,
+                     data={"data": data.result(), "forecast": trained.result()})
+
+
+def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = True) -> str:
+    """Run the pipeline from the CLI; raise DataError with its problems when it fails."""
     project = Path.cwd()
     if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
         raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
                         "run tsepipe from the project root")
     params = load_params(project / "params.yaml")
     export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
-    state = data_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
-                      return_state=True)
+    state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
+                          train=train, return_state=True)
     if not state.is_completed():
-        raise DataError((state.message or "the data flow failed").splitlines())
-    version = state.result()
-    return (f"dataset {version['dataset']} ({version['rows']} trading days x "
-            f"{version['columns']} columns, {version['first_date']} .. {version['last_date']}) "
-            f"DVC md5 {version['dataset_md5']}; raw md5 {version['raw_md5']}")
+        raise DataError((state.message or "the pipeline failed").splitlines())
+    result = state.result()
+    version = result["data"] if train else result
+    lines = [f"dataset {version['dataset']} ({version['rows']} trading days x "
+             f"{version['columns']} columns, {version['first_date']} .. "
+             f"{version['last_date']}) DVC md5 {version['dataset_md5']}; raw md5 "
+             f"{version['raw_md5']}"]
+    if train:
+        forecast = result["forecast"]
+        lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
+                     f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
+    return "\n".join(lines)

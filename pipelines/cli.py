@@ -19,8 +19,9 @@ from pipelines.errors import DATA_ERROR_EXIT, DataError
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
-    "Stages (as in dvc.yaml): ingest -> validate -> merge. `tsepipe run` runs them all as a "
-    "Prefect flow through DVC and pushes the new data version to the DVC remote.",
+    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> predict. "
+    "`tsepipe run` runs them all as Prefect flows through DVC and pushes the new versions "
+    "to the DVC remote.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -271,15 +272,17 @@ def run(
         Path | None,
         typer.Option(help="Folder of export files; copied into paths.raw_dir if elsewhere."),
     ] = None,
-    push: Annotated[bool, typer.Option(help="Push the new data version to the DVC remote.")] = (
+    push: Annotated[bool, typer.Option(help="Push the new versions to the DVC remote.")] = (
         True
     ),
+    train: Annotated[
+        bool, typer.Option(help="Also evaluate, train and forecast (--no-train: data only).")
+    ] = True,
 ) -> None:
-    """Run ingest -> validate -> merge as a Prefect flow through DVC, then dvc push."""
-    from flows.data import run_data_flow
+    """Run the whole pipeline as Prefect flows through DVC, then dvc push."""
+    from flows.data import run_pipeline
 
-    result = run_data_flow(raw_dir=raw_dir, push=push)
-    typer.echo(result)
+    typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train))
 
 
 def main() -> None:

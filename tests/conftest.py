@@ -82,10 +82,23 @@ def project(tmp_path: Path) -> Path:
     for name in tracked_files():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target / name)
+    fast_training(target / "params.yaml")
     run(["git", "init", "-q"], target)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], target)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], target)
     return target
+
+
+def fast_training(params_file: Path) -> None:
+    """Shrink the training settings so a whole pipeline runs in seconds (same code path)."""
+    import yaml
+
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["train"]["seeds"] = [1]
+    for spec in params["train"]["models"].values():
+        spec.update(units=[8], epochs=3, patience=2)
+    params["evaluate"].update(refit_every=100, bootstrap_samples=200)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def copy_exports(source: Path, target: Path) -> Path:

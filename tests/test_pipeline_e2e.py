@@ -49,6 +49,18 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     assert file_md5(project / "data/processed/merged.parquet") in lock
     assert any((project / "dvcstore").rglob("*")), "dvc push sent nothing to the remote"
     assert (project / "reports/validation/index.html").exists()
+    # the training half: models, walk-forward predictions, leaderboard, forecast
+    for name in ("lstm", "gru"):
+        card = json.loads((project / f"models/{name}/card.json").read_text())
+        assert card["data_version"] == file_md5(project / "data/processed/merged.parquet")
+        assert (project / f"models/{name}/model.keras").exists()
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    assert {"lstm", "gru", "majority", "persistence"} <= set(board["models"])
+    assert board["champion"] in board["models"]
+    forecast = json.loads((project / "forecasts/latest.json").read_text())
+    assert forecast["as_of"] == "2019-12-18" and forecast["next_trading_day"] == "2019-12-21"
+    assert forecast["champion"] == board["champion"]
+    assert "forecast for 2019-12-21" in done.stdout
     history = (project / "reports/runs.jsonl").read_text().splitlines()
     assert json.loads(history[-1])["dataset_md5"] == file_md5(
         project / "data/processed/merged.parquet")
@@ -100,13 +112,23 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
 def test_dvc_repro_twice_then_push_and_pull(project):
     run(["tsepipe", "sample-data", "--days", "300"], project)
     first = run(["dvc", "repro"], project)
-    for stage in ("ingest", "validate", "merge"):
+    for stage in ("ingest", "validate", "merge", "evaluate", "train", "predict"):
         assert f"Running stage '{stage}'" in first.stdout
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout
     assert "Data and pipelines are up to date." in second.stdout
     metrics = run(["dvc", "metrics", "show", "--json"], project)
-    assert '"rows": 300' in metrics.stdout.replace(" ", "").replace('"rows":300', '"rows": 300')
+    shown = json.loads(metrics.stdout)
+    workspace = shown[""]["data"]
+    assert workspace["data/processed/merge_summary.json"]["data"]["rows"] == 300
+    assert "lstm" in workspace["reports/evaluation/metrics.json"]["data"]["models"]
+    assert (project / "forecasts/latest.json").exists()
+    plots = run(["dvc", "plots", "show", "--json"], project)
+    rendered = json.loads(plots.stdout)
+    assert not rendered.get("errors"), rendered.get("errors")
+    titles = " | ".join(rendered["data"])
+    for title in ("Confusion matrix", "ROC", "Walk-forward accuracy", "Training curves"):
+        assert title in titles
 
     dataset = project / "data/processed/merged.parquet"
     dataset_md5 = file_md5(dataset)
