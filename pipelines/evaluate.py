@@ -243,6 +243,8 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
         if result.test_proba_by_seed:
             row["test_by_seed"] = m.summarise_seeds(
                 [m.classification_metrics(y_test, p) for p in result.test_proba_by_seed])
+            row["config"] = result.config
+        if result.runs:
             row["training"] = {
                 "fits": len(result.runs),
                 "epochs_mean": float(np.mean([r.epochs for r in result.runs])),
@@ -250,7 +252,6 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
                 "seconds_per_epoch": float(sum(r.seconds for r in result.runs)
                                            / max(1, sum(r.epochs for r in result.runs))),
             }
-            row["config"] = result.config
         rows[name] = row
 
     metric = settings.champion_metric
@@ -263,19 +264,18 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
                                    **m.mcnemar_test(y_test, pred, best)}
         row["pesaran_timmermann"] = m.pesaran_timmermann(y_test, pred)
 
-    ranked = sorted(rows, key=lambda n: _score(rows[n]["validation"], metric), reverse=True)
+    # The gate: a network is eligible only if it beats persistence on validation.
+    notes, eligible = [], []
     persistence = rows.get("persistence")
-    champion, notes = None, []
-    for name in ranked:
-        row = rows[name]
-        if row["kind"] == "network" and persistence is not None and (
-                _score(row["validation"], metric) <= _score(persistence["validation"], metric)):
-            notes.append(f"{name} not promoted: validation {metric} "
-                         f"{_score(row['validation'], metric):.3f} does not beat persistence "
-                         f"({_score(persistence['validation'], metric):.3f})")
+    bar = _score(persistence["validation"], metric) if persistence else float("-inf")
+    for name, row in rows.items():
+        score = _score(row["validation"], metric)
+        if row["kind"] == "network" and score <= bar:
+            notes.append(f"{name} not promoted: validation {metric} {score:.3f} does not beat "
+                         f"persistence ({bar:.3f})")
             continue
-        champion = name
-        break
+        eligible.append(name)
+    champion = max(eligible, key=lambda n: _score(rows[n]["validation"], metric))
     return {
         "champion": champion,
         "champion_metric": metric,

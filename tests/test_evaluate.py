@@ -1,0 +1,200 @@
+"""Walk-forward evaluation: no leakage, train-only scaling, the champion gate, real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.evaluate import (
+    EvaluationSettings,
+    ModelResult,
+    baseline_walk_forward,
+    evaluate_models,
+    fit_network,
+    leaderboard,
+    network_walk_forward,
+    walk_forward_blocks,
+)
+from pipelines.features import FeatureTable, feature_table, make_labels, windows
+from pipelines.models import ModelConfig
+
+TARGET = "IRX6XTPI0009"
+TINY = {"cell": "gru", "units": [4], "epochs": 3, "batch_size": 16, "patience": 1}
+
+
+def synthetic_table(n: int = 220, n_features: int = 6, seed: int = 0) -> FeatureTable:
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.001, 0.01, n)
+    close = 1000 * np.exp(np.cumsum(returns))
+    features = np.column_stack([returns] + [rng.normal(size=n) for _ in range(n_features - 1)])
+    return FeatureTable(pd.bdate_range("2020-01-01", periods=n), features, make_labels(close),
+                        close, [f"f{i}" for i in range(n_features)])
+
+
+def labelled(table: FeatureTable, window: int) -> np.ndarray:
+    days = np.arange(window - 1, len(table.labels))
+    return days[~np.isnan(table.labels[days])]
+
+
+def test_windows_stack_the_last_w_days():
+    features = np.arange(20.0).reshape(10, 2)
+    stacked = windows(features, 3)
+    assert stacked.shape == (8, 3, 2)
+    assert stacked[0].tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert stacked[-1, -1].tolist() == [18, 19]
+
+
+def test_labels_look_one_day_ahead_and_the_last_day_has_none():
+    labels = make_labels(np.array([10.0, 11, 11, 9, 12]))
+    assert labels[:-1].tolist() == [1, 0, 0, 1] and np.isnan(labels[-1])
+
+
+@pytest.mark.parametrize("refit_every, gap", [(1, 0), (7, 1), (30, 3), (500, 1)])
+def test_every_block_trains_only_on_days_before_it_minus_the_gap(refit_every, gap):
+    days = np.arange(5, 200)
+    test = days[120:]
+    blocks = walk_forward_blocks(days, test, refit_every, gap)
+    assert np.array_equal(np.concatenate(blocks.predict), test)
+    for train, predict in zip(blocks.train, blocks.predict, strict=True):
+        assert train.max() < predict.min() - gap
+        assert np.array_equal(train, days[days < predict.min() - gap])  # expanding window
+
+
+def test_scaler_and_model_see_no_rows_after_the_training_days():
+    table = synthetic_table()
+    window, train_days = 5, labelled(synthetic_table(), 5)[:150]
+    poisoned = FeatureTable(table.dates, table.features.copy(), table.labels.copy(),
+                            table.close, table.names)
+    poisoned.features[train_days[-1] + 1:] = np.nan  # any read of a later row spreads NaN
+    model, scaler, run = fit_network(ModelConfig.from_dict(TINY), poisoned, window,
+                                     train_days, seed=1)
+    assert scaler.last_day_ == train_days[-1]
+    assert np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all()
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(run.history["loss"]).all() and np.isfinite(run.history["val_loss"]).all()
+    clean = fit_network(ModelConfig.from_dict(TINY), table, window, train_days, seed=1)[1]
+    assert np.allclose(clean.mean_, scaler.mean_)
+
+
+def _changed_after(table: FeatureTable, cut: int, seed: int = 5) -> FeatureTable:
+    """A copy whose labels from ``cut`` on are shuffled and whose data after it is noise."""
+    rng = np.random.default_rng(seed)
+    features, labels, close = table.features.copy(), table.labels.copy(), table.close.copy()
+    future = np.arange(cut, len(labels) - 1)
+    labels[future] = rng.permutation(labels[future])
+    labels[future[: len(future) // 2]] = 1 - labels[future[: len(future) // 2]]
+    features[cut + 1:] = rng.normal(size=features[cut + 1:].shape) * 3
+    close[cut + 1:] = close[cut] * np.exp(np.cumsum(rng.normal(0, 0.05, len(close) - cut - 1)))
+    return FeatureTable(table.dates, features, labels, close, table.names)
+
+
+def test_no_prediction_on_or_before_day_t_depends_on_anything_after_it():
+    table, window = synthetic_table(), 5
+    days = labelled(table, window)
+    test_days = days[150:]
+    blocks = walk_forward_blocks(days, test_days, refit_every=25, gap=1)
+    cut = int(test_days[30])  # inside the second block
+    changed = _changed_after(table, cut)
+    config = ModelConfig.from_dict(TINY)
+    before = network_walk_forward(config, table, window, blocks, seed=3, deterministic=True)[0]
+    after = network_walk_forward(config, changed, window, blocks, seed=3, deterministic=True)[0]
+    upto = test_days <= cut
+    assert np.array_equal(before[upto], after[upto])
+    assert not np.allclose(before[~upto], after[~upto])  # the check can fail
+    for name in ("majority", "always_up", "persistence", "logistic"):
+        base_before = baseline_walk_forward(name, table, blocks)
+        base_after = baseline_walk_forward(name, changed, blocks)
+        for b, a in zip(base_before, base_after, strict=True):
+            assert np.array_equal(b[upto], a[upto]), name
+
+
+def test_shuffled_test_labels_leave_the_first_block_unchanged():
+    table, window = synthetic_table(seed=2), 5
+    days = labelled(table, window)
+    test_days = days[150:]
+    blocks = walk_forward_blocks(days, test_days, refit_every=40, gap=1)
+    shuffled = FeatureTable(table.dates, table.features, table.labels.copy(), table.close,
+                            table.names)
+    shuffled.labels[test_days] = np.random.default_rng(0).permutation(table.labels[test_days])
+    config = ModelConfig.from_dict(TINY)
+    a = network_walk_forward(config, table, window, blocks, seed=4, deterministic=True)[0]
+    b = network_walk_forward(config, shuffled, window, blocks, seed=4, deterministic=True)[0]
+    first = len(blocks.predict[0])
+    assert np.array_equal(a[:first], b[:first])
+
+
+def _fake_evaluation(network_validation_mcc_up: bool):
+    """Two-model evaluation whose network beats persistence on validation or not."""
+    from pipelines.evaluate import Evaluation
+    from pipelines.features import Split
+
+    y = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0] * 4, dtype=float)
+    days = np.arange(len(y))
+    val, test = days[:20], days[20:]
+    truth = y[val]
+    good = np.where(truth == 1, 0.9, 0.1)
+    weak = np.where(truth == 1, 0.2, 0.8)  # always wrong: MCC -1
+    persistence = np.roll(truth, 1)
+    results = {
+        "persistence": ModelResult("persistence", "baseline", persistence, y[test],
+                                   validation_cls=persistence.astype(int),
+                                   test_cls=y[test].astype(int)),
+        "net": ModelResult("net", "network", good if network_validation_mcc_up else weak,
+                           np.full(len(test), 0.6), [np.full(len(test), 0.6)]),
+    }
+    return Evaluation(pd.bdate_range("2020-01-01", periods=len(y)), y, Split(days, val, test),
+                      val, test, results, EvaluationSettings(bootstrap_samples=50))
+
+
+def test_a_network_that_cannot_beat_persistence_is_not_promoted():
+    board = leaderboard(_fake_evaluation(network_validation_mcc_up=False))
+    assert board["champion"] == "persistence"
+    assert any(note.startswith("net not promoted") for note in board["notes"])
+    board = leaderboard(_fake_evaluation(network_validation_mcc_up=True))
+    assert board["champion"] == "net" and board["notes"] == []
+
+
+@pytest.mark.slow
+def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir):
+    """Real TEDPIX set, the README's split (test = last 125 labels), tiny networks."""
+    from pipelines.evaluate import write_evaluation
+    from pipelines.ingest import ingest
+    from pipelines.merge import merge, read_dataset
+
+    ingest(real_dir, tmp_path / "tables", tmp_path / "ingest.json")
+    ids = [p.stem for p in sorted(real_dir.glob("*.csv"))]
+    (tmp_path / "v.json").write_text(json.dumps({"passed": True, "usable_index_ids": ids}))
+    merge(tmp_path / "tables", tmp_path / "v.json", tmp_path / "d.parquet", tmp_path / "s.json",
+          TARGET, min_coverage=0.9, max_fill_days=5)
+    frame, _ = read_dataset(tmp_path / "d.parquet")
+    table = feature_table(frame, TARGET)
+    assert len(table.labels) == 416  # the first day has no return
+    settings = EvaluationSettings(window=1, validation_fraction=0.15,
+                                  test_fraction=125 / 415, refit_every=125, gap=0, seeds=(1,),
+                                  bootstrap_samples=200)
+    configs = {"lstm": ModelConfig.from_dict({"name": "lstm", **TINY, "cell": "lstm"}),
+               "gru": ModelConfig.from_dict({"name": "gru", **TINY})}
+    evaluation = evaluate_models(table, configs, settings)
+    assert len(evaluation.test_days) == 125
+    assert f"{table.dates[evaluation.test_days[0]]:%Y-%m-%d}" == f"{frame['date'][291]:%Y-%m-%d}"
+    board = leaderboard(evaluation)
+    models = board["models"]
+    assert round(models["majority"]["test"]["accuracy"], 3) == 0.712
+    persistence = models["persistence"]["test"]
+    assert round(persistence["accuracy"], 3) == 0.600
+    assert round(persistence["balanced_accuracy"], 3) == 0.512
+    assert round(persistence["mcc"], 3) == 0.025
+    for name in ("lstm", "gru", "logistic", "always_up"):
+        test = models[name]["test"]
+        assert 0 <= test["accuracy"] <= 1 and -1 <= test["mcc"] <= 1
+        low, high = test["mcc_ci"]
+        assert low <= high
+    assert board["champion"] in models
+    write_evaluation(evaluation, board, tmp_path / "evaluation", tmp_path / "metrics.json")
+    predictions = pd.read_parquet(tmp_path / "evaluation/predictions.parquet")
+    assert set(predictions["model"]) == set(models)
+    assert len(predictions[(predictions["split"] == "test") & (predictions["model"] == "lstm")]
+               ) == 125
