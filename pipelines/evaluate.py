@@ -92,13 +92,15 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
 def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
                          seed: int, deterministic: bool = False,
                          on_block: Callable[[int, int], None] | None = None,
+                         mixed_precision: bool = False,
                          ) -> tuple[np.ndarray, list[NetworkRun]]:
     """Out-of-sample probabilities for every predicted day of ``blocks``, and the runs."""
     probabilities, runs = [], []
     for number, (train_days, predict_days) in enumerate(zip(blocks.train, blocks.predict,
                                                             strict=True)):
         model, scaler, run = fit_network(config, table, window, train_days, seed,
-                                         deterministic=deterministic)
+                                         deterministic=deterministic,
+                                         mixed_precision=mixed_precision)
         probabilities.append(predict_network(model, scaler, table, window, predict_days))
         runs.append(run)
         if on_block:
@@ -140,6 +142,7 @@ class EvaluationSettings:
     bootstrap_block: int = 10
     bootstrap_samples: int = 1000
     deterministic: bool = False
+    mixed_precision: bool = False
 
 
 @dataclass
@@ -199,13 +202,14 @@ def evaluate_models(table: FeatureTable, configs: dict[str, Any],
         validation_by_seed, test_by_seed, runs = [], [], []
         for seed in settings.seeds:
             say(f"{name} seed {seed}: validation fit")
-            proba, seed_runs = network_walk_forward(config, table, settings.window,
-                                                    validation_blocks, seed,
-                                                    settings.deterministic)
+            proba, seed_runs = network_walk_forward(
+                config, table, settings.window, validation_blocks, seed,
+                settings.deterministic, mixed_precision=settings.mixed_precision)
             validation_by_seed.append(proba)
             say(f"{name} seed {seed}: walk-forward, {len(test_blocks.predict)} refits")
-            proba, test_runs = network_walk_forward(config, table, settings.window, test_blocks,
-                                                    seed, settings.deterministic)
+            proba, test_runs = network_walk_forward(
+                config, table, settings.window, test_blocks, seed, settings.deterministic,
+                mixed_precision=settings.mixed_precision)
             test_by_seed.append(proba)
             runs += seed_runs + test_runs
         results[name] = ModelResult(
@@ -276,8 +280,12 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
             continue
         eligible.append(name)
     champion = max(eligible, key=lambda n: _score(rows[n]["validation"], metric))
+    from pipelines.devices import detect_device
+
     return {
         "champion": champion,
+        "device": detect_device() if any(r["kind"] == "network" for r in rows.values())
+        else None,
         "champion_metric": metric,
         "best_baseline_on_test": best_baseline,
         "notes": notes,

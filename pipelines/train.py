@@ -35,6 +35,7 @@ def settings_from_params(params: dict[str, Any]) -> EvaluationSettings:
         bootstrap_block=evaluate["bootstrap_block"],
         bootstrap_samples=evaluate["bootstrap_samples"],
         deterministic=train["deterministic"],
+        mixed_precision=train["mixed_precision"],
     )
 
 
@@ -66,7 +67,8 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
     cards = {}
     for name, config in configs.items():
         model, scaler, run = fit_network(config, table, settings.window, days,
-                                         settings.seeds[0], settings.deterministic)
+                                         settings.seeds[0], settings.deterministic,
+                                         settings.mixed_precision)
         folder = Path(models_dir) / name
         save_model(model, folder / "model.keras")
         write_json(folder / "scaler.json", {"mean": scaler.mean_.tolist(),

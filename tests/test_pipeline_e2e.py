@@ -130,6 +130,12 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     for title in ("Confusion matrix", "ROC", "Walk-forward accuracy", "Training curves"):
         assert title in titles
 
+    experiment = run(["dvc", "exp", "run", "-S", "evaluate.refit_every=40"], project)
+    assert "Running stage 'evaluate'" in experiment.stdout
+    assert "Running stage 'merge'" not in experiment.stdout  # only what the change touches
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    assert any(exp.get("experiments") for exp in shown), "no experiment recorded"
+
     dataset = project / "data/processed/merged.parquet"
     dataset_md5 = file_md5(dataset)
     run(["dvc", "push"], project)
