@@ -31,6 +31,7 @@ lint: setup
 
 bench: setup
 	python benchmarks/ingest.py
+	python benchmarks/train.py
 
 clean-data:  ## remove generated data and reports (the DVC cache and remote stay)
 	rm -rf data/raw data/interim data/processed data/quarantine reports/validation
