@@ -267,6 +267,26 @@ def predict(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
+def sweep(
+    params: ParamsOption = Path("params.yaml"),
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of an existing Dask scheduler (tcp://...).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local Dask worker processes (default: sweep.n_workers).")
+    ] = None,
+) -> None:
+    """Evaluate the sweep grid (params sweep:) on a Dask cluster; write a leaderboard."""
+    from flows.sweep import run_sweep
+
+    state = run_sweep(scheduler_address=scheduler, n_workers=workers, params_path=str(params))
+    if not state.is_completed():
+        raise DataError((state.message or "the sweep failed").splitlines())
+    typer.echo(state.message)
+
+
+@app.command()
+@_stage
 def run(
     raw_dir: Annotated[
         Path | None,

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 
-COMMANDS = ["sample-data", "ingest", "validate", "merge", "run"]
+COMMANDS = ["sample-data", "ingest", "validate", "merge", "evaluate", "train", "predict",
+            "sweep", "run"]
 
 
 def test_help_lists_every_command():

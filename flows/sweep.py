@@ -1,0 +1,252 @@
+"""The sweep flow: every config of a grid evaluated as one Prefect task on a Dask cluster.
+
+``run_sweep`` picks the task runner at call time (prefect-dask's ``DaskTaskRunner``): a
+local cluster of ``n_workers`` worker processes with one thread each, or an existing
+Dask scheduler (``scheduler_address``, e.g. ``tcp://10.0.0.5:8786``), and runs
+``sweep_flow`` with it. Tasks get the dataset's path and plain dicts, never DataFrames,
+and return plain dicts (``pipelines.sweep`` rows); the flow writes
+``<out_dir>/leaderboard.parquet`` and ``leaderboard.json`` and publishes the table
+artifact ``sweep-leaderboard``.
+
+TensorFlow threads: each worker process trains with one intra-op and one inter-op
+thread (``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``, set in the local
+workers' environment and applied again by the task), so that n workers use about n
+cores. Workers of an existing cluster keep their own values when they set them.
+
+On an existing cluster, the workers must see the dataset at the same absolute path
+(shared disk) and have this project installed. A config whose task fails does not stop
+the others: the leaderboard lists it under ``failed`` and the flow ends Failed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.states import Completed, Failed, State
+from prefect_dask import DaskTaskRunner
+
+from pipelines.config import load_params
+from pipelines.sweep import (
+    baseline_rows,
+    evaluate_config,
+    flat_row,
+    grid_from_params,
+    settings_to_dict,
+    write_leaderboard,
+)
+from pipelines.train import settings_from_params
+
+# Set in each local worker process before TensorFlow starts (TensorFlow reads them once).
+TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
+                    "validation_balanced_accuracy", "test_mcc", "test_balanced_accuracy",
+                    "test_mcc_ci_low", "test_mcc_ci_high", "test_mcc_seed_std",
+                    "p_vs_best_baseline", "epochs_mean", "training_seconds", "worker")
+
+
+def task_runner(scheduler_address: str | None = None, n_workers: int = 2) -> DaskTaskRunner:
+    """A runner on the Dask scheduler at ``scheduler_address``, else on a local cluster."""
+    if scheduler_address:
+        return DaskTaskRunner(address=scheduler_address)
+    if n_workers < 1:
+        raise ValueError(f"n_workers: expected at least 1, got {n_workers}")
+    return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
+                                          "processes": True, "env": dict(TF_THREAD_ENV)})
+
+
+def limit_tensorflow_threads() -> dict[str, int]:
+    """Apply the TF thread limits of this process's environment (default 1) before TF starts.
+
+    TensorFlow reads ``TF_NUM_*_THREADS`` when its runtime starts; setting them through
+    ``tf.config.threading`` as well makes the limit visible (and holds on workers whose
+    environment lacks them). Once TensorFlow has started the values cannot change: a
+    later task on the same worker keeps what the first one set.
+    """
+    import tensorflow as tf
+
+    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
+              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
+    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
+               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
+    for key, setter in setters.items():
+        try:
+            setter(wanted[key])
+        except RuntimeError:  # already initialised in this worker
+            pass
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def worker_info() -> dict[str, Any]:
+    """Where this task runs: the Dask worker's address (None outside Dask) and the pid."""
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except (ImportError, ValueError):
+        address = None
+    return {"address": address, "pid": os.getpid()}
+
+
+@task(name="sweep-config", task_run_name="evaluate {config[name]}")
+def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[str, Any],
+                         target_index: str, feature_kind: str) -> dict[str, Any]:
+    """One config's leaderboard row, tagged with the worker that computed it."""
+    threads = limit_tensorflow_threads()
+    row = evaluate_config(dataset, config, settings, target_index, feature_kind)
+    return row | {"worker": worker_info() | {"tf_threads": threads}}
+
+
+@task(name="sweep-baselines")
+def baselines_task(dataset: str, settings: dict[str, Any], target_index: str,
+                   feature_kind: str) -> list[dict[str, Any]]:
+    rows = baseline_rows(dataset, settings, target_index, feature_kind)
+    return [row | {"worker": worker_info()} for row in rows]
+
+
+def cluster_info() -> dict[str, Any]:
+    """The Dask scheduler and workers of the running flow's task runner (empty without one)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    runner = getattr(context, "task_runner", None)
+    if not isinstance(runner, DaskTaskRunner):
+        return {}
+    info = runner.client.scheduler_info(n_workers=-1)
+    return {"scheduler": info.get("address"),
+            "workers": sorted(info.get("workers", {})),
+            "threads": {address: worker.get("nthreads")
+                        for address, worker in sorted(info.get("workers", {}).items())}}
+
+
+@flow(name="tsepipe-sweep", task_runner=task_runner(),
+      description="Every config of a grid through the walk-forward evaluation, on Dask.")
+def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "reports/sweep",
+               grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,
+               n_workers: int = 2, params_path: str = "params.yaml") -> State:
+    """Evaluate each config of ``grid`` (default: ``params.yaml``'s ``sweep`` grid).
+
+    ``scheduler_address`` and ``n_workers`` describe the task runner ``run_sweep`` chose;
+    called directly, the flow runs on its default runner, a local 2-worker cluster. The
+    evaluation settings, target and feature kind come from ``params_path``. Returns a
+    Completed state with a summary, or Failed (after writing the leaderboard of what did
+    finish) when a task failed.
+    """
+    log = get_run_logger()
+    started = time.perf_counter()
+    params = load_params(params_path)
+    settings = settings_to_dict(settings_from_params(params))
+    configs = grid if grid is not None else grid_from_params(params.get("sweep"))
+    configs = _checked(configs)
+    dataset_path = str(Path(dataset).resolve())
+    if not Path(dataset_path).is_file():
+        return Failed(message=f"{dataset_path}: no merged dataset; run the data flow first")
+    target, kind = params["data"]["target_index"], params["features"]["kind"]
+    cluster = cluster_info()
+    log.info("sweep of %d configs x %d seeds on %s", len(configs), len(settings["seeds"]),
+             f"Dask workers {cluster['workers']}" if cluster else "the flow's task runner")
+
+    baselines = baselines_task.submit(dataset_path, settings, target, kind)
+    futures = {c["name"]: evaluate_config_task.submit(dataset_path, c, settings, target, kind)
+               for c in configs}
+    rows, failed = [], []
+    for name, future in [("baselines", baselines), *futures.items()]:
+        try:
+            result = future.result()
+        except Exception as exc:  # one failed config must not lose the others
+            failed.append({"model": name, "error": f"{type(exc).__name__}: {exc}"})
+            log.error("%s failed: %s: %s", name, type(exc).__name__, exc)
+            continue
+        rows.extend(result if isinstance(result, list) else [result])
+
+    meta = {"settings": settings, "dataset": dataset_path, "target_index": target,
+            "feature_kind": kind, "configs": len(configs), "failed": failed,
+            "dask": cluster, "seconds": round(time.perf_counter() - started, 3)}
+    board = write_leaderboard(rows, out_dir, meta)
+    _publish(board)
+    summary = {"leaderboard": str(Path(out_dir) / "leaderboard.json"),
+               "rows": len(board["rows"]), "failed": [f["model"] for f in failed],
+               "best": board["rows"][0]["model"] if board["rows"] else None,
+               "workers": cluster.get("workers", [])}
+    if failed:
+        return Failed(message=f"{len(failed)} of {len(configs) + 1} sweep tasks failed: "
+                              + ", ".join(f["model"] for f in failed), data=summary)
+    return Completed(message=f"{len(configs)} configs evaluated; best on validation: "
+                             f"{summary['best']}", data=summary)
+
+
+def _checked(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each config checked and named (before any task starts); names must be unique."""
+    from pipelines.models import ModelConfig
+
+    checked = [ModelConfig.from_dict(dict(c)).to_dict() for c in configs]
+    names = [c["name"] for c in checked]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"sweep grid: two configs are named {duplicates[0]!r}")
+    if not checked:
+        raise ValueError("sweep grid: no configs")
+    return checked
+
+
+def _publish(board: dict[str, Any]) -> None:
+    table = []
+    for row in board["rows"]:
+        flat = flat_row(row)
+        table.append({k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in flat.items() if k in ARTIFACT_COLUMNS})
+    failed = board.get("failed") or []
+    create_table_artifact(
+        key="sweep-leaderboard", table=table,
+        description=f"{board['configs']} configs and the baselines, sorted by "
+                    f"{board['sorted_by']}"
+                    + (f"; failed: {', '.join(f['model'] for f in failed)}" if failed else ""))
+
+
+def run_sweep(dataset: str | None = None, out_dir: str | None = None,
+              grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,
+              n_workers: int | None = None, params_path: str = "params.yaml") -> State:
+    """Run ``sweep_flow`` on the Dask cluster asked for; return its final state.
+
+    Unset arguments come from ``params.yaml`` (``paths.dataset``, ``sweep.out_dir``,
+    ``sweep.scheduler_address``, ``sweep.n_workers``), then the flow's defaults.
+    """
+    params = load_params(params_path)
+    sweep = params.get("sweep") or {}
+    dataset = dataset or params.get("paths", {}).get("dataset") or "data/processed/merged.parquet"
+    out_dir = out_dir or sweep.get("out_dir") or "reports/sweep"
+    scheduler_address = scheduler_address or sweep.get("scheduler_address")
+    n_workers = n_workers or sweep.get("n_workers") or 2
+    runner = task_runner(scheduler_address, n_workers)
+    return sweep_flow.with_options(task_runner=runner)(
+        dataset=dataset, out_dir=out_dir, grid=grid, scheduler_address=scheduler_address,
+        n_workers=n_workers, params_path=params_path, return_state=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.sweep [--scheduler tcp://host:8786] [--workers N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset")
+    parser.add_argument("--out-dir")
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    parser.add_argument("--workers", type=int, help="local Dask worker processes")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    state = run_sweep(args.dataset, args.out_dir, None, args.scheduler, args.workers,
+                      args.params)
+    print(state.message)
+    return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    # Run the module's own copy so that Dask pickles the tasks by reference to flows.sweep.
+    from flows.sweep import main as _main
+
+    raise SystemExit(_main())
