@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# Import Prefect now, while sys.stderr is pytest's session stream: imported first inside a
+# CliRunner invocation, it binds its log handlers and console to that invocation's
+# temporary stream, which is closed afterwards (a later write kills the interpreter).
+import flows.data  # noqa: F401
 import pipelines  # noqa: F401  (telemetry off before any tool is imported)
 from pipelines import sample
 

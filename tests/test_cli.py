@@ -33,11 +33,16 @@ def test_missing_params_file_is_one_clear_line(tmp_path, command):
     assert "Traceback" not in result.output
 
 
-def test_run_outside_a_project_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["run"])
-    assert result.exit_code == 3
-    assert "not a tsepipe project" in result.output and "Traceback" not in result.output
+def test_run_outside_a_project_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tsepipe = Path(sys.executable).parent / "tsepipe"
+    done = subprocess.run([str(tsepipe), "run"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 3
+    assert "error: " in done.stderr and "not a tsepipe project" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_ingest_of_a_missing_folder_names_it(tmp_path, monkeypatch):
