@@ -63,8 +63,9 @@ def snapshot_raw(project: str, raw_dir: str) -> str:
 @task(retries=2, retry_delay_seconds=3)
 def repro_stage(project: str, stage: str) -> CommandResult:
     """``dvc repro`` one stage. Bad input is returned (no retry); other failures raise."""
-    result = dvc(Path(project), "repro", "--single-item", stage)
-    get_run_logger().info("dvc repro %s:\n%s", stage, result.output.strip())
+    logger = get_run_logger()
+    result = dvc(Path(project), "repro", "--single-item", stage,
+                 on_line=lambda line: logger.info("%s | %s", stage, line))
     if not result.ok and not result.data_error:
         raise TransientStageError(f"dvc repro {stage} failed:\n{result.output}")
     return result

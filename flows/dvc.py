@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,15 +35,26 @@ class CommandResult:
                 if line.startswith("error: ")]
 
 
-def dvc(project: Path, *args: str) -> CommandResult:
-    """Run ``dvc ARGS`` in ``project`` with this environment's ``tsepipe`` on the PATH."""
+def dvc(project: Path, *args: str,
+        on_line: Callable[[str], None] | None = None) -> CommandResult:
+    """Run ``dvc ARGS`` in ``project`` with this environment's ``tsepipe`` on the PATH.
+
+    Output (stdout and stderr, interleaved) is collected and, line by line as it comes,
+    passed to ``on_line``, so that a long stage shows its progress while it runs.
+    """
     bin_dir = str(Path(sys.executable).parent)
-    env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+                        "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, check=False
-    )
-    return CommandResult(command, done.returncode, done.stdout + done.stderr)
+    lines = []
+    with subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if on_line and line.strip():
+                on_line(line.rstrip())
+    return CommandResult(command, process.returncode, "".join(lines))
 
 
 def locked_hash(project: Path, stage: str, path: Path | str) -> str | None:
