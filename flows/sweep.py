@@ -8,10 +8,13 @@ and return plain dicts (``pipelines.sweep`` rows); the flow writes
 ``<out_dir>/leaderboard.parquet`` and ``leaderboard.json`` and publishes the table
 artifact ``sweep-leaderboard``.
 
-TensorFlow threads: each worker process trains with one intra-op and one inter-op
-thread (``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``, set in the local
-workers' environment and applied again by the task), so that n workers use about n
-cores. Workers of an existing cluster keep their own values when they set them.
+Each config trains in a fresh child process of its worker (TensorFlow/Keras leak about
+27 MB per model fit, see ``pipelines.sweep``; ``isolate=False`` trains in the worker
+itself). TensorFlow threads: one intra-op and one inter-op thread per training process
+(``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``: set in the local workers'
+environment, passed on to the child, applied through ``tf.config.threading`` too), so
+that n workers of one thread use about n cores. Workers of an existing cluster keep
+their own values when their environment sets them.
 
 On an existing cluster, the workers must see the dataset at the same absolute path
 (shared disk) and have this project installed. A config whose task fails does not stop
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
+import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
 from pipelines.config import load_params
 from pipelines.sweep import (
     baseline_rows,
     evaluate_config,
+    evaluate_config_isolated,
     flat_row,
     grid_from_params,
+    limit_tensorflow_threads,
     settings_to_dict,
     write_leaderboard,
 )
@@ -59,29 +66,6 @@ def task_runner(scheduler_address: str | None = None, n_workers: int = 2) -> Das
                                           "processes": True, "env": dict(TF_THREAD_ENV)})
 
 
-def limit_tensorflow_threads() -> dict[str, int]:
-    """Apply the TF thread limits of this process's environment (default 1) before TF starts.
-
-    TensorFlow reads ``TF_NUM_*_THREADS`` when its runtime starts; setting them through
-    ``tf.config.threading`` as well makes the limit visible (and holds on workers whose
-    environment lacks them). Once TensorFlow has started the values cannot change: a
-    later task on the same worker keeps what the first one set.
-    """
-    import tensorflow as tf
-
-    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
-              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
-    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
-               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
-    for key, setter in setters.items():
-        try:
-            setter(wanted[key])
-        except RuntimeError:  # already initialised in this worker
-            pass
-    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-
-
 def worker_info() -> dict[str, Any]:
     """Where this task runs: the Dask worker's address (None outside Dask) and the pid."""
     try:
@@ -95,11 +79,20 @@ def worker_info() -> dict[str, Any]:
 
 @task(name="sweep-config", task_run_name="evaluate {config[name]}")
 def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[str, Any],
-                         target_index: str, feature_kind: str) -> dict[str, Any]:
-    """One config's leaderboard row, tagged with the worker that computed it."""
-    threads = limit_tensorflow_threads()
-    row = evaluate_config(dataset, config, settings, target_index, feature_kind)
-    return row | {"worker": worker_info() | {"tf_threads": threads}}
+                         target_index: str, feature_kind: str, isolate: bool = True
+                         ) -> dict[str, Any]:
+    """One config's leaderboard row, tagged with the worker (and process) that computed it.
+
+    ``isolate``: train in a fresh child process of the worker (``pipelines.sweep``'s
+    Memory note), else in the worker process itself.
+    """
+    if isolate:
+        row = evaluate_config_isolated(dataset, config, settings, target_index, feature_kind)
+    else:
+        threads = limit_tensorflow_threads()
+        row = evaluate_config(dataset, config, settings, target_index, feature_kind)
+        row["process"] = {"pid": os.getpid(), "tf_threads": threads}
+    return row | {"worker": worker_info()}
 
 
 @task(name="sweep-baselines")
@@ -128,7 +121,8 @@ def cluster_info() -> dict[str, Any]:
       description="Every config of a grid through the walk-forward evaluation, on Dask.")
 def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "reports/sweep",
                grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,
-               n_workers: int = 2, params_path: str = "params.yaml") -> State:
+               n_workers: int = 2, params_path: str = "params.yaml", isolate: bool = True
+               ) -> State:
     """Evaluate each config of ``grid`` (default: ``params.yaml``'s ``sweep`` grid).
 
     ``scheduler_address`` and ``n_workers`` describe the task runner ``run_sweep`` chose;
@@ -142,17 +136,19 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
     params = load_params(params_path)
     settings = settings_to_dict(settings_from_params(params))
     configs = grid if grid is not None else grid_from_params(params.get("sweep"))
-    configs = _checked(configs)
+    configs = _checked(configs, reserved=settings["baselines"])
     dataset_path = str(Path(dataset).resolve())
-    if not Path(dataset_path).is_file():
-        return Failed(message=f"{dataset_path}: no merged dataset; run the data flow first")
     target, kind = params["data"]["target_index"], params["features"]["kind"]
+    problem = _dataset_problem(dataset_path, target)
+    if problem:
+        return Failed(message=problem)
     cluster = cluster_info()
     log.info("sweep of %d configs x %d seeds on %s", len(configs), len(settings["seeds"]),
              f"Dask workers {cluster['workers']}" if cluster else "the flow's task runner")
 
     baselines = baselines_task.submit(dataset_path, settings, target, kind)
-    futures = {c["name"]: evaluate_config_task.submit(dataset_path, c, settings, target, kind)
+    futures = {c["name"]: evaluate_config_task.submit(dataset_path, c, settings, target, kind,
+                                                      isolate)
                for c in configs}
     rows, failed = [], []
     for name, future in [("baselines", baselines), *futures.items()]:
@@ -180,8 +176,22 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
                              f"{summary['best']}", data=summary)
 
 
-def _checked(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each config checked and named (before any task starts); names must be unique."""
+def _dataset_problem(path: str, target_index: str) -> str | None:
+    """Why the dataset cannot be swept (read from its schema), else None."""
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        return f"{path}: no merged dataset; run the data flow first"
+    columns = pq.read_schema(path).names
+    if f"{target_index}__close" not in columns:
+        return f"{path}: no close of the target index {target_index} (data.target_index)"
+    return None
+
+
+def _checked(configs: list[dict[str, Any]], reserved: Iterable[str] = ()
+             ) -> list[dict[str, Any]]:
+    """Each config checked and named (before any task starts); names must be unique and
+    not a baseline's (``reserved``)."""
     from pipelines.models import ModelConfig
 
     checked = [ModelConfig.from_dict(dict(c)).to_dict() for c in configs]
@@ -189,6 +199,9 @@ def _checked(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"sweep grid: two configs are named {duplicates[0]!r}")
+    taken = sorted(set(names) & set(reserved))
+    if taken:
+        raise ValueError(f"sweep grid: {taken[0]!r} is the name of a baseline")
     if not checked:
         raise ValueError("sweep grid: no configs")
     return checked
@@ -210,11 +223,13 @@ def _publish(board: dict[str, Any]) -> None:
 
 def run_sweep(dataset: str | None = None, out_dir: str | None = None,
               grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,
-              n_workers: int | None = None, params_path: str = "params.yaml") -> State:
+              n_workers: int | None = None, params_path: str = "params.yaml",
+              isolate: bool | None = None) -> State:
     """Run ``sweep_flow`` on the Dask cluster asked for; return its final state.
 
     Unset arguments come from ``params.yaml`` (``paths.dataset``, ``sweep.out_dir``,
-    ``sweep.scheduler_address``, ``sweep.n_workers``), then the flow's defaults.
+    ``sweep.scheduler_address``, ``sweep.n_workers``, ``sweep.isolate``), then the
+    flow's defaults.
     """
     params = load_params(params_path)
     sweep = params.get("sweep") or {}
@@ -222,10 +237,11 @@ def run_sweep(dataset: str | None = None, out_dir: str | None = None,
     out_dir = out_dir or sweep.get("out_dir") or "reports/sweep"
     scheduler_address = scheduler_address or sweep.get("scheduler_address")
     n_workers = n_workers or sweep.get("n_workers") or 2
+    isolate = sweep.get("isolate", True) if isolate is None else isolate
     runner = task_runner(scheduler_address, n_workers)
     return sweep_flow.with_options(task_runner=runner)(
         dataset=dataset, out_dir=out_dir, grid=grid, scheduler_address=scheduler_address,
-        n_workers=n_workers, params_path=params_path, return_state=True)
+        n_workers=n_workers, params_path=params_path, isolate=bool(isolate), return_state=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,25 @@ baselines' test forecasts, so ``evaluate_config`` computes the baselines again b
 its network (deterministic, and milliseconds next to one network fit); their rows come
 from ``baseline_rows`` only.
 
+Memory: with TensorFlow 2.21 / Keras 3.15 every ``fit`` of a new model leaves about
+27 MB behind in the process (``gc.collect`` and ``keras.backend.clear_session`` do not
+free it; keras-team/keras#17458, tensorflow/tensorflow#61791). The study grid makes
+1,152 fits with three seeds, about 31 GB in one long-lived process, so
+``evaluate_config_isolated`` runs each config in a fresh Python process
+(``python -m pipelines.sweep request.json row.json``) that gives it all back.
+
 No Prefect here: ``flows/sweep.py`` runs these functions as tasks on a Dask cluster.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -214,6 +226,72 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
     return plain(row)
 
 
+def limit_tensorflow_threads() -> dict[str, int]:
+    """Hold TensorFlow to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (default 1).
+
+    TensorFlow reads those variables when its runtime starts; setting them through
+    ``tf.config.threading`` too makes the limit visible and holds where the environment
+    lacks them. Once the runtime has started the values cannot change (a later call in
+    the same process keeps the first values). Returns the limits in force.
+    """
+    import tensorflow as tf
+
+    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
+              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
+    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
+               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
+    for key, setter in setters.items():
+        try:
+            setter(wanted[key])
+        except RuntimeError:  # the runtime has started in this process: keep its values
+            pass
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def evaluate_config_isolated(dataset_path: Path | str, config_dict: dict[str, Any],
+                             settings_dict: dict[str, Any], target_index: str,
+                             feature_kind: str = "stationary",
+                             env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``evaluate_config`` in a fresh Python process (see Memory above); the same row.
+
+    The child inherits this process's environment (``env`` on top); its TensorFlow
+    thread limits default to 1. The row gains ``process``: the child's pid and its
+    TensorFlow thread limits. A failure raises RuntimeError with the child's last
+    lines of output.
+    """
+    request = {"dataset_path": str(dataset_path), "config_dict": dict(config_dict),
+               "settings_dict": dict(settings_dict), "target_index": target_index,
+               "feature_kind": feature_kind}
+    child_env = ({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+                 | dict(os.environ) | dict(env or {}))
+    with tempfile.TemporaryDirectory(prefix="tsepipe-sweep-") as folder:
+        request_path, row_path = Path(folder) / "request.json", Path(folder) / "row.json"
+        request_path.write_text(json.dumps(request), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "pipelines.sweep", str(request_path),
+                               str(row_path)], env=child_env, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0 or not row_path.exists():
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"{config_dict.get('name')}: the evaluation process exited "
+                               f"{done.returncode}:\n{tail}")
+        return json.loads(row_path.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.sweep REQUEST.json ROW.json``: one config, row as JSON."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m pipelines.sweep REQUEST.json ROW.json", file=sys.stderr)
+        return 2
+    request = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    threads = limit_tensorflow_threads()
+    row = evaluate_config(**request)
+    row["process"] = {"pid": os.getpid(), "tf_threads": threads}
+    write_json(args[1], row)
+    return 0
+
+
 def parameter_count(config: Any, window: int, n_features: int) -> int:
     from pipelines.models import build_model
 
@@ -301,6 +379,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     flat["wall_seconds"] = row.get("wall_seconds")
     flat["worker"] = worker.get("address")
     flat["worker_pid"] = worker.get("pid")
+    flat["process_pid"] = (row.get("process") or {}).get("pid")
     return flat
 
 
@@ -323,3 +402,7 @@ def write_leaderboard(rows: list[dict[str, Any]], out_dir: Path | str,
         table.to_parquet(tmp, index=False)
     write_json(out / "leaderboard.json", board)
     return board
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

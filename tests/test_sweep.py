@@ -74,6 +74,23 @@ def test_grid_from_params():
         grid_from_params({"grid": {"epochs": [1, 2]}, "fixed": {"epochs": 3}})
 
 
+def test_the_flow_checks_the_grid_before_any_task_runs():
+    from flows.sweep import _checked, task_runner
+
+    checked = _checked([{"cell": "gru", "units": [8]}])
+    assert checked[0]["name"] == "gru8" and checked[0]["loss"] == "binary_crossentropy"
+    with pytest.raises(ValueError, match="named 'a'"):
+        _checked([{"name": "a"}, {"name": "a", "cell": "gru"}])
+    with pytest.raises(ValueError, match="name of a baseline"):
+        _checked([{"name": "persistence"}], reserved=["persistence"])
+    with pytest.raises(ValueError, match="units"):
+        _checked([{"units": []}])
+    local = task_runner(n_workers=3)
+    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"]
+    assert local.cluster_kwargs["env"]["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert task_runner("tcp://10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+
+
 def test_leaderboard_sorted_by_validation_mcc_with_baselines(tmp_path):
     rows = [
         {"model": "majority", "kind": "baseline", "validation": {"mcc": 0.0},
@@ -168,7 +185,9 @@ def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monke
         assert row["training"]["seconds_total"] > 0
         assert row["params"] > 0 and row["test_by_seed"]["n_seeds"] == 1
         assert row["config"]["units"] == [4] and row["days"] == days
-        assert row["worker"]["tf_threads"] == {"intra_op": 1, "inter_op": 1}
+        assert row["process"]["tf_threads"] == {"intra_op": 1, "inter_op": 1}
+        # trained in a fresh child process of the worker (TF/Keras leak memory per fit)
+        assert row["process"]["pid"] != row["worker"]["pid"]
     assert days["test"] > 0 and days["validation"] > 0
 
     # the work really ran on a 2-worker Dask cluster, in processes other than this one
