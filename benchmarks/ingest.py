@@ -33,9 +33,6 @@ import datetime as dt
 import gc
 import importlib
 import importlib.metadata
-import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -43,6 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/common.py (this script's folder is on sys.path)
 import pandas as pd
 
 from pipelines.config import load_params
@@ -89,13 +87,6 @@ def time_gx_import() -> float | None:
     start = time.perf_counter()
     importlib.import_module("great_expectations")
     return time.perf_counter() - start
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (ru_maxrss: KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes
-    return round(peak * scale / 2**20, 1)
 
 
 def run_ours(raw_dir: Path, stage_dir: Path, params: dict[str, Any]) -> tuple[Timings, dict]:
@@ -248,29 +239,12 @@ def benchmark_set(
             "study_rows_as_share_of_ours": round(study_rows / ours_rows, 4),
             "target_trading_days_lost_by_inner_join": summary["target_trading_days"] - study_rows,
         } | compare_days(set_dir / "ours" / "merged.parquet", study_frame, target),
-        "peak_rss_mib_after_set": peak_rss_mib(),
+        "peak_rss_mib_after_set": common.peak_rss_mib(),
     }
 
 
 def machine_info() -> dict[str, Any]:
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    usable_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable_cpus,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "pandas": version("pandas"),
-        "pyarrow": version("pyarrow"),
-        "numpy": version("numpy"),
-        "great_expectations": version("great-expectations"),
-    }
+    return common.machine_info(("pandas", "pyarrow", "numpy", "great-expectations"))
 
 
 NOTES = [
@@ -337,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "params": {key: params[key] for key in ("data", "validate", "merge")},
         "gx_import_s": round(gx_import_s, 4) if gx_import_s is not None else None,
         "sets": sets,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": common.peak_rss_mib(),
         "notes": NOTES,
     }
     result["script_runtime_s"] = round(time.perf_counter() - script_start, 1)

@@ -33,11 +33,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -47,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/common.py (this script's folder is on sys.path)
 import numpy as np
 import yaml
 
@@ -301,37 +299,17 @@ def full_run(work_dir: Path, params_path: Path) -> dict[str, Any]:
 
 
 def machine_info(device: dict[str, Any]) -> dict[str, Any]:
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     import tensorflow as tf
 
-    usable_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable_cpus,
+    tf_package = "tensorflow-cpu" if common.package_version("tensorflow-cpu") else "tensorflow"
+    return common.machine_info(("keras", "numpy")) | {
         "cpu_model": devices.cpu_model(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
         "tensorflow": tf.__version__,
-        "tensorflow_package": "tensorflow-cpu" if version("tensorflow-cpu") else "tensorflow",
-        "keras": version("keras"),
-        "numpy": version("numpy"),
+        "tensorflow_package": tf_package,
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "device": device,
     }
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (ru_maxrss: KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes
-    return round(peak * scale / 2**20, 1)
 
 
 NOTES = [
@@ -417,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target_seconds": TARGET_SECONDS,
         "target_cores": TARGET_CORES,
         "met": met,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": common.peak_rss_mib(),
         "notes": NOTES,
     }
     result["script_runtime_s"] = round(time.perf_counter() - script_start, 1)
