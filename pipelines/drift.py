@@ -1,0 +1,200 @@
+"""Data drift of the stationary features, the predicted probability and the label (Evidently).
+
+The reference is the champion's training window, the current data the most recent
+trading days. Evidently 0.7's ``Report`` runs ``DataDriftPreset`` (one ``ValueDrift``
+per feature and a ``DriftedColumnsCount``) plus a ``ValueDrift`` for the prediction and
+the target; the numbers come from the snapshot's ``dict()`` form, never from the HTML.
+A column is drifted when Evidently's own per-column test fails (the method and its
+threshold are Evidently's defaults: a p-value for small samples, a distance for large).
+
+Only stationary features are accepted (names ending in ``__logret``,
+``__logvol_change`` or ``__range``): raw price levels drift by construction.
+
+Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of the HTML,
+so a name containing ``</script>`` would break out of it. Index names are untrusted:
+the report is run on names with ``<``, ``>`` and ``&`` replaced by look-alike
+characters; the JSON keeps the original names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.features import FeatureTable
+from pipelines.fileio import atomic_path, write_json
+
+STATIONARY_SUFFIXES = ("__logret", "__logvol_change", "__range")
+_HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
+
+
+def _safe_name(name: str) -> str:
+    return name.translate(_HTML_SAFE)
+
+
+def _span(frame: pd.DataFrame) -> dict[str, Any]:
+    dates = pd.to_datetime(frame["date"]) if "date" in frame else None
+    return {
+        "rows": int(len(frame)),
+        "first_date": None if dates is None or dates.empty else f"{dates.min():%Y-%m-%d}",
+        "last_date": None if dates is None or dates.empty else f"{dates.max():%Y-%m-%d}",
+    }
+
+
+def _check_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                   prediction_column: str | None, target_column: str | None) -> None:
+    if not columns:
+        raise ValueError("drift: no feature columns given")
+    if len(set(columns)) != len(columns):
+        raise ValueError("drift: feature columns repeat")
+    levels = [c for c in columns if not c.endswith(STATIONARY_SUFFIXES)]
+    if levels:
+        raise ValueError(f"drift: only stationary features ({', '.join(STATIONARY_SUFFIXES)}) "
+                         f"are compared, got {levels[:5]}")
+    extra = [c for c in (prediction_column, target_column) if c is not None]
+    if set(extra) & set(columns) or len(set(extra)) != len(extra):
+        raise ValueError("drift: prediction, target and feature columns must differ")
+    for side, frame in (("reference", reference), ("current", current)):
+        if frame.empty:
+            raise ValueError(f"drift: the {side} data has no rows")
+        missing = [c for c in columns + extra if c not in frame.columns]
+        if missing:
+            raise ValueError(f"drift: the {side} data lacks columns {missing[:5]}")
+        not_numeric = [c for c in columns + extra
+                       if not pd.api.types.is_numeric_dtype(frame[c])]
+        if not_numeric:
+            raise ValueError(f"drift: non-numeric columns in the {side} data: {not_numeric[:5]}")
+    safe = [_safe_name(c) for c in columns + extra]
+    if len(set(safe)) != len(safe):
+        raise ValueError("drift: column names collide once made safe for HTML")
+
+
+def _known(frame: pd.DataFrame, column: str) -> bool:
+    return bool(frame[column].notna().any())
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                 out_html: Path, out_json: Path, prediction_column: str | None = None,
+                 target_column: str | None = None, threshold: float = 0.5) -> dict[str, Any]:
+    """Per-feature drift, share of drifted features, prediction and target drift.
+
+    Writes the self-contained Evidently HTML to ``out_html`` and the returned summary to
+    ``out_json``, both atomically. ``dataset_drift`` is ``share_of_drifted_features >=
+    threshold``. ``prediction_drift`` / ``target_drift`` are None when the column is not
+    given, and hold None values when it has no known value on one side (e.g. labels of
+    the last days).
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    if not 0 < threshold <= 1:
+        raise ValueError(f"drift: threshold must be within (0, 1], got {threshold}")
+    _check_columns(reference, current, columns, prediction_column, target_column)
+
+    numeric = list(columns) + ([prediction_column] if prediction_column else [])
+    categorical = [target_column] if target_column else []
+    used = numeric + categorical
+    rename = {c: _safe_name(c) for c in used}
+    back = {safe: name for name, safe in rename.items()}
+    definition = DataDefinition(numerical_columns=[rename[c] for c in numeric],
+                                categorical_columns=[rename[c] for c in categorical])
+
+    def dataset(frame: pd.DataFrame) -> Any:
+        part = frame[used].rename(columns=rename).reset_index(drop=True)
+        for column in numeric:
+            part[rename[column]] = part[rename[column]].astype("float64")
+        return Dataset.from_pandas(part, data_definition=definition)
+
+    metrics: list[Any] = [DataDriftPreset(columns=[rename[c] for c in columns],
+                                          drift_share=threshold)]
+    compared = {}
+    for role, column in (("prediction", prediction_column), ("target", target_column)):
+        if column is not None and _known(reference, column) and _known(current, column):
+            metrics.append(ValueDrift(column=rename[column]))
+            compared[column] = role
+    snapshot = Report(metrics, include_tests=True).run(dataset(current), dataset(reference))
+    raw = snapshot.dict()
+
+    failed = {test["metric_config"]["metric_id"]: test["status"] == "FAIL"
+              for test in raw["tests"]}
+    per_column: dict[str, dict[str, Any]] = {}
+    count = None
+    for metric in raw["metrics"]:
+        config = metric["config"]
+        kind = config["type"].rsplit(":", 1)[-1]
+        if kind == "ValueDrift":
+            per_column[back[config["column"]]] = {
+                "drift_score": float(metric["value"]),
+                "drifted": bool(failed[metric["id"]]),
+                "method": config.get("method"),
+                "threshold": config.get("threshold"),
+            }
+        elif kind == "DriftedColumnsCount":
+            count = metric["value"]
+    if count is None or any(c not in per_column for c in columns):
+        raise RuntimeError("drift: Evidently's result lacks the expected metrics")
+
+    features = {c: per_column[c] for c in columns}
+    n_drifted = sum(f["drifted"] for f in features.values())
+    share = n_drifted / len(columns)
+    if int(round(count["count"])) != n_drifted:  # both are Evidently's own verdicts
+        raise RuntimeError(f"drift: Evidently counts {count['count']} drifted columns, "
+                           f"its per-column tests {n_drifted}")
+
+    def side(column: str | None) -> dict[str, Any] | None:
+        if column is None:
+            return None
+        if column not in compared:
+            return {"score": None, "drifted": None, "method": None, "threshold": None}
+        found = per_column[column]
+        return {"score": found["drift_score"], "drifted": found["drifted"],
+                "method": found["method"], "threshold": found["threshold"]}
+
+    summary: dict[str, Any] = {
+        "features": features,
+        "share_of_drifted_features": share,
+        "n_drifted": n_drifted,
+        "n_features": len(columns),
+        "threshold": threshold,
+        "dataset_drift": bool(share >= threshold),
+        "prediction_column": prediction_column,
+        "prediction_drift": side(prediction_column),
+        "target_column": target_column,
+        "target_drift": side(target_column),
+        "reference": _span(reference),
+        "current": _span(current),
+    }
+    with atomic_path(out_html) as tmp:
+        snapshot.save_html(str(tmp))  # Evidently 0.7 silently writes nothing for a Path
+        if tmp.stat().st_size == 0:
+            raise RuntimeError("drift: Evidently wrote an empty HTML report")
+    write_json(out_json, summary)
+    return summary
+
+
+def reference_and_current(table: FeatureTable, train_last_day: int, current_days: int
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature rows of days 0..train_last_day, and of the last ``current_days`` days.
+
+    Columns: ``date``, the table's features, and ``label`` (NaN where not yet known, the
+    last day). The two spans must not overlap.
+    """
+    n = len(table.dates)
+    if not 0 <= train_last_day < n:
+        raise ValueError(f"drift: train_last_day must be within 0..{n - 1}, got {train_last_day}")
+    if current_days < 1:
+        raise ValueError(f"drift: current_days must be >= 1, got {current_days}")
+    first_current = n - current_days
+    if first_current <= train_last_day:
+        raise ValueError(f"drift: the last {current_days} days overlap the training window "
+                         f"(days 0..{train_last_day} of {n})")
+    frame = pd.DataFrame(np.asarray(table.features, dtype="float64"), columns=table.names)
+    frame.insert(0, "date", pd.DatetimeIndex(table.dates))
+    frame["label"] = np.asarray(table.labels, dtype="float64")
+    reference = frame.iloc[: train_last_day + 1].reset_index(drop=True)
+    current = frame.iloc[first_current:].reset_index(drop=True)
+    return reference, current
