@@ -37,6 +37,7 @@ from prefect_dask import DaskTaskRunner
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
 from pipelines.config import load_params
 from pipelines.sweep import (
+    TF_THREAD_ENV,
     baseline_rows,
     evaluate_config,
     evaluate_config_isolated,
@@ -48,8 +49,6 @@ from pipelines.sweep import (
 )
 from pipelines.train import settings_from_params
 
-# Set in each local worker process before TensorFlow starts (TensorFlow reads them once).
-TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
                     "validation_balanced_accuracy", "test_mcc", "test_balanced_accuracy",
                     "test_mcc_ci_low", "test_mcc_ci_high", "test_mcc_seed_std",

@@ -11,6 +11,7 @@ import yaml
 from pipelines.errors import DataError
 
 DEFAULT_PARAMS = Path("params.yaml")
+TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # TSE trades Saturday .. Wednesday (Monday is 0)
 
 
 @dataclass(frozen=True)

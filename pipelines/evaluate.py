@@ -91,20 +91,16 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
 
 def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
                          seed: int, deterministic: bool = False,
-                         on_block: Callable[[int, int], None] | None = None,
                          mixed_precision: bool = False,
                          ) -> tuple[np.ndarray, list[NetworkRun]]:
     """Out-of-sample probabilities for every predicted day of ``blocks``, and the runs."""
     probabilities, runs = [], []
-    for number, (train_days, predict_days) in enumerate(zip(blocks.train, blocks.predict,
-                                                            strict=True)):
+    for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
         model, scaler, run = fit_network(config, table, window, train_days, seed,
                                          deterministic=deterministic,
                                          mixed_precision=mixed_precision)
         probabilities.append(predict_network(model, scaler, table, window, predict_days))
         runs.append(run)
-        if on_block:
-            on_block(number + 1, len(blocks.predict))
     return np.concatenate(probabilities), runs
 
 

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.config import TRADING_WEEKDAYS
 from pipelines.evaluate import labelled_sample_days, predict_network
 from pipelines.features import FeatureTable
 from pipelines.fileio import atomic_path, file_md5, write_json
-
-TRADING_WEEKDAYS = {5, 6, 0, 1, 2}  # Saturday .. Wednesday
 
 
 def next_trading_day(day: dt.date) -> dt.date:

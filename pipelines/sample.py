@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config import TRADING_WEEKDAYS
 from pipelines.fileio import atomic_path
 
 LAYOUT_A_HEADER = (
@@ -25,7 +26,6 @@ DEFAULT_DAYS = 1200  # about five years of Saturday-Wednesday trading days
 DEFAULT_SEED = 1397
 DEFAULT_END = dt.date(2025, 9, 23)  # fixed, so the data never depends on today's date
 TARGET_AUTOCORRELATION = 0.34
-TRADING_WEEKDAYS = {5, 6, 0, 1, 2}  # Saturday .. Wednesday (Monday is 0)
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,10 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
     return plain(row)
 
 
+# One intra-op and one inter-op TensorFlow thread per process, so n workers use n cores.
+TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def limit_tensorflow_threads() -> dict[str, int]:
     """Hold TensorFlow to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (default 1).
 
@@ -263,8 +267,7 @@ def evaluate_config_isolated(dataset_path: Path | str, config_dict: dict[str, An
     request = {"dataset_path": str(dataset_path), "config_dict": dict(config_dict),
                "settings_dict": dict(settings_dict), "target_index": target_index,
                "feature_kind": feature_kind}
-    child_env = ({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-                 | dict(os.environ) | dict(env or {}))
+    child_env = dict(TF_THREAD_ENV) | dict(os.environ) | dict(env or {})
     with tempfile.TemporaryDirectory(prefix="tsepipe-sweep-") as folder:
         request_path, row_path = Path(folder) / "request.json", Path(folder) / "row.json"
         request_path.write_text(json.dumps(request), encoding="utf-8")

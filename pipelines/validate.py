@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import DataError, format_problem
-from pipelines.fileio import file_md5, write_json
+from pipelines.fileio import write_json
 from pipelines.formats import PRICE_FIELDS, REQUIRED_FIELDS
 from pipelines.report_html import render
 
@@ -40,6 +40,7 @@ class FileVerdict:
     index_name: str
     status: str  # valid | invalid | unreadable | empty
     rows: int = 0
+    md5: str | None = None  # of the raw file, as ingest read it
     expectations: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
 
@@ -218,7 +219,8 @@ def validate(
     gx_dir = report_dir / "gx"
     for entry in ingested["files"]:
         verdict = FileVerdict(entry["file"], entry["index_id"], entry["index_name"] or "",
-                              entry["status"], rows=entry.get("rows", 0))
+                              entry["status"], rows=entry.get("rows", 0),
+                              md5=entry.get("md5"))
         if entry["status"] == "ok":
             frame = pd.read_parquet(tables_dir / f"{entry['index_id']}.parquet")
             problems, count, gx_result = validator.validate(entry["file"], frame)
@@ -279,12 +281,11 @@ def _write_quarantine(folder: Path, raw_dir: Path, outcome: ValidationOutcome) -
     for verdict in outcome.verdicts:
         if verdict.usable:
             continue
-        raw = raw_dir / verdict.file
         record = {
-            "file": str(raw),
+            "file": str(raw_dir / verdict.file),
             "index_id": verdict.index_id,
             "status": verdict.status,
-            "md5": file_md5(raw) if raw.exists() else None,
+            "md5": verdict.md5,
             "reasons": verdict.lines(),
         }
         write_json(folder / f"{verdict.file}.json", record)
