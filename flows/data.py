@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
+from flows.artifacts import publish_all
 from flows.dvc import CommandResult, dvc, locked_hash
 from pipelines.config import load_params, paths
 from pipelines.errors import DataError
@@ -155,6 +156,7 @@ def data_flow(
         version["pushed"] = push(str(project))
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _record_run(project / "reports" / "runs.jsonl", version)
+    publish_all(str(project))  # the standing forecast, leaderboard, drift and report link
     return Completed(message=json.dumps(version), data=version)
 
 

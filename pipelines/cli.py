@@ -267,6 +267,53 @@ def predict(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
+def drift(params: ParamsOption = Path("params.yaml")) -> None:
+    """Data drift (Evidently): the champion's training window against the latest days."""
+    import json
+
+    from pipelines.drift import champion_drift
+
+    p, where, table, _ = _modelling_inputs(params)
+    board_path = where.evaluation_dir / "leaderboard.json"
+    if not board_path.exists():
+        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
+    board = json.loads(board_path.read_text(encoding="utf-8"))
+    settings = p["drift"]
+    summary = champion_drift(table, board, where.models_dir, p["features"]["window"],
+                             settings["current_days"], settings["threshold"], where.drift_dir,
+                             method=settings["method"],
+                             method_threshold=settings["method_threshold"])
+    verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
+    typer.echo(f"{verdict}: {summary['n_drifted']} of {summary['n_features']} features drifted "
+               f"(share {summary['share_of_drifted_features']:.2f}, threshold "
+               f"{summary['threshold']:.2f}); last {summary['current']['rows']} days against "
+               f"{summary['reference']['rows']} of the champion's training days -> "
+               f"{where.drift_dir / 'index.html'}")
+
+
+@app.command()
+@_stage
+def report(params: ParamsOption = Path("params.yaml")) -> None:
+    """Write the accuracy report and the front page reports/index.html (offline HTML)."""
+    from pipelines.config import load_params, paths
+    from pipelines.report import build_reports
+
+    where = paths(load_params(params))
+    needed = [where.validation_summary, where.merge_summary,
+              where.evaluation_dir / "leaderboard.json",
+              where.evaluation_dir / "predictions.parquet", where.drift_dir / "drift.json",
+              where.forecasts_dir / "latest.json"]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        raise DataError([f"{path}: missing; run the stages before report (tsepipe run, or "
+                         "dvc repro)" for path in missing])
+    pages = build_reports(where, raw_dvc=where.raw_dir.with_name(where.raw_dir.name + ".dvc"))
+    typer.echo(f"reports: {pages['front_page']} (accuracy: {pages['accuracy']}, drift: "
+               f"{pages['drift']}, validation: {pages['validation']})")
+
+
+@app.command()
+@_stage
 def sweep(
     params: ParamsOption = Path("params.yaml"),
     scheduler: Annotated[

@@ -28,6 +28,9 @@ class Paths:
     evaluation_metrics: Path
     models_dir: Path
     forecasts_dir: Path
+    drift_dir: Path
+    accuracy_dir: Path
+    front_page: Path
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:

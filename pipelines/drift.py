@@ -4,8 +4,11 @@ The reference is the champion's training window, the current data the most recen
 trading days. Evidently 0.7's ``Report`` runs ``DataDriftPreset`` (one ``ValueDrift``
 per feature and a ``DriftedColumnsCount``) plus a ``ValueDrift`` for the prediction and
 the target; the numbers come from the snapshot's ``dict()`` form, never from the HTML.
-A column is drifted when Evidently's own per-column test fails (the method and its
-threshold are Evidently's defaults: a p-value for small samples, a distance for large).
+A column is drifted when Evidently's own per-column test fails: by default a two-sample
+Kolmogorov-Smirnov test at p < 0.01 (``drift.method`` / ``drift.method_threshold``).
+Evidently's own default switches to a Wasserstein distance above 0.1 once the reference
+has 1,000 rows; 60 current days of unchanged sample data cross that by noise alone (42 of
+45 features "drifted"), while K-S at 0.01 flags 1 of 45.
 
 Only stationary features are accepted (names ending in ``__logret``,
 ``__logvol_change`` or ``__range``): raw price levels drift by construction.
@@ -78,14 +81,20 @@ def _known(frame: pd.DataFrame, column: str) -> bool:
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
                  out_html: Path, out_json: Path, prediction_column: str | None = None,
-                 target_column: str | None = None, threshold: float = 0.5) -> dict[str, Any]:
+                 target_column: str | None = None, threshold: float = 0.5,
+                 context: dict[str, Any] | None = None, method: str | None = "ks",
+                 method_threshold: float | None = 0.01) -> dict[str, Any]:
     """Per-feature drift, share of drifted features, prediction and target drift.
 
     Writes the self-contained Evidently HTML to ``out_html`` and the returned summary to
     ``out_json``, both atomically. ``dataset_drift`` is ``share_of_drifted_features >=
     threshold``. ``prediction_drift`` / ``target_drift`` are None when the column is not
     given, and hold None values when it has no known value on one side (e.g. labels of
-    the last days).
+    the last days). ``context`` (e.g. which model, which window) is added to the summary.
+    ``method`` / ``method_threshold``: Evidently's test for the numeric columns and its
+    threshold (a p-value for ``ks``); None for Evidently's defaults, which switch to a
+    Wasserstein distance of 0.1 above 1,000 reference rows, a bar that 60 current days of
+    unchanged data exceed by sampling noise alone.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -109,12 +118,15 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[s
             part[rename[column]] = part[rename[column]].astype("float64")
         return Dataset.from_pandas(part, data_definition=definition)
 
+    test = {"method": method, "threshold": method_threshold}
     metrics: list[Any] = [DataDriftPreset(columns=[rename[c] for c in columns],
-                                          drift_share=threshold)]
+                                          drift_share=threshold, num_method=method,
+                                          num_threshold=method_threshold)]
     compared = {}
     for role, column in (("prediction", prediction_column), ("target", target_column)):
         if column is not None and _known(reference, column) and _known(current, column):
-            metrics.append(ValueDrift(column=rename[column]))
+            metrics.append(ValueDrift(column=rename[column],
+                                      **(test if role == "prediction" else {})))
             compared[column] = role
     snapshot = Report(metrics, include_tests=True).run(dataset(current), dataset(reference))
     raw = snapshot.dict()
@@ -167,6 +179,7 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[s
         "target_drift": side(target_column),
         "reference": _span(reference),
         "current": _span(current),
+        **(context or {}),
     }
     with atomic_path(out_html) as tmp:
         snapshot.save_html(str(tmp))  # Evidently 0.7 silently writes nothing for a Path
@@ -198,3 +211,76 @@ def reference_and_current(table: FeatureTable, train_last_day: int, current_days
     reference = frame.iloc[: train_last_day + 1].reset_index(drop=True)
     current = frame.iloc[first_current:].reset_index(drop=True)
     return reference, current
+
+
+def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path | str,
+                   window: int, current_days: int, threshold: float, out_dir: Path | str,
+                   method: str | None = "ks", method_threshold: float | None = 0.01
+                   ) -> dict[str, Any]:
+    """The drift stage: the champion's training window against the latest days.
+
+    Reference: the feature rows the champion was trained on (``card.json``'s
+    ``trained_on`` for a network; every labelled day for a baseline), up to the day
+    before the current span, so the two never overlap. Current: the last
+    ``current_days`` trading days. The prediction compared is the champion's probability
+    of up on each day (the final model's, so in-sample on the reference), the target is
+    the label. Writes ``out_dir/index.html`` and ``out_dir/drift.json``.
+    """
+    import json
+
+    from pipelines.errors import DataError
+    from pipelines.evaluate import labelled_sample_days, predict_network
+
+    champion = board["champion"]
+    kind = board["models"][champion]["kind"]
+    labelled = labelled_sample_days(table, window)
+    n = len(table.dates)
+    if kind == "network":
+        card_path = Path(models_dir) / champion / "card.json"
+        if not card_path.exists():
+            raise DataError(f"{card_path}: the champion {champion} has no model card; "
+                            "run tsepipe train first")
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        trained_last = pd.Timestamp(card["trained_on"]["last"])
+        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
+                                             side="right")) - 1
+    else:
+        train_last_day = int(labelled[-1])
+    first_current = n - current_days
+    reference_last = min(train_last_day, first_current - 1)
+    first_reference = window - 1  # the first day with a prediction
+    n_reference = reference_last - first_reference + 1
+    if current_days < 1 or n_reference < current_days:
+        raise DataError(f"drift: {n} feature days leave {max(n_reference, 0)} reference days "
+                        f"before the last {current_days} (drift.current_days); at least as many "
+                        "are needed")
+    days = np.arange(first_reference, n)
+    if kind == "network":
+        from pipelines.models import load_model
+        from pipelines.train import load_scaler
+
+        folder = Path(models_dir) / champion
+        proba = predict_network(load_model(folder / "model.keras"), load_scaler(folder), table,
+                                window, days)
+    else:
+        from pipelines.baselines import run_baseline
+
+        proba, _ = run_baseline(champion, table.close, table.labels,
+                                labelled[labelled <= train_last_day], days)
+    by_day = np.full(n, np.nan)
+    by_day[days] = np.asarray(proba, dtype="float64")
+    reference, current = reference_and_current(table, reference_last, current_days)
+    reference["probability_up"] = by_day[: reference_last + 1]
+    current["probability_up"] = by_day[first_current:]
+    reference = reference.iloc[first_reference:].reset_index(drop=True)
+    out = Path(out_dir)
+    context = {
+        "champion": champion, "champion_kind": kind,
+        "trained_on_last": f"{table.dates[train_last_day]:%Y-%m-%d}",
+        "reference_note": "the champion's training days before the current span"
+        if reference_last < train_last_day else "the champion's training days",
+    }
+    return drift_report(reference, current, table.names, out / "index.html", out / "drift.json",
+                        prediction_column="probability_up", target_column="label",
+                        threshold=threshold, context=context, method=method,
+                        method_threshold=method_threshold)

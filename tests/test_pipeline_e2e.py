@@ -29,9 +29,36 @@ def isolated_prefect(tmp_path, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
 
 
-def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect):
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_STEM = "IRX6X44T0006<img src=x onerror=alert(2)>"
+REPORTS = ("reports/index.html", "reports/validation/index.html", "reports/accuracy/index.html",
+           "reports/accuracy/classification.html", "reports/drift/index.html")
+
+
+def hostile_copy(real_dir: Path, target: Path) -> Path:
+    """The real files with one index named <script>... and one file stem holding an <img>."""
+    copy_exports(real_dir, target)
+    named = target / "IRX6X27T0007.csv"
+    text = named.read_bytes()[2:].decode("utf-16-le").replace("Index Group 27", HOSTILE_NAME)
+    named.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (target / "IRX6X44T0006.csv").rename(target / f"{HOSTILE_STEM}.csv")
+    return target
+
+
+def artifact_keys(project: Path) -> set[str]:
+    """Artifact keys in the ephemeral Prefect database the CLI run left in PREFECT_HOME."""
+    code = ("from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    print(sorted({a.key for a in c.read_artifacts()}))")
+    done = run(["python", "-c", code], project)
+    return set(eval(done.stdout.strip().splitlines()[-1]))  # noqa: S307 (our own output)
+
+
+def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect,
+                                                      tmp_path):
     before = md5s(real_dir)
-    done = run(["tsepipe", "run", "--raw-dir", str(real_dir)], project)
+    exports = hostile_copy(real_dir, tmp_path / "exports")
+    done = run(["tsepipe", "run", "--raw-dir", str(exports)], project)
     assert "417 trading days" in done.stdout, done.stdout + done.stderr
     frame, meta = read_dataset(project / "data/processed/merged.parquet")
     assert len(frame) == 417
@@ -39,6 +66,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     assert frame["date"].iloc[-1] == pd.Timestamp("2019-12-18")
     assert len({c.split("__")[0] for c in frame.columns[1:]}) == 16
     assert len(meta["index_names"]) == 16
+    assert HOSTILE_NAME in meta["index_names"].values()
     text = (real_dir / f"{TARGET}.csv").read_bytes()[2:].decode("utf-16-le")
     file_closes = [line.split(",")[4] for line in text.splitlines()[1:]]
     assert [f"{c:.2f}" for c in frame[f"{TARGET}__close"]] == file_closes
@@ -66,6 +94,24 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         project / "data/processed/merged.parquet")
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout
+    # the reports: all there, the hostile names escaped (or neutralised) in every one
+    for page in REPORTS:
+        html = (project / page).read_text(encoding="utf-8")
+        assert "<script>alert(1)" not in html and "<img src=x" not in html, page
+    front = (project / "reports/index.html").read_text(encoding="utf-8")
+    for page in ("reports/index.html", "reports/validation/index.html"):
+        html = (project / page).read_text(encoding="utf-8")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page
+        assert "&lt;img src=x onerror=alert(2)&gt;" in html, page
+    drift_html = (project / "reports/drift/index.html").read_text(encoding="utf-8")
+    assert "IRX6X44T0006\u2039img src=x onerror=alert(2)\u203a__logret" in drift_html
+    assert "2019-12-21" in front and forecast["champion"] in front
+    drift = json.loads((project / "reports/drift/drift.json").read_text())
+    assert drift["n_features"] == 48 and drift["current"]["rows"] == 60
+    assert drift["current"]["last_date"] == "2019-12-18"
+    assert drift["reference"]["last_date"] < drift["current"]["first_date"]
+    assert {"validation", "merge-summary", "dataset-version", "leaderboard", "forecast",
+            "drift", "report"} <= artifact_keys(project)
 
 
 def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
@@ -112,7 +158,8 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
 def test_dvc_repro_twice_then_push_and_pull(project):
     run(["tsepipe", "sample-data", "--days", "300"], project)
     first = run(["dvc", "repro"], project)
-    for stage in ("ingest", "validate", "merge", "evaluate", "train", "predict"):
+    for stage in ("ingest", "validate", "merge", "evaluate", "train", "predict", "drift",
+                  "report"):
         assert f"Running stage '{stage}'" in first.stdout
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout

@@ -1,0 +1,120 @@
+"""Prefect UI artifacts, shared by every flow: forecast, leaderboard, drift, report link.
+
+Each reads the file a stage wrote (the flows pass paths, never DataFrames).
+``publish_all`` publishes whichever of them exists in a project, so every flow run ends
+with the same set of artifacts in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
+
+from pipelines.config import load_params, paths
+
+
+def _read(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _md(text: Any) -> str:
+    """A value from an input file, made inert in markdown (no HTML, no link syntax)."""
+    return "".join(f"&#{ord(c)};" if c in "<>&[]()`*_|\\" else c for c in str(text))
+
+
+@task
+def publish_leaderboard(board_path: str) -> str | None:
+    """Table: every model and baseline on the walk-forward test days."""
+    board = _read(board_path)
+    rows = []
+    for name, row in board["models"].items():
+        test = row["test"]
+        rows.append({
+            "model": name, "kind": row["kind"],
+            "validation MCC": round(row["validation"]["mcc"], 3),
+            "test balanced accuracy": round(test["balanced_accuracy"], 3),
+            "test MCC": round(test["mcc"], 3),
+            "MCC 95% CI": "[{:.3f}, {:.3f}]".format(*test["mcc_ci"]),
+            "p vs best baseline": round(row["vs_best_baseline"]["p_value_one_sided"], 3),
+            "training s": round(row.get("training", {}).get("seconds_total", 0.0), 1),
+        })
+    create_table_artifact(
+        key="leaderboard", table=rows,
+        description=f"champion: {board['champion']} (validation {board['champion_metric']}); "
+                    + " ".join(board["notes"]))
+    return board["champion"]
+
+
+@task
+def publish_forecast(forecast_path: str) -> dict[str, Any]:
+    """Markdown: tomorrow's direction, its probability, the model and the versions."""
+    result = _read(forecast_path)
+    create_markdown_artifact(
+        key="forecast",
+        markdown=(f"# TEDPIX on {result['next_trading_day']}: **{result['direction']}**\n"
+                  f"- probability of up: {result['probability_up']:.3f}\n"
+                  f"- model: {_md(result['champion'])} ({result['champion_kind']}), version "
+                  f"`{result['model_version']}`\n"
+                  f"- data version `{result['data_version']}` (as of {result['as_of']})\n"))
+    return result
+
+
+@task
+def publish_drift(drift_path: str) -> dict[str, Any]:
+    """Markdown: share of drifted features against the threshold, the most drifted ones."""
+    drift = _read(drift_path)
+    drifted = sorted((f for f in drift["features"].items() if f[1]["drifted"]),
+                     key=lambda item: item[1]["drift_score"])
+    verdict = "DRIFT" if drift["dataset_drift"] else "no dataset drift"
+    lines = [
+        f"# Data drift: {verdict}",
+        f"- {drift['n_drifted']} of {drift['n_features']} stationary features drifted "
+        f"(share {drift['share_of_drifted_features']:.2f}, threshold {drift['threshold']:.2f})",
+        f"- reference {drift['reference']['first_date']} .. {drift['reference']['last_date']}"
+        f" ({drift['reference']['rows']} days), current {drift['current']['first_date']} .. "
+        f"{drift['current']['last_date']} ({drift['current']['rows']} days)",
+    ]
+    for role in ("prediction", "target"):
+        side = drift.get(f"{role}_drift")
+        if side and side["drifted"] is not None:
+            lines.append(f"- {role} drift: {'yes' if side['drifted'] else 'no'} "
+                         f"(score {side['score']:.3g}, {side['method']})")
+    if drifted:
+        lines.append("- most drifted: " + ", ".join(
+            f"{_md(name)} ({found['drift_score']:.2g})" for name, found in drifted[:8]))
+    create_markdown_artifact(key="drift", markdown="\n".join(lines) + "\n")
+    return drift
+
+
+@task
+def publish_report_link(front_page: str) -> str:
+    """Link: the front page of the reports (a file URL on the machine that ran the flow)."""
+    link = Path(front_page).resolve().as_uri()
+    create_link_artifact(key="report", link=link, link_text="tsepipe reports (index.html)",
+                         description="Front page: forecast, data health, drift, models")
+    return link
+
+
+def publish_all(project: str) -> list[str]:
+    """Publish every artifact whose file exists in ``project``; return their keys."""
+    root = Path(project)
+    where = paths(load_params(root / "params.yaml"))
+    published = []
+    for key, publish, path in (
+        ("forecast", publish_forecast, where.forecasts_dir / "latest.json"),
+        ("leaderboard", publish_leaderboard, where.evaluation_dir / "leaderboard.json"),
+        ("drift", publish_drift, where.drift_dir / "drift.json"),
+        ("report", publish_report_link, where.front_page),
+    ):
+        if (root / path).exists():
+            publish(str(root / path))
+            published.append(key)
+    return published
