@@ -282,7 +282,8 @@ def drift(params: ParamsOption = Path("params.yaml")) -> None:
     summary = champion_drift(table, board, where.models_dir, p["features"]["window"],
                              settings["current_days"], settings["threshold"], where.drift_dir,
                              method=settings["method"],
-                             method_threshold=settings["method_threshold"])
+                             method_threshold=settings["method_threshold"],
+                             refit_every=p["evaluate"]["refit_every"])
     verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
     typer.echo(f"{verdict}: {summary['n_drifted']} of {summary['n_features']} features drifted "
                f"(share {summary['share_of_drifted_features']:.2f}, threshold "

@@ -215,16 +215,17 @@ def reference_and_current(table: FeatureTable, train_last_day: int, current_days
 
 def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path | str,
                    window: int, current_days: int, threshold: float, out_dir: Path | str,
-                   method: str | None = "ks", method_threshold: float | None = 0.01
-                   ) -> dict[str, Any]:
+                   method: str | None = "ks", method_threshold: float | None = 0.01,
+                   refit_every: int = 60) -> dict[str, Any]:
     """The drift stage: the champion's training window against the latest days.
 
     Reference: the feature rows the champion was trained on (``card.json``'s
     ``trained_on`` for a network; every labelled day for a baseline), up to the day
     before the current span, so the two never overlap. Current: the last
     ``current_days`` trading days. The prediction compared is the champion's probability
-    of up on each day (the final model's, so in-sample on the reference), the target is
-    the label. Writes ``out_dir/index.html`` and ``out_dir/drift.json``.
+    of up on each day: the final network's (in-sample on the reference), or a baseline's
+    walked forward (refitted every ``refit_every`` days, so never on its own training
+    days); the target is the label. Writes ``out_dir/index.html`` and ``out_dir/drift.json``.
     """
     import json
 
@@ -248,25 +249,27 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
         train_last_day = int(labelled[-1])
     first_current = n - current_days
     reference_last = min(train_last_day, first_current - 1)
-    first_reference = window - 1  # the first day with a prediction
+    if kind == "network":  # the final model's probability for every day with a window
+        from pipelines.models import load_model
+        from pipelines.train import load_scaler
+
+        first_reference = window - 1
+        days = np.arange(first_reference, n)
+        folder = Path(models_dir) / champion
+        proba = predict_network(load_model(folder / "model.keras"), load_scaler(folder), table,
+                                window, days)
+    else:  # a fitted baseline never predicts its own training days: walk forward instead
+        from pipelines.evaluate import baseline_walk_forward, walk_forward_blocks
+
+        first_reference = int(labelled[min(refit_every, len(labelled) - 1)])
+        days = np.arange(first_reference, n)
+        proba, _ = baseline_walk_forward(champion, table, walk_forward_blocks(
+            labelled, days, refit_every, gap=1))
     n_reference = reference_last - first_reference + 1
     if current_days < 1 or n_reference < current_days:
         raise DataError(f"drift: {n} feature days leave {max(n_reference, 0)} reference days "
                         f"before the last {current_days} (drift.current_days); at least as many "
                         "are needed")
-    days = np.arange(first_reference, n)
-    if kind == "network":
-        from pipelines.models import load_model
-        from pipelines.train import load_scaler
-
-        folder = Path(models_dir) / champion
-        proba = predict_network(load_model(folder / "model.keras"), load_scaler(folder), table,
-                                window, days)
-    else:
-        from pipelines.baselines import run_baseline
-
-        proba, _ = run_baseline(champion, table.close, table.labels,
-                                labelled[labelled <= train_last_day], days)
     by_day = np.full(n, np.nan)
     by_day[days] = np.asarray(proba, dtype="float64")
     reference, current = reference_and_current(table, reference_last, current_days)

@@ -135,3 +135,42 @@ def test_reference_is_the_training_window_and_current_the_last_days():
         reference_and_current(table, train_last_day=45, current_days=10)
     with pytest.raises(ValueError):
         reference_and_current(table, train_last_day=29, current_days=0)
+
+
+def regime_table(n: int = 420, regime_days: int = 0, seed: int = 3) -> FeatureTable:
+    """Two indices' stationary features; the last ``regime_days`` days five times as wild."""
+    rng = np.random.default_rng(seed)
+    scale = np.ones(n)
+    if regime_days:
+        scale[-regime_days:] = 5.0
+    returns = rng.normal(0.0005, 0.01, n) * scale
+    close = 100 * np.exp(np.cumsum(returns))
+    features = np.column_stack([returns, rng.normal(0, 0.3, n) * scale,
+                                np.abs(rng.normal(0.01, 0.003, n)) * scale,
+                                rng.normal(0, 0.01, n) * scale])
+    return FeatureTable(pd.bdate_range("2019-01-05", periods=n), features, make_labels(close),
+                        close, ["T__logret", "T__logvol_change", "T__range", "U__logret"])
+
+
+@pytest.mark.parametrize("champion", ["logistic", "persistence"])
+def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, champion):
+    from pipelines.drift import champion_drift
+    from pipelines.errors import DataError
+
+    board = {"champion": champion, "models": {champion: {"kind": "baseline"}}}
+    stable = champion_drift(regime_table(), board, tmp_path / "models", window=10,
+                            current_days=60, threshold=0.5, out_dir=tmp_path / "stable")
+    assert stable["champion"] == champion and stable["champion_kind"] == "baseline"
+    assert stable["current"]["rows"] == 60 and stable["n_features"] == 4
+    assert stable["reference"]["last_date"] < stable["current"]["first_date"]
+    assert stable["reference"]["rows"] == 420 - 60 - (9 + 60)  # predicted days only
+    assert stable["dataset_drift"] is False
+    assert stable["prediction_drift"]["score"] is not None
+    shifted = champion_drift(regime_table(regime_days=60), board, tmp_path / "models",
+                             window=10, current_days=60, threshold=0.5,
+                             out_dir=tmp_path / "shifted")
+    assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
+    assert (tmp_path / "shifted/index.html").stat().st_size > 100_000
+    with pytest.raises(DataError, match="reference days"):
+        champion_drift(regime_table(n=150), board, tmp_path / "models", window=10,
+                       current_days=60, threshold=0.5, out_dir=tmp_path / "short")
