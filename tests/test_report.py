@@ -1,0 +1,87 @@
+"""The accuracy report and its charts, on a real walk-forward evaluation of the baselines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.evaluate import EvaluationSettings, evaluate_models, leaderboard, write_evaluation
+from pipelines.features import FeatureTable, make_labels
+from pipelines.report import accuracy_report, calibration_bins, confusion, line_chart
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """Baselines walked forward over 500 synthetic days; predictions and leaderboard."""
+    rng = np.random.default_rng(7)
+    n = 500
+    returns = rng.normal(0.0005, 0.01, n)
+    close = 100 * np.exp(np.cumsum(returns))
+    table = FeatureTable(pd.bdate_range("2020-01-04", periods=n),
+                         np.column_stack([returns, rng.normal(size=n)]), make_labels(close),
+                         close, ["T__logret", "T__range"])
+    settings = EvaluationSettings(window=5, refit_every=50, seeds=(1,), bootstrap_samples=100)
+    evaluation = evaluate_models(table, {}, settings)
+    board = leaderboard(evaluation)
+    out = tmp_path_factory.mktemp("evaluation")
+    write_evaluation(evaluation, board, out, out / "metrics.json")
+    return out, board
+
+
+def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
+    out, board = evaluated
+    summary = accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20)
+    assert summary["champion"] == board["champion"]
+    assert summary["test_days"] == board["days"]["test"]
+    names = [row["model"] for row in summary["leaderboard"]]
+    assert set(names) == set(board["models"]) and names[0] == board["champion"]
+    for name, cells in summary["confusion"].items():
+        assert sum(cells.values()) == board["days"]["test"], name
+        test = board["models"][name]["test"]
+        assert (cells["tp"] + cells["tn"]) / board["days"]["test"] == pytest.approx(
+            test["accuracy"])
+    assert "logistic" in summary["calibration"]  # a probability model is calibrated
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    for name in names:
+        assert name in html
+    assert html.count("<svg") == 2 and "0.489 - 0.578" in html  # charts, the study's numbers
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+    assert (tmp_path / "classification.html").stat().st_size > 100_000
+    assert json.loads((tmp_path / "accuracy.json").read_text())["champion"] == board["champion"]
+
+
+def test_calibration_bins_and_confusion_count_every_day():
+    label = np.array([0, 1, 1, 0, 1, 1])
+    proba = np.array([0.05, 0.95, 1.0, 0.45, 0.55, 0.58])
+    bins = calibration_bins(label, proba, bins=10)
+    assert sum(b["n"] for b in bins) == 6
+    assert bins[9]["n"] == 2 and bins[9]["observed"] == 1.0  # 1.0 falls in the last bin
+    assert bins[5]["n"] == 2 and bins[5]["mean_predicted"] == pytest.approx(0.565)
+    assert bins[1]["n"] == 0 and bins[1]["observed"] is None
+    frame = pd.DataFrame({"model": "m", "label": label, "predicted": (proba >= 0.5).astype(int)})
+    assert confusion(frame, "m") == {"tn": 2, "fp": 0, "fn": 0, "tp": 4}
+
+
+def test_chart_labels_are_escaped():
+    dates = pd.bdate_range("2021-01-01", periods=10)
+    svg = str(line_chart({HOSTILE: pd.Series(np.linspace(0.4, 0.6, 10), index=dates)}))
+    assert HOSTILE not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert svg.startswith("<svg") and "2021-01-01" in svg
+
+
+def test_report_and_drift_without_their_inputs_say_what_is_missing(project):
+    from .conftest import run
+
+    done = run(["tsepipe", "report"], project, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "error: data/interim/validation.json: missing; run the stages" in done.stderr
+    assert "error: reports/drift/drift.json: missing" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run(["tsepipe", "drift"], project, check=False)
+    assert done.returncode == 3 and "no merged dataset" in done.stderr
