@@ -174,8 +174,10 @@ def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
 
     data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
                      return_state=True)
-    if not data.is_completed() or not train:
+    if not data.is_completed():
         return data
+    if not train:  # a State of its own: the subflow's would come back from .result()
+        return Completed(message=data.message, data=data.result())
     trained = training_flow(project_dir=project_dir, push_remote=push_remote,
                             return_state=True)
     if not trained.is_completed():

@@ -94,6 +94,12 @@ def sample_data(
     force: Annotated[
         bool, typer.Option(help="Write even if the folder holds other files.")
     ] = False,
+    regime_change_days: Annotated[
+        int,
+        typer.Option(min=0, help="Make the last N trading days a regime change (3x the "
+                                 "volatility, 2.5x the volume level) to demonstrate drift "
+                                 "monitoring; 0: none."),
+    ] = 0,
 ) -> None:
     """Write the embedded demo data: 16 UTF-16 exports shaped like the study's files."""
     from pipelines import sample
@@ -104,8 +110,11 @@ def sample_data(
             f"{out}: holds {len(foreign)} file(s) that are not sample exports "
             f"(e.g. {foreign[0].name}); not mixing demo data in (use --force, or another --out)"
         )
-    written = sample.generate(out, n_days=days, seed=seed)
-    typer.echo(f"wrote {len(written)} sample exports ({days} trading days each) to {out}")
+    if regime_change_days > days:
+        raise DataError(f"--regime-change-days ({regime_change_days}) exceeds --days ({days})")
+    written = sample.generate(out, n_days=days, seed=seed, regime_change_days=regime_change_days)
+    change = f", the last {regime_change_days} a regime change" if regime_change_days else ""
+    typer.echo(f"wrote {len(written)} sample exports ({days} trading days each{change}) to {out}")
 
 
 @app.command()

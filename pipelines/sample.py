@@ -5,6 +5,12 @@ BOM, CRLF line ends, Gregorian dates, Saturday-Wednesday trading days with holid
 Prices follow correlated random walks; the overall index's daily returns are AR(1) with
 a positive lag-1 autocorrelation (the real TEDPIX has about 0.34). The data has the
 flaws real exports have: three indices miss scattered days and one starts a year late.
+
+``regime_change_days`` (default 0: off) turns the last N trading days of every index into
+a different market regime, to demonstrate drift monitoring: daily returns swing
+``REGIME_VOLATILITY`` times as much around the same drift, and volume jumps to a higher
+level (``REGIME_VOLUME_LEVEL`` times) with wider day-to-day noise. It reuses the same
+random draws, so the earlier days are byte for byte those of the default data.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ DEFAULT_DAYS = 1200  # about five years of Saturday-Wednesday trading days
 DEFAULT_SEED = 1397
 DEFAULT_END = dt.date(2025, 9, 23)  # fixed, so the data never depends on today's date
 TARGET_AUTOCORRELATION = 0.34
+REGIME_VOLATILITY = 3.0  # returns' deviation from the drift, times this, in a regime change
+REGIME_VOLUME_LEVEL = 2.5  # volume level, times this
+REGIME_VOLUME_NOISE = 2.0  # day-to-day log-volume noise, times this
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,10 @@ def overall_returns(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _format_rows(
-    spec: SampleIndex, dates: list[dt.date], log_returns: np.ndarray, rng: np.random.Generator
+    spec: SampleIndex, dates: list[dt.date], log_returns: np.ndarray, rng: np.random.Generator,
+    regime: np.ndarray | None = None,
 ) -> list[str]:
+    """One export line per day; ``regime``: a mask of days with the regime's volume."""
     n = len(dates)
     close = spec.start_level * np.exp(np.cumsum(log_returns))
     previous_close = np.concatenate([[spec.start_level], close[:-1]])
@@ -101,7 +112,11 @@ def _format_rows(
     open_, high, low, close = (np.round(a, 1) for a in (open_, high, low, close))
     high = np.maximum.reduce([high, open_, close])  # rounding must not break the bounds
     low = np.minimum.reduce([low, open_, close])
-    volume = np.rint(spec.volume_scale * np.exp(rng.normal(0, 0.35, n) + 25 * np.abs(log_returns)))
+    volume_noise = rng.normal(0, 0.35, n)
+    if regime is not None:
+        volume_noise[regime] = (volume_noise[regime] * REGIME_VOLUME_NOISE
+                                + np.log(REGIME_VOLUME_LEVEL))
+    volume = np.rint(spec.volume_scale * np.exp(volume_noise + 25 * np.abs(log_returns)))
     value = volume * rng.uniform(3_500, 5_000, n)  # rials: about 4,400 per share traded
     trades = np.rint(volume / rng.uniform(15_000, 20_000, n))
     openint = value / rng.uniform(300, 400, n)
@@ -120,19 +135,30 @@ def generate(
     n_days: int = DEFAULT_DAYS,
     seed: int = DEFAULT_SEED,
     end: dt.date = DEFAULT_END,
+    regime_change_days: int = 0,
 ) -> list[Path]:
     """Write the 16 sample exports into ``out_dir``; return their paths.
 
-    The same (n_days, seed, end) always gives the same bytes. Files whose bytes are
-    already right are left untouched, so re-running keeps DVC's hashes and mtimes.
+    The same (n_days, seed, end, regime_change_days) always gives the same bytes. Files
+    whose bytes are already right are left untouched, so re-running keeps DVC's hashes
+    and mtimes. ``regime_change_days``: the last N days are a regime change (see above).
     """
     if n_days < 30:
         raise ValueError(f"--days must be at least 30, got {n_days}")
+    if not 0 <= regime_change_days <= n_days:
+        raise ValueError(f"--regime-change-days must be within 0..{n_days}, "
+                         f"got {regime_change_days}")
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dates = trading_days(n_days, end, rng)
     market = overall_returns(n_days, rng)
+    regime = None
+    if regime_change_days:
+        regime = np.zeros(n_days, dtype=bool)
+        regime[n_days - regime_change_days:] = True
+        drift = market.mean()
+        market[regime] = drift + REGIME_VOLATILITY * (market[regime] - drift)
     late_start = min(n_days // 5, 245)
     written = []
     for spec in SAMPLE_INDICES:
@@ -140,13 +166,15 @@ def generate(
             returns = market
         else:
             own = rng.normal(0, 0.006, n_days)
+            if regime is not None:
+                own[regime] *= REGIME_VOLATILITY
             returns = spec.beta * market + own - 0.0002 * (spec.beta - 1)
         keep = np.ones(n_days, dtype=bool)
         if spec.isin in GAPPY_ISINS:
             keep[rng.choice(n_days, size=max(1, n_days // 60), replace=False)] = False
         if spec.isin == LATE_ISIN:
             keep[:late_start] = False
-        rows = _format_rows(spec, dates, returns, rng)
+        rows = _format_rows(spec, dates, returns, rng, regime)
         text = "\r\n".join([LAYOUT_A_HEADER] + [r for r, k in zip(rows, keep, strict=True) if k])
         payload = b"\xff\xfe" + (text + "\r\n").encode("utf-16-le")
         target = out_dir / f"{spec.isin}.csv"

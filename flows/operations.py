@@ -1,0 +1,271 @@
+"""Operations flows: the daily forecast-and-report run and the drift monitor.
+
+``report_flow`` (``tsepipe-report``) runs ``predict -> drift -> report`` through DVC with
+the current champion, publishes the artifacts and pushes. ``monitoring_flow``
+(``tsepipe-monitor``) runs the ``drift`` stage and, when the share of drifted features
+reaches the threshold (``drift.threshold`` in params.yaml unless given), starts a run of
+the training deployment (tag ``drift-triggered``) without waiting for it. Every decision,
+retraining or not, is recorded with its reason: a markdown artifact (key ``monitoring``)
+and one JSON line in ``reports/monitoring.jsonl``.
+
+The triggered run is linked to the monitoring run (Prefect's ``run_deployment`` inside a
+flow: the training run shows up as its subflow, and a placeholder task run mirrors its
+state). A drift-triggered training run that has not finished yet (scheduled, pending or
+running), or any run of the training deployment in progress, makes the monitor wait
+instead of starting another one: the data drifts for days, retraining once is enough.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Completed, Failed, State
+
+from flows.artifacts import publish_all
+from flows.data import push, repro_stage
+from pipelines.config import load_params, paths
+
+REPORT_STAGES = ("predict", "drift", "report")
+RETRAIN_TAG = "drift-triggered"
+MONITORING_LOG = Path("reports") / "monitoring.jsonl"
+TOP_FEATURES = 10  # drifted features named in the artifact and the log
+
+RETRAIN = "retrain"
+NO_RETRAINING = "no retraining"
+ALREADY_PENDING = "retraining already pending"
+NOT_TRIGGERED = "retraining needed, trigger off"
+TRIGGER_FAILED = "retraining needed, trigger failed"
+
+_UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED,
+               StateType.CANCELLING]
+_IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING}
+
+
+def _inert(text: Any) -> str:
+    """A value from an input file, made inert in markdown (no HTML, no link syntax)."""
+    return "".join(f"&#{ord(c)};" if c in "<>&[]()`*_|\\" else c for c in str(text))
+
+
+def _failed(result: Any) -> State:
+    return Failed(message="\n".join(result.error_lines() or [result.output.strip()]))
+
+
+@flow(name="tsepipe-report",
+      description="Daily: forecast with the current champion, drift report, report pages.")
+def report_flow(project_dir: str = ".", push_remote: bool = True) -> State:
+    """Run predict -> drift -> report through DVC; publish artifacts; push.
+
+    Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
+    Failed one whose message lists the failed stage's problems.
+    """
+    project = Path(project_dir).resolve()
+    where = paths(load_params(project / "params.yaml"))
+    for stage in REPORT_STAGES:
+        result = repro_stage(str(project), stage)
+        if not result.ok:
+            return _failed(result)
+    publish_all(str(project))
+    if push_remote:
+        push(str(project))
+    forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
+        encoding="utf-8"))
+    return Completed(message=json.dumps(forecast), data=forecast)
+
+
+def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drifted features, most drifted first.
+
+    Evidently's score is a p-value for some methods (drift below the threshold) and a
+    distance for others (drift above it), so each score is ranked by how far past its
+    own threshold it lies.
+    """
+    ranked = []
+    for name, feature in features.items():
+        if not feature.get("drifted"):
+            continue
+        score, threshold = feature.get("drift_score"), feature.get("threshold")
+        strength = 0.0
+        if score is not None and threshold:
+            lower_is_drift = score < threshold
+            strength = (threshold / max(score, 1e-300) if lower_is_drift
+                        else score / threshold)
+        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
+                       "method": feature.get("method"), "strength": strength})
+    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
+    return ranked
+
+
+@task
+def read_drift(drift_json: str) -> dict[str, Any]:
+    return json.loads(Path(drift_json).read_text(encoding="utf-8"))
+
+
+@task(retries=2, retry_delay_seconds=5)
+def start_retraining(deployment_name: str, idempotency_key: str | None) -> dict[str, Any]:
+    """Create a run of the training deployment now, without waiting for it (timeout=0).
+
+    Returns ``{"triggered": run}``; ``{"pending": run}`` when a drift-triggered run has
+    not finished yet or any run of the deployment is in progress (nothing is started);
+    ``{"error": message}`` when the deployment does not exist. ``run``: id, name, state.
+    """
+    def brief(run: Any) -> dict[str, Any]:
+        return {"id": str(run.id), "name": run.name,
+                "state": run.state.name if run.state else None}
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(deployment_name)
+        except ObjectNotFound:
+            return {"error": f"no deployment {deployment_name!r} on the Prefect server "
+                             f"{PREFECT_API_URL.value() or '(ephemeral)'}; run "
+                             "`prefect --no-prompt deploy --all` first"}
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_UNFINISHED))),
+        )
+    for run in runs:
+        state_type = run.state.type if run.state else None
+        if RETRAIN_TAG in (run.tags or []) or state_type in _IN_PROGRESS:
+            return {"pending": brief(run)}
+    run = run_deployment(name=deployment_name, timeout=0, tags=[RETRAIN_TAG],
+                         idempotency_key=idempotency_key)
+    get_run_logger().info("started %s: flow run %s (%s)", deployment_name, run.name, run.id)
+    return {"triggered": brief(run)}
+
+
+def _span(side: dict[str, Any] | None) -> str:
+    if not side:
+        return "unknown"
+    return f"{side.get('first_date')} .. {side.get('last_date')} ({side.get('rows')} days)"
+
+
+def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str, Any]],
+              deployment_name: str) -> str:
+    lines = [
+        f"# Monitoring: {record['decision']}",
+        f"**Why:** {_inert(record['reason'])}",
+        "",
+        f"- share of drifted features: {record['share']:.3f} "
+        f"({drift.get('n_drifted')} of {drift.get('n_features')}); "
+        f"threshold {record['threshold']:.3f}",
+        f"- reference (champion's training window): {_span(drift.get('reference'))}",
+        f"- current (latest days): {_span(drift.get('current'))}",
+    ]
+    for role in ("prediction", "target"):
+        found = drift.get(f"{role}_drift")
+        if found and found.get("drifted") is not None:
+            lines.append(f"- {role} drift: {'yes' if found['drifted'] else 'no'} "
+                         f"(score {found['score']:.4g}, {found.get('method')})")
+    triggered = record.get("triggered_flow_run")
+    if triggered:
+        lines.append(f"- triggered `{deployment_name}`: flow run **{triggered['name']}** "
+                     f"(`{triggered['id']}`), tag `{RETRAIN_TAG}`")
+    pending = record.get("pending_flow_run")
+    if pending:
+        lines.append(f"- already waiting for `{deployment_name}`: flow run "
+                     f"**{pending['name']}** (`{pending['id']}`, {pending['state']})")
+    if top:
+        lines += ["", f"## Most drifted features (top {len(top)} of {drift.get('n_drifted')})",
+                  "", "| feature | score | threshold | method |", "|---|---|---|---|"]
+        lines += [f"| {_inert(t['feature'])} | {t['drift_score']:.4g} | {t['threshold']} | "
+                  f"{_inert(t['method'])} |" for t in top]
+    return "\n".join(lines) + "\n"
+
+
+def _record(log: Path, record: dict[str, Any]) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+@flow(name="tsepipe-monitor",
+      description="Drift check; at or above the threshold it starts the training deployment.")
+def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
+                    retrain_deployment: str = "tsepipe-train/train",
+                    trigger: bool = True) -> State:
+    """Run the drift stage; start retraining when the drifted share reaches ``threshold``.
+
+    ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
+    ``trigger=False`` records the decision without starting a run. Returns a Completed
+    state carrying the decision record (also appended to ``reports/monitoring.jsonl``).
+    """
+    logger = get_run_logger()
+    project = Path(project_dir).resolve()
+    params = load_params(project / "params.yaml")
+    where = paths(params)
+    if threshold is None:
+        threshold = float(params["drift"]["threshold"])
+    result = repro_stage(str(project), "drift")
+    if not result.ok:
+        return _failed(result)
+    drift = read_drift(str(project / where.drift_dir / "drift.json"))
+    share = float(drift["share_of_drifted_features"])
+    top = ranked_drifted(drift.get("features", {}))[:TOP_FEATURES]
+    names = ", ".join(t["feature"] for t in top[:3])
+    drifted = (f"{drift.get('n_drifted')} of {drift.get('n_features')} features drifted "
+               f"(share {share:.3f})")
+    run_context = FlowRunContext.get()
+    monitor_run = run_context.flow_run if run_context and run_context.flow_run else None
+    record: dict[str, Any] = {
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "share": share, "threshold": threshold,
+        "n_drifted": drift.get("n_drifted"), "n_features": drift.get("n_features"),
+        "reference": drift.get("reference"), "current": drift.get("current"),
+        "top_drifted": [t["feature"] for t in top],
+        "monitoring_flow_run": str(monitor_run.id) if monitor_run else None,
+        "triggered_flow_run": None,
+    }
+    outcome: State | None = None
+    if share < threshold:
+        record["decision"] = NO_RETRAINING
+        record["reason"] = f"{drifted} < threshold {threshold:.3f}"
+    elif not trigger:
+        record["decision"] = NOT_TRIGGERED
+        record["reason"] = (f"{drifted} >= threshold {threshold:.3f} (most drifted: {names}); "
+                            "trigger=False")
+    else:
+        key = f"{RETRAIN_TAG}:{monitor_run.id}" if monitor_run else None
+        started = start_retraining(retrain_deployment, key, return_state=True)
+        found = started.result() if started.is_completed() else {"error": started.message}
+        reason = f"{drifted} >= threshold {threshold:.3f} (most drifted: {names})"
+        if "pending" in found:
+            record["decision"] = ALREADY_PENDING
+            record["pending_flow_run"] = found["pending"]
+            record["reason"] = (f"{reason}; run {found['pending']['name']} of "
+                                f"{retrain_deployment} is still {found['pending']['state']}")
+        elif "triggered" in found:
+            record["decision"] = RETRAIN
+            record["triggered_flow_run"] = found["triggered"]
+            record["reason"] = reason
+        else:
+            record["decision"] = TRIGGER_FAILED
+            record["reason"] = f"{reason}; starting {retrain_deployment} FAILED: {found['error']}"
+            outcome = Failed(message=f"could not start {retrain_deployment}: {found['error']}")
+    logger.info("monitoring: %s (%s)", record["decision"], record["reason"])
+    create_markdown_artifact(key="monitoring", markdown=_markdown(record, drift, top,
+                                                                   retrain_deployment),
+                             description=_inert(f"{record['decision']}: {record['reason']}"))
+    _record(project / MONITORING_LOG, record)
+    publish_all(str(project))
+    if outcome is not None:
+        return outcome
+    return Completed(message=f"{record['decision']}: {record['reason']}", data=record)

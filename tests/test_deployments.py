@@ -1,0 +1,127 @@
+"""prefect.yaml against a real `prefect server`: deploy, schedules in Tehran time, a worker run."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from .conftest import BIN, copy_exports
+from .prefect_server import TEHRAN_TRADING_WEEKDAYS, prefect_server, run_in
+
+pytestmark = pytest.mark.slow
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+EXPECTED = {  # deployment -> (flow, work pool, cron)
+    "data": ("tsepipe-data", "cpu", "30 13 * * 6,0,1,2,3"),
+    "report": ("tsepipe-report", "cpu", "0 14 * * 6,0,1,2,3"),
+    "monitor": ("tsepipe-monitor", "cpu", "30 14 * * 6,0,1,2,3"),
+    "train": ("tsepipe-train", "gpu", "0 18 * * 3"),
+}
+
+
+def cron_weekdays(cron: str) -> set[int]:
+    """Cron's day-of-week field (0 = Sunday) as Python weekdays (0 = Monday)."""
+    return {(int(day) - 1) % 7 for day in cron.split()[4].split(",")}
+
+
+def test_cron_days_are_tehran_trading_days():
+    config = yaml.safe_load((Path(__file__).parents[1] / "prefect.yaml").read_text())
+    for deployment in config["deployments"]:
+        for schedule in deployment["schedules"]:
+            assert schedule["timezone"] == "Asia/Tehran"
+            assert cron_weekdays(schedule["cron"]) <= TEHRAN_TRADING_WEEKDAYS
+    assert {d["name"] for d in config["deployments"]} == set(EXPECTED)
+
+
+def scheduled_runs(client, deployment_id) -> list:
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+    )
+
+
+def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    copy_exports(small_sample_dir, project / "data/raw")
+    prefect = str(BIN / "prefect")
+    started = time.monotonic()
+    with prefect_server(tmp_path) as server, temporary_settings(
+        {PREFECT_API_URL: server["PREFECT_API_URL"]}
+    ):
+        timings = {"server": time.monotonic() - started}
+        for pool in ("cpu", "gpu"):
+            run_in([prefect, "work-pool", "create", pool, "--type", "process"], project, server)
+        deployed = run_in([prefect, "--no-prompt", "deploy", "--all"], project, server)
+        timings["deploy"] = time.monotonic() - started
+
+        with get_client(sync_client=True) as client:
+            deployments = {d.name: d for d in client.read_deployments()}
+            assert set(deployments) == set(EXPECTED), deployed.stdout
+            flows = {f.id: f.name for f in client.read_flows()}
+            for name, (flow_name, pool, cron) in EXPECTED.items():
+                deployment = deployments[name]
+                assert flows[deployment.flow_id] == flow_name
+                assert deployment.work_pool_name == pool
+                # no pull steps in prefect.yaml: deploy records the project folder
+                assert str(project) in str(deployment.pull_steps), deployment.pull_steps
+                [schedule] = deployment.schedules
+                assert schedule.active
+                assert schedule.schedule.cron == cron
+                assert schedule.schedule.timezone == "Asia/Tehran"
+
+            # the scheduler fills each deployment's calendar (loop: 1-2 s in this server)
+            deadline = time.monotonic() + 60
+            runs: dict[str, list] = {}
+            while time.monotonic() < deadline:
+                runs = {name: scheduled_runs(client, d.id) for name, d in deployments.items()}
+                if all(len(found) >= 3 for found in runs.values()):
+                    break
+                time.sleep(1)
+            timings["schedules"] = time.monotonic() - started
+            for name, (_, _, cron) in EXPECTED.items():
+                assert len(runs[name]) >= 3, f"{name}: {len(runs[name])} scheduled runs"
+                minute, hour = (int(x) for x in cron.split()[:2])
+                days = cron_weekdays(cron)
+                for flow_run in runs[name]:
+                    start = flow_run.expected_start_time.astimezone(TEHRAN)
+                    assert start.weekday() in days and start.weekday() in TEHRAN_TRADING_WEEKDAYS
+                    assert (start.hour, start.minute) == (hour, minute), (name, start)
+                    assert start > datetime.now(TEHRAN)
+                    assert "auto-scheduled" in flow_run.tags
+
+        # a manual run of the data deployment, executed by a process worker
+        ran = run_in([prefect, "deployment", "run", "tsepipe-data/data"], project, server)
+        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", ran.stdout).group(1)
+        worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], project,
+                        server, timeout=300)
+        timings["worker run"] = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(flow_run_id)
+            assert flow_run.state.type == StateType.COMPLETED, (
+                f"{flow_run.state}\n{worker.stdout}\n{worker.stderr}")
+            keys = {a.key for a in client.read_artifacts()}
+            # the scheduled runs are untouched: only the due run was picked up
+            assert all(len(scheduled_runs(client, d.id)) >= 3 for d in deployments.values())
+    assert {"validation", "merge-summary", "dataset-version"} <= keys
+    assert (project / "data/processed/merged.parquet").exists()  # ran in the project folder
+    assert any((project / "dvcstore").rglob("*")), "the deployment's dvc push sent nothing"
+    print(" ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
