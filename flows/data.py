@@ -208,4 +208,5 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         forecast = result["forecast"]
         lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
                      f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
+        lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
     return "\n".join(lines)

@@ -356,6 +356,8 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append("data drift")
     if board["models"][champion]["kind"] != "network":
         attention.append("no network beats persistence: a baseline is the champion")
+    elif _finite(champion_row["mcc"]) < _finite(best_row["mcc"]):
+        attention.append(f"the champion scores below {best} on the test days")
     return render(
         "index.html", page, forecast=forecast, validation=validation, merge=merge,
         files=files, board=board, drift=drift, drifted=drifted[:10], index_names=names,
