@@ -23,7 +23,8 @@ demo: setup  ## the main job on the embedded sample data
 	tsepipe sample-data --out data/raw
 	tsepipe run
 
-test: setup lint  ## every test, slow ones included (as CI runs them)
+test: setup lint  ## every test, slow and browser ones included (as CI runs them)
+	tools/ensure-chromium
 	python -m pytest
 
 lint: setup
