@@ -19,13 +19,14 @@ from prefect.artifacts import (
 )
 
 from pipelines.config import load_params, paths
+from pipelines.drift import ranked_drifted
 
 
 def _read(path: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _md(text: Any) -> str:
+def inert_markdown(text: Any) -> str:
     """A value from an input file, made inert in markdown (no HTML, no link syntax)."""
     return "".join(f"&#{ord(c)};" if c in "<>&[]()`*_|\\" else c for c in str(text))
 
@@ -61,8 +62,8 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
         key="forecast",
         markdown=(f"# TEDPIX on {result['next_trading_day']}: **{result['direction']}**\n"
                   f"- probability of up: {result['probability_up']:.3f}\n"
-                  f"- model: {_md(result['champion'])} ({result['champion_kind']}), version "
-                  f"`{result['model_version']}`\n"
+                  f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
+                  f"version `{result['model_version']}`\n"
                   f"- data version `{result['data_version']}` (as of {result['as_of']})\n"))
     return result
 
@@ -71,8 +72,7 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
 def publish_drift(drift_path: str) -> dict[str, Any]:
     """Markdown: share of drifted features against the threshold, the most drifted ones."""
     drift = _read(drift_path)
-    drifted = sorted((f for f in drift["features"].items() if f[1]["drifted"]),
-                     key=lambda item: item[1]["drift_score"])
+    drifted = ranked_drifted(drift["features"])
     verdict = "DRIFT" if drift["dataset_drift"] else "no dataset drift"
     lines = [
         f"# Data drift: {verdict}",
@@ -89,7 +89,8 @@ def publish_drift(drift_path: str) -> dict[str, Any]:
                          f"(score {side['score']:.3g}, {side['method']})")
     if drifted:
         lines.append("- most drifted: " + ", ".join(
-            f"{_md(name)} ({found['drift_score']:.2g})" for name, found in drifted[:8]))
+            f"{inert_markdown(f['feature'])} ({f['method']} {f['drift_score']:.2g})"
+            for f in drifted[:8]))
     create_markdown_artifact(key="drift", markdown="\n".join(lines) + "\n")
     return drift
 

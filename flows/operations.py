@@ -39,9 +39,10 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 
-from flows.artifacts import publish_all
+from flows.artifacts import inert_markdown, publish_all
 from flows.data import push, repro_stage
 from pipelines.config import load_params, paths
+from pipelines.drift import ranked_drifted
 
 REPORT_STAGES = ("predict", "drift", "report")
 RETRAIN_TAG = "drift-triggered"
@@ -57,11 +58,6 @@ TRIGGER_FAILED = "retraining needed, trigger failed"
 _UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED,
                StateType.CANCELLING]
 _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING}
-
-
-def _inert(text: Any) -> str:
-    """A value from an input file, made inert in markdown (no HTML, no link syntax)."""
-    return "".join(f"&#{ord(c)};" if c in "<>&[]()`*_|\\" else c for c in str(text))
 
 
 def _failed(result: Any) -> State:
@@ -88,29 +84,6 @@ def report_flow(project_dir: str = ".", push_remote: bool = True) -> State:
     forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
         encoding="utf-8"))
     return Completed(message=json.dumps(forecast), data=forecast)
-
-
-def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The drifted features, most drifted first.
-
-    Evidently's score is a p-value for some methods (drift below the threshold) and a
-    distance for others (drift above it), so each score is ranked by how far past its
-    own threshold it lies.
-    """
-    ranked = []
-    for name, feature in features.items():
-        if not feature.get("drifted"):
-            continue
-        score, threshold = feature.get("drift_score"), feature.get("threshold")
-        strength = 0.0
-        if score is not None and threshold:
-            lower_is_drift = score < threshold
-            strength = (threshold / max(score, 1e-300) if lower_is_drift
-                        else score / threshold)
-        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
-                       "method": feature.get("method"), "strength": strength})
-    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
-    return ranked
 
 
 @task
@@ -162,7 +135,7 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
               deployment_name: str) -> str:
     lines = [
         f"# Monitoring: {record['decision']}",
-        f"**Why:** {_inert(record['reason'])}",
+        f"**Why:** {inert_markdown(record['reason'])}",
         "",
         f"- share of drifted features: {record['share']:.3f} "
         f"({drift.get('n_drifted')} of {drift.get('n_features')}); "
@@ -186,8 +159,8 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
     if top:
         lines += ["", f"## Most drifted features (top {len(top)} of {drift.get('n_drifted')})",
                   "", "| feature | score | threshold | method |", "|---|---|---|---|"]
-        lines += [f"| {_inert(t['feature'])} | {t['drift_score']:.4g} | {t['threshold']} | "
-                  f"{_inert(t['method'])} |" for t in top]
+        lines += [f"| {inert_markdown(t['feature'])} | {t['drift_score']:.4g} | {t['threshold']} | "
+                  f"{inert_markdown(t['method'])} |" for t in top]
     return "\n".join(lines) + "\n"
 
 
@@ -261,9 +234,9 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
             record["reason"] = f"{reason}; starting {retrain_deployment} FAILED: {found['error']}"
             outcome = Failed(message=f"could not start {retrain_deployment}: {found['error']}")
     logger.info("monitoring: %s (%s)", record["decision"], record["reason"])
-    create_markdown_artifact(key="monitoring", markdown=_markdown(record, drift, top,
-                                                                   retrain_deployment),
-                             description=_inert(f"{record['decision']}: {record['reason']}"))
+    create_markdown_artifact(
+        key="monitoring", markdown=_markdown(record, drift, top, retrain_deployment),
+        description=inert_markdown(f"{record['decision']}: {record['reason']}"))
     _record(project / MONITORING_LOG, record)
     publish_all(str(project))
     if outcome is not None:

@@ -287,3 +287,26 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
                         prediction_column="probability_up", target_column="label",
                         threshold=threshold, context=context, method=method,
                         method_threshold=method_threshold)
+
+
+def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drifted features, most drifted first.
+
+    Evidently's score is a p-value for some methods (drift below the threshold) and a
+    distance for others (drift above it), so each score is ranked by how far past its
+    own threshold it lies.
+    """
+    ranked = []
+    for name, feature in features.items():
+        if not feature.get("drifted"):
+            continue
+        score, threshold = feature.get("drift_score"), feature.get("threshold")
+        strength = 0.0
+        if score is not None and threshold:
+            lower_is_drift = score < threshold
+            strength = (threshold / max(score, 1e-300) if lower_is_drift
+                        else score / threshold)
+        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
+                       "method": feature.get("method"), "strength": strength})
+    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
+    return ranked

@@ -343,8 +343,10 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
     champion_row = next(r for r in accuracy["leaderboard"] if r["model"] == champion)
     best = board["best_baseline_on_test"]
     best_row = next(r for r in accuracy["leaderboard"] if r["model"] == best)
-    drifted = sorted(((name, f) for name, f in drift["features"].items() if f["drifted"]),
-                     key=lambda item: item[1]["drift_score"])
+    from pipelines.drift import ranked_drifted
+
+    drifted = [(f["feature"], drift["features"][f["feature"]])
+               for f in ranked_drifted(drift["features"])]
     names = {i["index_id"]: i["index_name"] for i in merge["indices"]}
     files = validation["files"]
     attention = []

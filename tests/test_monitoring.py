@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from flows.operations import ranked_drifted
 from pipelines import sample
+from pipelines.drift import ranked_drifted
 from pipelines.fileio import file_md5
 from pipelines.formats import read_export
 
