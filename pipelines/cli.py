@@ -19,9 +19,9 @@ from pipelines.errors import DATA_ERROR_EXIT, DataError
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
-    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> predict. "
-    "`tsepipe run` runs them all as Prefect flows through DVC and pushes the new versions "
-    "to the DVC remote.",
+    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> predict "
+    "-> drift -> report. `tsepipe run` runs them all as Prefect flows through DVC and pushes "
+    "the new versions to the DVC remote; then open reports/index.html.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
