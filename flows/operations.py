@@ -31,6 +31,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
@@ -86,6 +87,17 @@ def report_flow(project_dir: str = ".", push_remote: bool = True) -> State:
     return Completed(message=json.dumps(forecast), data=forecast)
 
 
+def deployment_runs(client: Any, deployment_id: Any, states: list[StateType] | None = None,
+                    tags: list[str] | None = None) -> list[Any]:
+    """Flow runs of one deployment, in any of ``states`` and carrying all ``tags``."""
+    run_filter = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)) if states else None,
+        tags=FlowRunFilterTags(all_=tags) if tags else None)
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=run_filter)
+
+
 @task
 def read_drift(drift_json: str) -> dict[str, Any]:
     return json.loads(Path(drift_json).read_text(encoding="utf-8"))
@@ -110,11 +122,7 @@ def start_retraining(deployment_name: str, idempotency_key: str | None) -> dict[
             return {"error": f"no deployment {deployment_name!r} on the Prefect server "
                              f"{PREFECT_API_URL.value() or '(ephemeral)'}; run "
                              "`prefect --no-prompt deploy --all` first"}
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_UNFINISHED))),
-        )
+        runs = deployment_runs(client, deployment.id, states=_UNFINISHED)
     for run in runs:
         state_type = run.state.type if run.state else None
         if RETRAIN_TAG in (run.tags or []) or state_type in _IN_PROGRESS:

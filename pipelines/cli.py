@@ -211,6 +211,18 @@ def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
     return p, where, table, file_md5(where.dataset)
 
 
+def _leaderboard(where: Any, required: bool = True) -> dict[str, Any] | None:
+    """The evaluate stage's leaderboard; missing: a DataError, or None if not required."""
+    import json
+
+    board_path = where.evaluation_dir / "leaderboard.json"
+    if not board_path.exists():
+        if not required:
+            return None
+        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
+    return json.loads(board_path.read_text(encoding="utf-8"))
+
+
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
@@ -237,13 +249,10 @@ def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
 @_stage
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Refit every network on all labelled days; save model.keras and its model card."""
-    import json
-
     from pipelines.train import model_configs, settings_from_params, train_final
 
     p, where, table, data_version = _modelling_inputs(params)
-    board_path = where.evaluation_dir / "leaderboard.json"
-    board = json.loads(board_path.read_text(encoding="utf-8")) if board_path.exists() else None
+    board = _leaderboard(where, required=False)
     cards = train_final(table, model_configs(p), settings_from_params(p), where.models_dir,
                         data_version, board)
     for name, card in cards.items():
@@ -256,15 +265,10 @@ def train(params: ParamsOption = Path("params.yaml")) -> None:
 @_stage
 def predict(params: ParamsOption = Path("params.yaml")) -> None:
     """Forecast the next trading day with the champion; write forecasts/latest.json."""
-    import json
-
     from pipelines.predict import forecast, publish
 
     p, where, table, data_version = _modelling_inputs(params)
-    board_path = where.evaluation_dir / "leaderboard.json"
-    if not board_path.exists():
-        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
-    board = json.loads(board_path.read_text(encoding="utf-8"))
+    board = _leaderboard(where)
     champion = board["champion"]
     result = forecast(table, p["features"]["window"], champion,
                       board["models"][champion]["kind"], where.models_dir, data_version)
@@ -278,15 +282,10 @@ def predict(params: ParamsOption = Path("params.yaml")) -> None:
 @_stage
 def drift(params: ParamsOption = Path("params.yaml")) -> None:
     """Data drift (Evidently): the champion's training window against the latest days."""
-    import json
-
     from pipelines.drift import champion_drift
 
     p, where, table, _ = _modelling_inputs(params)
-    board_path = where.evaluation_dir / "leaderboard.json"
-    if not board_path.exists():
-        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
-    board = json.loads(board_path.read_text(encoding="utf-8"))
+    board = _leaderboard(where)
     settings = p["drift"]
     summary = champion_drift(table, board, where.models_dir, p["features"]["window"],
                              settings["current_days"], settings["threshold"], where.drift_dir,

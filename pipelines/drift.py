@@ -34,7 +34,7 @@ STATIONARY_SUFFIXES = ("__logret", "__logvol_change", "__range")
 _HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
 
 
-def _safe_name(name: str) -> str:
+def html_safe_name(name: str) -> str:
     return name.translate(_HTML_SAFE)
 
 
@@ -70,7 +70,7 @@ def _check_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: list
                        if not pd.api.types.is_numeric_dtype(frame[c])]
         if not_numeric:
             raise ValueError(f"drift: non-numeric columns in the {side} data: {not_numeric[:5]}")
-    safe = [_safe_name(c) for c in columns + extra]
+    safe = [html_safe_name(c) for c in columns + extra]
     if len(set(safe)) != len(safe):
         raise ValueError("drift: column names collide once made safe for HTML")
 
@@ -107,7 +107,7 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[s
     numeric = list(columns) + ([prediction_column] if prediction_column else [])
     categorical = [target_column] if target_column else []
     used = numeric + categorical
-    rename = {c: _safe_name(c) for c in used}
+    rename = {c: html_safe_name(c) for c in used}
     back = {safe: name for name, safe in rename.items()}
     definition = DataDefinition(numerical_columns=[rename[c] for c in numeric],
                                 categorical_columns=[rename[c] for c in categorical])

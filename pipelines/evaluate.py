@@ -347,11 +347,19 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
             roc_parts.append(pd.DataFrame({"model": name, "fpr": fpr, "tpr": tpr}))
     if roc_parts:
         _write_csv(plots / "roc.csv", pd.concat(roc_parts, ignore_index=True))
-    hits = test.assign(hit=(test["label"] == test["predicted"]).astype(float))
-    rolling = hits.pivot(index="date", columns="model", values="hit").rolling(
-        rolling_window, min_periods=1).mean()
+    rolling = rolling_accuracy(test, rolling_window)
     _write_csv(plots / "rolling_accuracy.csv",
                rolling.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
+
+
+def rolling_accuracy(test: Any, window: int, min_periods: int = 1) -> Any:
+    """Rolling share of correct directions: a frame indexed by date, a column per model.
+
+    ``test``: prediction rows (``date``, ``model``, ``label``, ``predicted``).
+    """
+    hits = test.assign(hit=(test["label"] == test["predicted"]).astype(float))
+    table = hits.pivot(index="date", columns="model", values="hit").sort_index()
+    return table.rolling(window, min_periods=min_periods).mean()
 
 
 def _write_csv(path: Any, frame: Any) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from pipelines.evaluate import rolling_accuracy
 from pipelines.fileio import atomic_path, write_json
 from pipelines.report_html import render
 
@@ -149,23 +150,6 @@ def calibration_bins(label: np.ndarray, proba: np.ndarray, bins: int = 10
     return rows
 
 
-def rolling_accuracy(test: pd.DataFrame, window: int) -> dict[str, pd.Series]:
-    """Rolling share of correct directions per model over the walk-forward test days."""
-    hits = test.assign(hit=(test["label"] == test["predicted"]).astype(float))
-    table = hits.pivot(index="date", columns="model", values="hit").sort_index()
-    rolling = table.rolling(window, min_periods=min(window, 5)).mean()
-    return {name: rolling[name] for name in table.columns}
-
-
-def confusion(test: pd.DataFrame, model: str) -> dict[str, int]:
-    rows = test[test["model"] == model]
-    label, predicted = rows["label"].astype(int), rows["predicted"].astype(int)
-    return {"tn": int(((label == 0) & (predicted == 0)).sum()),
-            "fp": int(((label == 0) & (predicted == 1)).sum()),
-            "fn": int(((label == 1) & (predicted == 0)).sum()),
-            "tp": int(((label == 1) & (predicted == 1)).sum())}
-
-
 def leaderboard_rows(board: dict[str, Any], cards: dict[str, dict[str, Any]]
                      ) -> list[dict[str, Any]]:
     """One row per model and baseline, the champion first, then by test MCC."""
@@ -226,9 +210,9 @@ def evidently_classification(predictions: pd.DataFrame, models: list[str],
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.presets import ClassificationPreset
 
-    from pipelines.drift import _safe_name
+    from pipelines.drift import html_safe_name
 
-    safe = {name: _safe_name(name) for name in models}
+    safe = {name: html_safe_name(name) for name in models}
     definition = DataDefinition(
         numerical_columns=[f"{safe[m]} probability" for m in models],
         categorical_columns=["label"] + [f"{safe[m]} predicted" for m in models],
@@ -273,8 +257,8 @@ def accuracy_report(predictions_path: Path | str, board: dict[str, Any],
     compared = list(dict.fromkeys(networks + [board["champion"], best_baseline]))
     evidently_classification(predictions, compared, out / "classification.html")
 
-    rolling = rolling_accuracy(test, rolling_window)
-    rolling = {name: rolling[name] for name in names if name in rolling}
+    rolling_table = rolling_accuracy(test, rolling_window, min_periods=min(rolling_window, 5))
+    rolling = {name: rolling_table[name] for name in names if name in rolling_table}
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
     curves = {}
     for name in names:
@@ -292,7 +276,7 @@ def accuracy_report(predictions_path: Path | str, board: dict[str, Any],
         "test_first": board["days"]["test_first"],
         "test_last": board["days"]["test_last"],
         "leaderboard": rows,
-        "confusion": {name: confusion(test, name) for name in names},
+        "confusion": {name: board["models"][name]["test"]["confusion"] for name in names},
         "calibration": curves,
     }
     render("accuracy.html", out / "index.html", board=board, rows=rows,

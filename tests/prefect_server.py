@@ -22,8 +22,6 @@ from pathlib import Path
 from .conftest import BIN, env
 
 STARTUP_TIMEOUT = 150  # a cold server on 2 cores: about 15-30 s (migrations, services)
-TEHRAN_TRADING_WEEKDAYS = {5, 6, 0, 1, 2}  # Saturday .. Wednesday (Monday is 0)
-
 
 def free_port() -> int:
     with socket.socket() as sock:

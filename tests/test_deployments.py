@@ -11,8 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from flows.operations import deployment_runs
+from pipelines.config import TRADING_WEEKDAYS
+
 from .conftest import BIN, copy_exports
-from .prefect_server import TEHRAN_TRADING_WEEKDAYS, prefect_server, run_in
+from .prefect_server import prefect_server, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -35,25 +38,14 @@ def test_cron_days_are_tehran_trading_days():
     for deployment in config["deployments"]:
         for schedule in deployment["schedules"]:
             assert schedule["timezone"] == "Asia/Tehran"
-            assert cron_weekdays(schedule["cron"]) <= TEHRAN_TRADING_WEEKDAYS
+            assert cron_weekdays(schedule["cron"]) <= TRADING_WEEKDAYS
     assert {d["name"] for d in config["deployments"]} == set(EXPECTED)
 
 
 def scheduled_runs(client, deployment_id) -> list:
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
     from prefect.client.schemas.objects import StateType
 
-    return client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-    )
+    return deployment_runs(client, deployment_id, states=[StateType.SCHEDULED])
 
 
 def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
@@ -103,7 +95,7 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                 days = cron_weekdays(cron)
                 for flow_run in runs[name]:
                     start = flow_run.expected_start_time.astimezone(TEHRAN)
-                    assert start.weekday() in days and start.weekday() in TEHRAN_TRADING_WEEKDAYS
+                    assert start.weekday() in days and start.weekday() in TRADING_WEEKDAYS
                     assert (start.hour, start.minute) == (hour, minute), (name, start)
                     assert start > datetime.now(TEHRAN)
                     assert "auto-scheduled" in flow_run.tags

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from flows.operations import deployment_runs
 from pipelines import sample
 from pipelines.drift import ranked_drifted
 from pipelines.fileio import file_md5
@@ -47,16 +48,7 @@ def monitor(project, server) -> dict:
 
 
 def drift_triggered_runs(client, deployment_id) -> list:
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterTags,
-    )
-
-    return client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["drift-triggered"])))
+    return deployment_runs(client, deployment_id, tags=["drift-triggered"])
 
 
 def latest_monitoring_artifact(client):
