@@ -1,16 +1,24 @@
-"""Parameters from ``params.yaml``: the one place where paths and tunables are defined."""
+"""Parameters from ``params.yaml``: the one place where paths and tunables are defined.
+
+``load_params`` reads the file and checks it once, against the schema below (pydantic):
+every section known, every key known, each value of the right type and range. A wrong
+file gives one ``error:`` line per wrong key, e.g.
+``params.yaml: validate.max_bad_row_share: must be at most 1 (got 2.0)``, and nothing runs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.errors import DataError
 
 DEFAULT_PARAMS = Path("params.yaml")
+COLUMN_SEPARATOR = "__"  # dataset columns are <index_id>__<field>: no index id may hold it
 TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # TSE trades Saturday .. Wednesday (Monday is 0)
 
 
@@ -33,8 +41,169 @@ class Paths:
     front_page: Path
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+Share = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class PathsSection(_Section):
+    raw_dir: str
+    tables_dir: str
+    ingest_report: str
+    validation_summary: str
+    validation_report_dir: str
+    quarantine_dir: str
+    dataset: str
+    merge_summary: str
+    evaluation_dir: str
+    evaluation_metrics: str
+    models_dir: str
+    forecasts_dir: str
+    drift_dir: str
+    accuracy_dir: str
+    front_page: str
+
+
+class DataSection(_Section):
+    target_index: Annotated[str, Field(min_length=1, pattern=r"^[^/\\\s]+$")]
+
+
+class FetchSection(_Section):
+    enabled: bool
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    timeout_seconds: Annotated[float, Field(gt=0)]
+    retries: NonNegative
+    backoff_seconds: Seconds
+    pace_seconds: Seconds
+    indices: dict[str, Annotated[int, Field(gt=0)]]
+
+
+class IngestSection(_Section):
+    file_patterns: Annotated[list[str], Field(min_length=1)]
+    max_file_mb: Annotated[float, Field(gt=0)]
+
+
+class ValidateSection(_Section):
+    min_usable_files: Positive
+    min_rows: Positive
+    price_tolerance: Share
+    max_bad_row_share: Share
+    max_bad_rows: NonNegative
+
+
+class MergeSection(_Section):
+    min_coverage: Share
+    max_fill_days: NonNegative
+    max_target_days_lost: Share
+
+
+class FeaturesSection(_Section):
+    kind: Literal["stationary", "levels"]
+    window: Positive
+
+
+class SplitSection(_Section):
+    validation_fraction: Annotated[float, Field(ge=0, lt=1)]
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+
+
+class EvaluateSection(_Section):
+    refit_every: Positive
+    gap: NonNegative
+    champion_metric: Literal["mcc", "balanced_accuracy", "accuracy", "f1", "roc_auc"]
+    baselines: list[Literal["majority", "always_up", "persistence", "logistic"]]
+    bootstrap_block: Positive
+    bootstrap_samples: Positive
+
+
+class TrainSection(_Section):
+    seeds: Annotated[list[int], Field(min_length=1)]
+    deterministic: bool
+    mixed_precision: bool
+    models: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from pipelines.models import ModelConfig
+
+        for name, spec in models.items():
+            try:
+                ModelConfig.from_dict({"name": name} | dict(spec or {}))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return models
+
+
+class DriftSection(_Section):
+    current_days: Positive
+    threshold: Share
+    method: str | None
+    method_threshold: Share
+
+
+class SampleSection(_Section):
+    days: Positive
+    seed: int
+
+
+class SweepSection(_Section):
+    out_dir: str
+    n_workers: Positive
+    scheduler_address: str | None
+    isolate: bool
+    grid: Literal["study"] | dict[str, list[Any]]
+    fixed: dict[str, Any]
+
+
+class Params(_Section):
+    """The whole of params.yaml: one section per stage (and paths)."""
+
+    paths: PathsSection
+    data: DataSection
+    fetch: FetchSection
+    ingest: IngestSection
+    validate_: ValidateSection = Field(alias="validate")
+    merge: MergeSection
+    features: FeaturesSection
+    split: SplitSection
+    evaluate: EvaluateSection
+    train: TrainSection
+    drift: DriftSection
+    sample: SampleSection
+    sweep: SweepSection
+
+
+def _problem_lines(path: Path, error: ValidationError) -> list[str]:
+    """One line per wrong key: ``FILE: section.key: what is wrong (got VALUE)``."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            message = ("unknown section" if len(problem["loc"]) == 1 else "unknown key")
+        elif kind == "missing":
+            message = "missing"
+        elif kind == "value_error":  # our own checks name the key and the value
+            where += "." + message.split(": ", 1)[0]
+            message = message.split(": ", 1)[-1]
+        else:
+            message = f"{message} (got {problem['input']!r})"
+        lines.append(f"{path}: {where}: {message}")
+    return lines
+
+
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read params.yaml; a missing or malformed file is a DataError naming it."""
+    """Read and check params.yaml; a missing, malformed or wrong file is a DataError.
+
+    Returns the parameters as plain mappings (each section as the file has it).
+    """
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -47,6 +216,10 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
         raise DataError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(params, dict):
         raise DataError(f"{path}: expected a mapping of sections")
+    try:
+        Params.model_validate(params)
+    except ValidationError as exc:
+        raise DataError(_problem_lines(path, exc)) from None
     return params
 
 

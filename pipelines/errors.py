@@ -1,21 +1,58 @@
-"""Errors for expected failures: bad input files, failed validation, unusable sets.
+"""Errors for expected failures, each with its own exit status.
 
-The CLI prints these as one line each (no traceback) and exits with DATA_ERROR_EXIT.
+The CLI prints these as one ``error:`` line each (no traceback) and exits with the
+error's ``exit_code``:
+
+- 3 ``DataError``: the input data cannot be used (bad files, failed validation);
+- 4 ``BusyError``: another run holds the project (one run at a time);
+- 5 ``FetchError``: the daily feed failed (offline, HTTP errors, a malformed answer);
+- 1 ``StageCrash``: a stage failed for a reason other than its input (a bug, a full disk);
+  its last lines of output are shown.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+CRASH_EXIT = 1
 DATA_ERROR_EXIT = 3
+BUSY_EXIT = 4
+FETCH_ERROR_EXIT = 5
 
 
-class DataError(Exception):
-    """Input data cannot be used; ``lines`` holds one human-readable reason each."""
+class PipelineError(Exception):
+    """An expected failure; ``lines`` holds one human-readable reason each."""
+
+    exit_code = CRASH_EXIT
 
     def __init__(self, lines: list[str] | str):
         self.lines = [lines] if isinstance(lines, str) else list(lines)
         super().__init__("\n".join(self.lines))
+
+
+class DataError(PipelineError):
+    """Input data cannot be used."""
+
+    exit_code = DATA_ERROR_EXIT
+
+
+class BusyError(PipelineError):
+    """Another run is in progress in the same project."""
+
+    exit_code = BUSY_EXIT
+
+
+class FetchError(PipelineError):
+    """The daily feed could not be fetched; ``data/raw`` was left untouched."""
+
+    exit_code = FETCH_ERROR_EXIT
+
+
+class StageCrash(PipelineError):
+    """A stage crashed (not bad data): the message carries its last lines."""
+
+    exit_code = CRASH_EXIT
 
 
 class ExportReadError(DataError):
@@ -27,21 +64,41 @@ class ExportReadError(DataError):
         reason: str,
         line: int | None = None,
         column: str | None = None,
+        unit: str = "line",
     ):
         self.path = Path(path)
         self.reason = reason
         self.line = line
         self.column = column
-        super().__init__(format_problem(self.path.name, reason, line=line, column=column))
+        super().__init__(format_problem(self.path.name, reason, line=line, column=column,
+                                        unit=unit))
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: object) -> str:
+    """``text`` on one line: control characters (newlines included) shown as escapes.
+
+    Names that come from the file system or from input files go through this before they
+    reach a log line, so that a file named ``x\\nerror: ...`` cannot forge a line.
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                            str(text))
 
 
 def format_problem(
-    file: str, reason: str, line: int | str | None = None, column: str | None = None
+    file: str, reason: str, line: int | str | None = None, column: str | None = None,
+    unit: str = "line",
 ) -> str:
-    """One line: ``FILE: line N, column C: reason`` (the parts that are unknown left out)."""
+    """One line: ``FILE: line N, column C: reason`` (the parts that are unknown left out).
+
+    ``unit`` names what ``line`` counts: ``line`` in text exports, ``record`` in JSON ones.
+    """
     where = []
     if line is not None:
-        where.append(f"line {line}" if isinstance(line, int) else f"lines {line}")
+        where.append(f"{unit} {line}" if isinstance(line, int) else f"{unit}s {line}")
     if column:
         where.append(f"column {column}")
+    file = printable(file)
     return f"{file}: {', '.join(where)}: {reason}" if where else f"{file}: {reason}"
