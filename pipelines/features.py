@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.merge import COLUMN_SEPARATOR
+from pipelines.config import COLUMN_SEPARATOR
 
 FEATURE_KINDS = ("stationary", "levels")
 

@@ -1,14 +1,23 @@
 """Merge the usable per-index tables into one wide Parquet table, one row per trading day.
 
-Policy (every choice counted in the merge summary):
-- The calendar is the target index's trading days; the target is never filled.
+Policy (every choice counted in the merge summary, per index and in total); the merge
+never silently loses the present:
+- The calendar is the target index's trading days (after validation dropped its bad
+  rows: a dropped target day is not a trading day); the target is never filled, and the
+  dataset always ends on the target's last trading day.
 - An exogenous index's missing day takes its last known value (forward fill, never a
   later value), for at most ``max_fill_days`` consecutive days.
-- An index whose data covers less than ``min_coverage`` of the calendar (it starts
-  late) is left out; otherwise calendar days before the latest start are dropped.
+- An index is left out, with its reason, when it
+  - started late: it covers less than ``min_coverage`` of the calendar (otherwise the
+    calendar days before the latest start are dropped: the oldest days, never recent ones);
+  - is stale: its last day is more than ``max_fill_days`` trading days before the
+    target's last day (an export that was not refreshed);
+  - has gaps longer than ``max_fill_days`` that would cost the target more than
+    ``max_target_days_lost`` of its days. If the indices kept would together still cost
+    more, the costliest is left out until they do not.
 - Days on which an index has data but the target does not are ignored.
-- Days still missing a value after filling (a gap longer than ``max_fill_days``) are
-  dropped.
+- If fewer than ``min_indices`` indices remain, the merge stops (``DataError``) naming
+  each index left out and why.
 
 Columns: ``date`` (timestamp, unique, ascending), then ``<index_id>__<field>`` (float64)
 for the target first and the other indices in id order, fields in the order of
@@ -18,18 +27,20 @@ for the target first and the other indices in id order, fields in the order of
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.errors import DataError
+from pipelines.config import COLUMN_SEPARATOR
+from pipelines.errors import DataError, printable
 from pipelines.fileio import atomic_path, file_md5, write_json
 from pipelines.formats import NUMERIC_FIELDS
 
-COLUMN_SEPARATOR = "__"
 METADATA_KEY = b"tsepipe"
 
 
@@ -37,59 +48,112 @@ def column_name(index_id: str, field: str) -> str:
     return f"{index_id}{COLUMN_SEPARATOR}{field}"
 
 
+@dataclass(frozen=True)
+class MergePolicy:
+    """The merge's tunables (``merge:`` in params.yaml, and ``validate.min_usable_files``)."""
+
+    min_coverage: float = 0.9
+    max_fill_days: int = 5
+    max_target_days_lost: float = 0.01
+    min_indices: int = 1
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> MergePolicy:
+        merge = params["merge"]
+        return cls(merge["min_coverage"], merge["max_fill_days"], merge["max_target_days_lost"],
+                   params["validate"]["min_usable_files"])
+
+
 def merge_tables(
-    tables: dict[str, pd.DataFrame],
-    target_index: str,
-    min_coverage: float,
-    max_fill_days: int,
+    tables: dict[str, pd.DataFrame], target_index: str, policy: MergePolicy
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Merge tidy tables (index id -> table) by the policy above; return (wide, summary)."""
     if target_index not in tables:
         raise DataError(f"{target_index}: the target index is not among the usable tables")
     calendar = pd.DatetimeIndex(tables[target_index]["date"]).sort_values()
+    if calendar.empty:
+        raise DataError(f"{target_index}: the target index has no usable trading day")
+    n_days = len(calendar)
+    allowed_loss = int(np.floor(policy.max_target_days_lost * n_days))
     order = [target_index] + sorted(i for i in tables if i != target_index)
-    parts, stats = [], []
+    parts: dict[str, pd.DataFrame] = {}
+    lost: dict[str, np.ndarray] = {}
+    stats: dict[str, dict[str, Any]] = {}
     for index_id in order:
         table = tables[index_id]
         fields = [f for f in NUMERIC_FIELDS if f in table and table[f].notna().any()]
         series = table.set_index("date")[fields].sort_index()
-        first_day = series.index[0]
+        first_day, last_day = series.index[0], series.index[-1]
         coverage = float((calendar >= first_day).mean())
         entry: dict[str, Any] = {
             "index_id": index_id,
             "index_name": str(table["index_name"].iloc[0]),
+            "fields": fields,
             "rows_in": len(series),
             "first_date": f"{first_day:%Y-%m-%d}",
-            "last_date": f"{series.index[-1]:%Y-%m-%d}",
+            "last_date": f"{last_day:%Y-%m-%d}",
             "coverage": round(coverage, 4),
             "rows_off_calendar": int((~series.index.isin(calendar)).sum()),
+            "days_filled": 0, "longest_fill": 0, "days_lost": 0,
+            "included": True, "reason": None,
         }
-        if index_id != target_index and coverage < min_coverage:
-            stats.append(entry | {"included": False, "reason":
-                                  f"covers {coverage:.1%} of the target's trading days, "
-                                  f"below merge.min_coverage {min_coverage:.0%}"})
-            continue
+        stats[index_id] = entry
         # Reindex on the union so that a value published on a day the target did not
         # trade still counts as the last known value for the next trading day.
         union = series.index.union(calendar)
-        on_calendar = series.reindex(union).ffill(limit=max_fill_days).reindex(calendar)
+        on_calendar = series.reindex(union).ffill(limit=policy.max_fill_days).reindex(calendar)
         observed = calendar.isin(series.index)
         after_start = calendar >= first_day
-        filled = after_start & ~observed & on_calendar.notna().all(axis=1).to_numpy()
-        entry |= {"included": True, "reason": None,
-                  "days_filled": int(filled.sum()),
-                  "longest_fill": _longest_run(filled)}
-        stats.append(entry)
-        parts.append(on_calendar.rename(columns=lambda f, i=index_id: column_name(i, f)))
+        complete = on_calendar.notna().all(axis=1).to_numpy()
+        filled = after_start & ~observed & complete
+        entry |= {"days_filled": int(filled.sum()), "longest_fill": _longest_run(filled)}
+        stale_days = int((calendar > last_day).sum())
+        lost[index_id] = after_start & ~complete & (calendar <= last_day)
+        entry["days_lost"] = int(lost[index_id].sum())
+        parts[index_id] = on_calendar.rename(columns=lambda f, i=index_id: column_name(i, f))
+        if index_id == target_index:
+            continue
+        if coverage < policy.min_coverage:
+            entry["reason"] = (f"started late ({entry['first_date']}): covers {coverage:.1%} of "
+                               f"the target's trading days, below merge.min_coverage "
+                               f"{policy.min_coverage:.0%}")
+        elif stale_days > policy.max_fill_days:
+            entry["reason"] = (f"stale: its last day {entry['last_date']} is {stale_days} trading "
+                               f"days before the target's last day {calendar[-1]:%Y-%m-%d} "
+                               f"(merge.max_fill_days {policy.max_fill_days})")
+        elif entry["days_lost"] > allowed_loss:
+            entry["reason"] = _gap_reason(entry["days_lost"], n_days, policy)
+        if entry["reason"]:
+            entry["included"] = False
 
-    wide = pd.concat(parts, axis=1)
-    included = [s for s in stats if s["included"]]
-    start = max(pd.Timestamp(s["first_date"]) for s in included)
+    included = [i for i in order if stats[i]["included"]]
+    # Together the kept indices may still cost too much: leave out the costliest first.
+    while len(included) > 1:
+        union_lost = np.logical_or.reduce([lost[i] for i in included])
+        if union_lost.sum() <= allowed_loss:
+            break
+        costliest = max(included[1:], key=lambda i: (lost[i].sum(), i))
+        stats[costliest] |= {"included": False, "reason": _gap_reason(
+            stats[costliest]["days_lost"], n_days, policy, together=True)}
+        included.remove(costliest)
+    excluded = [stats[i] for i in order if not stats[i]["included"]]
+    if len(included) < policy.min_indices:
+        raise DataError(
+            [f"merge: only {len(included)} of {len(order)} indices can be merged, at least "
+             f"{policy.min_indices} needed (validate.min_usable_files)"]
+            + [f"{printable(s['index_id'])} ({printable(s['index_name'])}): left out: "
+               f"{s['reason']}" for s in excluded])
+
+    wide = pd.concat([parts[i] for i in included], axis=1)
+    start = max(pd.Timestamp(stats[i]["first_date"]) for i in included)
     leading = wide.index < start
-    stale = ~leading & wide.isna().any(axis=1).to_numpy()
-    wide = wide[~leading & ~stale]
+    gaps = ~leading & wide.isna().any(axis=1).to_numpy()
+    wide = wide[~leading & ~gaps]
     if wide.empty:
         raise DataError("merge: no trading day has a value for every included index")
+    if wide.index[-1] != calendar[-1]:  # the policy above makes this impossible
+        raise DataError(f"merge: the dataset would end {wide.index[-1]:%Y-%m-%d}, before the "
+                        f"target's last trading day {calendar[-1]:%Y-%m-%d}")
     wide.index.name = "date"
     wide = wide.reset_index()
     summary = {
@@ -98,21 +162,39 @@ def merge_tables(
         "columns": wide.shape[1],
         "first_date": f"{wide['date'].iloc[0]:%Y-%m-%d}",
         "last_date": f"{wide['date'].iloc[-1]:%Y-%m-%d}",
-        "target_trading_days": len(calendar),
+        "target_trading_days": n_days,
+        "target_last_date": f"{calendar[-1]:%Y-%m-%d}",
         "indices_included": len(included),
-        "indices_excluded": len(stats) - len(included),
+        "indices_excluded": len(excluded),
         "leading_rows_dropped": int(leading.sum()),
-        "rows_dropped_stale": int(stale.sum()),
-        "values_filled": sum(s["days_filled"] for s in included),
+        "rows_dropped_gaps": int(gaps.sum()),
+        "values_filled": sum(stats[i]["days_filled"] for i in included),
+        "warnings": [f"{s['index_id']} ({s['index_name']}): left out of the merge: "
+                     f"{s['reason']}" for s in excluded],
         "policy": {
             "calendar": "trading days of the target index",
-            "fill": f"last known value, at most {max_fill_days} consecutive days",
-            "min_coverage": min_coverage,
+            "fill": f"last known value, at most {policy.max_fill_days} consecutive days",
             "before_an_index_starts": "dropped (indices below min_coverage are left out)",
-        },
-        "indices": stats,
+            "stale": f"an index ending more than {policy.max_fill_days} trading days before "
+                     "the target is left out",
+            "gaps": f"an index whose gaps cost the target more than "
+                    f"{policy.max_target_days_lost:.1%} of its days is left out",
+        } | asdict(policy),
+        "indices": [stats[i] for i in order],
     }
     return wide, summary
+
+
+def _gap_reason(days_lost: int, n_days: int, policy: MergePolicy, together: bool = False
+                ) -> str:
+    reason = (f"gaps longer than merge.max_fill_days ({policy.max_fill_days}) would cost the "
+              f"target {days_lost} of its {n_days} trading days ({days_lost / n_days:.1%}), "
+              f"more than merge.max_target_days_lost ({policy.max_target_days_lost:.1%})")
+    if together:
+        reason = (f"with the indices kept, gaps would cost the target more than "
+                  f"merge.max_target_days_lost ({policy.max_target_days_lost:.1%}); this one "
+                  f"costs the most ({days_lost} of {n_days} days)")
+    return reason
 
 
 def _longest_run(flags: Any) -> int:
@@ -129,13 +211,12 @@ def merge(
     dataset_path: Path | str,
     summary_path: Path | str,
     target_index: str,
-    min_coverage: float,
-    max_fill_days: int,
+    policy: MergePolicy,
 ) -> dict[str, Any]:
-    """Merge the tables that validation found usable; write Parquet and its summary.
+    """Merge the tables that validation found usable, without the rows it dropped.
 
-    Both files are written atomically; on any error the previous dataset stays.
-    The summary records the dataset's MD5, which is the hash DVC gives it.
+    Writes the Parquet dataset and its summary, both atomically; on any error the previous
+    dataset stays. The summary records the dataset's MD5, which is the hash DVC gives it.
     """
     try:
         validation = json.loads(Path(validation_summary).read_text(encoding="utf-8"))
@@ -144,14 +225,16 @@ def merge(
                         "first") from None
     if not validation["passed"]:
         raise DataError(f"{validation_summary}: validation did not pass; nothing merged")
+    dropped = {f["index_id"]: f.get("dropped_lines", []) for f in validation.get("files", [])}
     tables = {}
     for index_id in validation["usable_index_ids"]:
         table_path = Path(tables_dir) / f"{index_id}.parquet"
         if not table_path.exists():
             raise DataError(f"{table_path}: validated table missing; run tsepipe ingest and "
                             "validate again")
-        tables[index_id] = pd.read_parquet(table_path)
-    wide, summary = merge_tables(tables, target_index, min_coverage, max_fill_days)
+        table = pd.read_parquet(table_path)
+        tables[index_id] = table[~table.index.isin(dropped.get(index_id, []))]
+    wide, summary = merge_tables(tables, target_index, policy)
     names = {s["index_id"]: s["index_name"] for s in summary["indices"] if s["included"]}
     table = pa.Table.from_pandas(wide, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
