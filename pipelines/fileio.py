@@ -1,6 +1,9 @@
-"""Atomic file writes: a temporary file beside the target, then one rename.
+"""Atomic writes: a temporary file (or folder) beside the target, then a rename.
 
-A reader never sees a half-written file, and a failure leaves the previous version.
+A reader never sees a half-written file, and a failure leaves the previous version. A
+folder of outputs is built in a staging folder beside it and swapped in whole
+(``atomic_folder``), so its files always belong to one run; what a killed run left
+behind is removed by the next one.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +36,38 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def leftover_staging(target: Path | str) -> list[Path]:
+    """Staging folders of ``target`` that a killed run left (``.<name>.*`` beside it)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    return sorted(p for p in target.parent.glob(f".{target.name}.*") if p.is_dir())
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path | str) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it replaces the folder ``target``.
+
+    The swap is two renames (the old folder aside, the new one in place); on any error the
+    staging folder goes and ``target`` stays as it was. Leftovers of a killed run go first.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for folder in leftover_staging(target):
+        shutil.rmtree(folder, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_UMASK)
+    try:
+        yield staging
+        previous = target.with_name(f".{target.name}.previous")
+        if target.exists():
+            target.rename(previous)
+        staging.rename(target)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text(target: Path | str, text: str) -> Path:
