@@ -46,9 +46,9 @@ import pandas as pd
 from pipelines.config import load_params
 from pipelines.fileio import write_json
 from pipelines.ingest import ingest
-from pipelines.merge import column_name, merge
+from pipelines.merge import MergePolicy, column_name, merge
 from pipelines.sample import DEFAULT_DAYS, DEFAULT_SEED, generate
-from pipelines.validate import validate
+from pipelines.validate import RowQuality, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("benchmarks/results/ingest.json")  # relative to the project root
@@ -91,7 +91,7 @@ def time_gx_import() -> float | None:
 
 def run_ours(raw_dir: Path, stage_dir: Path, params: dict[str, Any]) -> tuple[Timings, dict]:
     """Ingest, validate and merge ``raw_dir`` into ``stage_dir``; return (timings, summary)."""
-    validate_params, merge_params = params["validate"], params["merge"]
+    validate_params = params["validate"]
     target = params["data"]["target_index"]
     tables, ingest_report = stage_dir / "tables", stage_dir / "ingest.json"
     validation_summary = stage_dir / "validation.json"
@@ -103,12 +103,12 @@ def run_ours(raw_dir: Path, stage_dir: Path, params: dict[str, Any]) -> tuple[Ti
              stage_dir / "quarantine", target,
              min_usable_files=validate_params["min_usable_files"],
              min_rows=validate_params["min_rows"],
-             price_tolerance=validate_params["price_tolerance"])
+             price_tolerance=validate_params["price_tolerance"],
+             quality=RowQuality.from_params(params))
     validate_done = time.perf_counter()
     summary = merge(tables, validation_summary, stage_dir / "merged.parquet",
                     stage_dir / "merge_summary.json", target,
-                    min_coverage=merge_params["min_coverage"],
-                    max_fill_days=merge_params["max_fill_days"])
+                    MergePolicy.from_params(params))
     merge_done = time.perf_counter()
     timings = {
         "read_s": read_done - start,

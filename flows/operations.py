@@ -42,6 +42,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
 from flows.data import push, repro_stage
+from flows.runs import exclusive, stage_failed
 from pipelines.config import load_params, paths
 from pipelines.drift import ranked_drifted
 
@@ -61,13 +62,11 @@ _UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateT
 _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING}
 
 
-def _failed(result: Any) -> State:
-    return Failed(message="\n".join(result.error_lines() or [result.output.strip()]))
-
-
 @flow(name="tsepipe-report",
       description="Daily: forecast with the current champion, drift report, report pages.")
-def report_flow(project_dir: str = ".", push_remote: bool = True) -> State:
+@exclusive
+def report_flow(project_dir: str = ".", push_remote: bool = True,
+                lock_wait_seconds: float = 0) -> State:
     """Run predict -> drift -> report through DVC; publish artifacts; push.
 
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
@@ -78,7 +77,7 @@ def report_flow(project_dir: str = ".", push_remote: bool = True) -> State:
     for stage in REPORT_STAGES:
         result = repro_stage(str(project), stage)
         if not result.ok:
-            return _failed(result)
+            return stage_failed(result)
     publish_all(str(project))
     if push_remote:
         push(str(project))
@@ -180,9 +179,10 @@ def _record(log: Path, record: dict[str, Any]) -> None:
 
 @flow(name="tsepipe-monitor",
       description="Drift check; at or above the threshold it starts the training deployment.")
+@exclusive
 def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
                     retrain_deployment: str = "tsepipe-train/train",
-                    trigger: bool = True) -> State:
+                    trigger: bool = True, lock_wait_seconds: float = 0) -> State:
     """Run the drift stage; start retraining when the drifted share reaches ``threshold``.
 
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
@@ -197,7 +197,7 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
         threshold = float(params["drift"]["threshold"])
     result = repro_stage(str(project), "drift")
     if not result.ok:
-        return _failed(result)
+        return stage_failed(result)
     drift = read_drift(str(project / where.drift_dir / "drift.json"))
     share = float(drift["share_of_drifted_features"])
     top = ranked_drifted(drift.get("features", {}))[:TOP_FEATURES]

@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 from prefect import flow
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, State
 
 from flows.artifacts import publish_all
 from flows.data import push, repro_stage
+from flows.runs import exclusive, stage_failed
 from pipelines.config import load_params, paths
 
 MODEL_STAGES = ("evaluate", "train", "predict", "drift", "report")
@@ -23,14 +24,16 @@ MODEL_STAGES = ("evaluate", "train", "predict", "drift", "report")
 
 @flow(name="tsepipe-train",
       description="Walk-forward evaluation, final models, forecast, drift and reports.")
-def training_flow(project_dir: str = ".", push_remote: bool = True) -> State:
+@exclusive
+def training_flow(project_dir: str = ".", push_remote: bool = True,
+                  lock_wait_seconds: float = 0) -> State:
     """Run evaluate -> train -> predict -> drift -> report through DVC; artifacts; push."""
     project = Path(project_dir).resolve()
     where = paths(load_params(project / "params.yaml"))
     for stage in MODEL_STAGES:
         result = repro_stage(str(project), stage)
         if not result.ok:
-            return Failed(message="\n".join(result.error_lines() or [result.output.strip()]))
+            return stage_failed(result)
     publish_all(str(project))
     forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
         encoding="utf-8"))

@@ -6,6 +6,7 @@ Expected failures (bad input, failed validation) print one line per problem, pre
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipelines.errors import DATA_ERROR_EXIT, DataError
+from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
@@ -41,7 +42,7 @@ class _StderrHandler(logging.Handler):
 
 
 def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command with logging set up and DataError turned into lines + exit 3."""
+    """Run a command with logging set up; an expected failure becomes lines + its exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -55,10 +56,18 @@ def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
             log.propagate = False
         try:
             return func(*args, **kwargs)
-        except DataError as exc:
+        except PipelineError as exc:
             for line in exc.lines:
                 typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(DATA_ERROR_EXIT) from None
+            raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and \
+                    "No space left on device" not in str(exc):
+                raise
+            where = f" writing {printable(exc.filename)}" if exc.filename else ""
+            typer.echo(f"error: disk full{where}: {exc.strerror or exc}; the previous outputs "
+                       "are unchanged (free some space and run again)", err=True)
+            raise typer.Exit(CRASH_EXIT) from None
 
     return wrapper
 
@@ -71,7 +80,7 @@ def _track(description: str) -> Callable[[list[Any]], Any]:
         console = Console(stderr=True)
         if not console.is_terminal:  # under DVC or in a log: one line per item
             for item in items:
-                typer.echo(f"{description}: {getattr(item, 'name', item)}", err=True)
+                typer.echo(f"{description}: {printable(getattr(item, 'name', item))}", err=True)
                 yield item
             return
         yield from rich_track(items, description=description, console=console, transient=True)
@@ -119,6 +128,36 @@ def sample_data(
 
 @app.command()
 @_stage
+def fetch(
+    params: ParamsOption = Path("params.yaml"),
+    raw_dir: Annotated[
+        Path | None, typer.Option(help="Folder to write into (default: paths.raw_dir).")
+    ] = None,
+) -> None:
+    """Download each index in fetch.indices from TSETMC into the raw folder (incremental).
+
+    One file per index, <ISIN>.json (the API's own layout, D), merged with the days
+    already held. Any failure leaves the raw folder untouched and exits with status 5.
+    """
+    from pipelines.config import load_params, paths
+    from pipelines.fetch import fetch as run_fetch
+
+    p = load_params(params)
+    settings = p["fetch"]
+    report = run_fetch(
+        raw_dir or paths(p).raw_dir,
+        settings["indices"],
+        settings["base_url"],
+        timeout_seconds=settings["timeout_seconds"],
+        retries=settings["retries"],
+        backoff_seconds=settings["backoff_seconds"],
+        pace_seconds=settings["pace_seconds"],
+    )
+    typer.echo(report["summary"])
+
+
+@app.command()
+@_stage
 def ingest(
     params: ParamsOption = Path("params.yaml"),
     raw_dir: Annotated[
@@ -137,6 +176,7 @@ def ingest(
         where.ingest_report,
         patterns=p["ingest"]["file_patterns"],
         track=_track("reading"),
+        max_file_mb=p["ingest"]["max_file_mb"],
     )
     typer.echo(f"read {report['files_read']} of {report['files_total']} export files "
                f"into {where.tables_dir}")
@@ -147,6 +187,7 @@ def ingest(
 def validate(params: ParamsOption = Path("params.yaml")) -> None:
     """Validate each file (Great Expectations) and the set; quarantine failing files."""
     from pipelines.config import load_params, paths
+    from pipelines.validate import RowQuality
     from pipelines.validate import validate as run_validate
 
     p = load_params(params)
@@ -162,11 +203,18 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
         min_usable_files=settings["min_usable_files"],
         min_rows=settings["min_rows"],
         price_tolerance=settings["price_tolerance"],
+        quality=RowQuality.from_params(p),
     )
+    dropped = 0
     for verdict in outcome.verdicts:
         for line in verdict.lines():
             typer.echo(f"warning: {line} (left out)", err=True)
-    typer.echo(f"{len(outcome.usable_ids)} of {len(outcome.verdicts)} files usable; "
+        if verdict.usable:
+            for line in verdict.dropped_row_lines():
+                typer.echo(f"warning: {line}", err=True)
+            dropped += len(verdict.dropped_lines)
+    rows = f"; {dropped} bad rows dropped" if dropped else ""
+    typer.echo(f"{len(outcome.usable_ids)} of {len(outcome.verdicts)} files usable{rows}; "
                f"report: {where.validation_report_dir / 'index.html'}")
 
 
@@ -175,6 +223,7 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
 def merge(params: ParamsOption = Path("params.yaml")) -> None:
     """Merge the usable tables by the target's trading days into one Parquet dataset."""
     from pipelines.config import load_params, paths
+    from pipelines.merge import MergePolicy
     from pipelines.merge import merge as run_merge
 
     p = load_params(params)
@@ -185,9 +234,10 @@ def merge(params: ParamsOption = Path("params.yaml")) -> None:
         where.dataset,
         where.merge_summary,
         target_index=p["data"]["target_index"],
-        min_coverage=p["merge"]["min_coverage"],
-        max_fill_days=p["merge"]["max_fill_days"],
+        policy=MergePolicy.from_params(p),
     )
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {printable(warning)}", err=True)
     typer.echo(
         f"merged {summary['indices_included']} indices into {summary['rows']} trading days "
         f"x {summary['columns']} columns ({summary['first_date']} .. {summary['last_date']}), "
@@ -354,11 +404,24 @@ def run(
     train: Annotated[
         bool, typer.Option(help="Also evaluate, train and forecast (--no-train: data only).")
     ] = True,
+    fetch: Annotated[
+        bool | None,
+        typer.Option(help="Fetch the indices from TSETMC first (default: fetch.enabled)."),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another run in this project to "
+                                        "finish (default: do not wait, exit 4).")
+    ] = 0.0,
 ) -> None:
-    """Run the whole pipeline as Prefect flows through DVC, then dvc push."""
+    """Run the whole pipeline as Prefect flows through DVC, then dvc push.
+
+    Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
+    1 a stage crashed (its last lines are shown).
+    """
     from flows.data import run_pipeline
 
-    typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train))
+    typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
+                            wait_seconds=wait))
 
 
 def main() -> None:

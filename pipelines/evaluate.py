@@ -305,16 +305,40 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
     ``out_dir/predictions.parquet``: one row per model, split and day (probability,
     class, label). ``out_dir/leaderboard.json``: ``board``. ``metrics_path``: the test
     metrics per model, flat, for ``dvc metrics``. ``out_dir/plots/``: confusion.csv
-    (champion), roc.csv, rolling_accuracy.csv.
+    (champion), roc.csv, rolling_accuracy.csv. The folder is written aside and swapped in
+    whole (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
     """
     from pathlib import Path
 
+    from pipelines.fileio import atomic_folder
+
+    out, metrics_path = Path(out_dir), Path(metrics_path)
+    with atomic_folder(out) as staging:
+        inside = metrics_path.resolve().is_relative_to(out.resolve())
+        staged_metrics = staging / metrics_path.resolve().relative_to(out.resolve()) \
+            if inside else None
+        _write_evaluation_files(evaluation, board, staging, staged_metrics, rolling_window)
+    if not inside:
+        _write_metrics(board, metrics_path)
+
+
+def _write_metrics(board: dict[str, Any], metrics_path: Any) -> None:
+    from pipelines.fileio import write_json
+
+    write_json(metrics_path, {
+        "champion": board["champion"],
+        "models": {name: {k: row["test"][k] for k in
+                          ("accuracy", "balanced_accuracy", "mcc", "f1", "roc_auc", "brier")}
+                   for name, row in board["models"].items()}})
+
+
+def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: Any,
+                            metrics_path: Any, rolling_window: int) -> None:
     import pandas as pd
     from sklearn.metrics import roc_curve
 
     from pipelines.fileio import atomic_path, write_json
 
-    out = Path(out_dir)
     frames = []
     for name, result in evaluation.results.items():
         for split, days, proba in (("validation", evaluation.validation_days,
@@ -329,11 +353,8 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
     with atomic_path(out / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
     write_json(out / "leaderboard.json", board)
-    write_json(metrics_path, {
-        "champion": board["champion"],
-        "models": {name: {k: row["test"][k] for k in
-                          ("accuracy", "balanced_accuracy", "mcc", "f1", "roc_auc", "brier")}
-                   for name, row in board["models"].items()}})
+    if metrics_path is not None:
+        _write_metrics(board, metrics_path)
 
     test = predictions[predictions["split"] == "test"]
     plots = out / "plots"

@@ -306,7 +306,21 @@ def save_model(model: keras.Model, path: Path | str) -> Path:
 
 
 def load_model(path: Path | str) -> keras.Model:
-    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs)."""
+    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs).
+
+    A missing, truncated or corrupt file raises ``StageCrash`` with one line naming it.
+    """
     import keras
 
-    return keras.saving.load_model(Path(path), safe_mode=True)
+    from pipelines.errors import StageCrash
+
+    path = Path(path)
+    if not path.is_file():
+        raise StageCrash(f"{path}: no model file; run tsepipe train (or dvc checkout) first")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a damaged archive
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise StageCrash(f"{path}: the model file cannot be loaded ({path.stat().st_size} "
+                         f"bytes; truncated or corrupt: {reason}); restore it with dvc "
+                         "checkout, or retrain with tsepipe train") from None

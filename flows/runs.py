@@ -1,0 +1,154 @@
+"""One run at a time per project, and what a run's final state says went wrong.
+
+Two runs in one checkout would fight over ``data/``, ``models/`` and ``dvc.lock`` (and DVC
+would refuse the second half-way). Every flow takes the project's run lock first
+(``exclusive``): an advisory ``flock`` on ``.dvc/tmp/tsepipe-run.lock``, released by the
+operating system when the process ends, so a killed run never leaves a stale lock. A
+second run waits up to ``lock_wait_seconds`` (0: not at all) and then ends in the state
+``Busy`` ("another run is in progress", naming the one that holds it). The lock is
+re-entrant within a process: the whole-pipeline flow holds it for its subflows.
+
+Failed states carry what went wrong in their name, which the Prefect UI shows and
+``raise_for_state`` turns into the CLI's exit status: ``BadData`` (exit 3), ``Busy``
+(4), ``FetchFailed`` (5); any other failure is a crash (1), reported with its last lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import inspect
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prefect.states import Failed, State
+
+from pipelines.errors import BusyError, DataError, FetchError, StageCrash
+
+LOCK_FILE = Path(".dvc") / "tmp" / "tsepipe-run.lock"
+BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
+CRASH_LINES = 12  # lines of a crashed stage's output shown
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Crash|Exit): ")
+
+_held: dict[Path, tuple[int, int]] = {}  # lock file -> (file descriptor, depth)
+_guard = threading.Lock()
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        text = lock_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text else ""
+
+
+@contextlib.contextmanager
+def project_lock(project: Path | str, what: str, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the project's run lock while the block runs; ``BusyError`` if another holds it."""
+    lock_file = Path(project).resolve() / LOCK_FILE
+    with _guard:
+        if lock_file in _held:  # this process holds it already: a subflow
+            fd, depth = _held[lock_file]
+            _held[lock_file] = (fd, depth + 1)
+            acquired_here = False
+        else:
+            acquired_here = True
+    if acquired_here:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(wait_seconds, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
+                    raise BusyError(f"{Path(project).resolve()}: another run is in progress"
+                                    f"{_holder(lock_file)}{waited}; try again when it has "
+                                    "finished") from None
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{what}, pid {os.getpid()}, since {started}\n".encode())
+        with _guard:
+            _held[lock_file] = (fd, 1)
+    try:
+        yield
+    finally:
+        with _guard:
+            fd, depth = _held[lock_file]
+            if depth > 1:
+                _held[lock_file] = (fd, depth - 1)
+            else:
+                del _held[lock_file]
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+def exclusive(flow_function: Callable[..., State]) -> Callable[..., State]:
+    """Run a flow function under the project's run lock (its ``project_dir`` parameter).
+
+    ``lock_wait_seconds`` (a parameter of the flow, default 0) bounds the wait. Busy:
+    the flow ends ``Failed`` with the name ``Busy`` and says who holds the lock.
+    """
+    signature = inspect.signature(flow_function)
+
+    @functools.wraps(flow_function)
+    def wrapper(*args: Any, **kwargs: Any) -> State:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        project = bound.arguments.get("project_dir", ".")
+        wait = float(bound.arguments.get("lock_wait_seconds", 0) or 0)
+        try:
+            with project_lock(project, flow_function.__name__, wait):
+                return flow_function(*args, **kwargs)
+        except BusyError as exc:
+            return Failed(name=BUSY, message=str(exc))
+
+    return wrapper
+
+
+def bad_data(lines: list[str]) -> State:
+    """The state of a run stopped by its input data (one problem per line)."""
+    return Failed(name=BAD_DATA, message="\n".join(lines))
+
+
+def stage_failed(result: Any) -> State:
+    """The state of a run whose stage exited with bad data (``CommandResult``)."""
+    return bad_data(result.error_lines() or [result.output.strip()])
+
+
+def passed_on(state: State) -> State:
+    """A subflow's failed state as the parent's own (Prefect would otherwise report the
+    returned subflow state as "1/1 states failed", losing its name and message)."""
+    return Failed(name=state.name, message=state.message)
+
+
+def raise_for_state(state: State) -> None:
+    """Raise the ``PipelineError`` that says why a flow run did not complete."""
+    if state.is_completed():
+        return
+    message = (state.message or f"the run ended {state.name}").strip()
+    lines = message.splitlines()
+    if state.name == BAD_DATA:
+        raise DataError(lines)
+    if state.name == BUSY:
+        raise BusyError(lines)
+    if state.name == FETCH_FAILED:
+        raise FetchError(lines)
+    tail = [line for line in lines[1:] if line.strip()][-CRASH_LINES:]
+    # the exception a stage's traceback ended with, if any, is what a reader wants first
+    raised = [line.strip() for line in lines[1:] if _EXCEPTION_LINE.match(line.strip())]
+    cause = f" ({raised[-1]})" if raised else ""
+    raise StageCrash([f"the run crashed (not a problem with the input data): {lines[0]}"
+                      f"{cause}"] + [f"  | {line}" for line in tail])
