@@ -338,6 +338,13 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append("validation failed")
     if validation["files_quarantined"]:
         attention.append(f"{validation['files_quarantined']} file(s) quarantined")
+    excluded = [i for i in merge["indices"] if not i["included"]]
+    if excluded:
+        attention.append(f"{len(excluded)} index(es) left out of the merge")
+    dropped_rows = [{"file": f["file"], "unit": f.get("unit", "line")} | row
+                    for f in files if f["usable"] for row in f.get("dropped_rows", [])]
+    if dropped_rows:
+        attention.append(f"{len(dropped_rows)} bad row(s) dropped")
     if drift["dataset_drift"]:
         attention.append("data drift")
     if board["models"][champion]["kind"] != "network":
@@ -351,7 +358,7 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         links={k: _relative(v, page) for k, v in links.items()},
         versions=_versions(), raw_md5=raw_md5, git_commit=git_commit,
         last_data_run=last_data_run, generated=_now(),
-        excluded=[i for i in merge["indices"] if not i["included"]],
+        excluded=excluded, dropped_rows=dropped_rows,
     )
 
 

@@ -81,6 +81,7 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
             "name": name,
             "config": config.to_dict(),
             "input_shape": [settings.window, len(table.names)],
+            "features": list(table.names),  # per index, from the fields its file has
             "params": count_params(model),
             "cudnn_eligible": eligible,
             "cudnn_note": reason,
