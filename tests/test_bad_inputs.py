@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def rewrite(file: str, make: Callable[[bytes], bytes]) -> Breaker:
     return breaker
 
 
+def cells_edit(file: str, line_numbers: Iterable[int], column: str, value: str) -> Breaker:
+    def change(lines: list[str]) -> None:
+        for line_no in line_numbers:
+            set_cell(lines, line_no, column, value)
+
+    return edit(file, change)
+
+
 def cell_edit(file: str, line_no: int, column: str, value: str | Callable[[str], str]) -> Breaker:
     def change(lines: list[str]) -> None:
         new = value(cell(lines, line_no, column)) if callable(value) else value
@@ -154,6 +163,36 @@ def ragged(lines: list[str]) -> None:
     lines[19] = ",".join(lines[19].split(",")[:10])  # line 20: 10 of 13 fields
 
 
+def negative_closes(*line_numbers: int) -> Callable[[list[str]], None]:
+    def change(lines: list[str]) -> None:
+        for number in line_numbers:
+            set_cell(lines, number, "close", "-" + cell(lines, number, "close"))
+
+    return change
+
+
+def symlink_outside(raw_dir: Path) -> None:
+    """A link in raw/ to a file outside it, holding a secret that must never be read."""
+    secret = raw_dir.parent / "outside" / "secret.csv"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text(f"<DTYYYYMMDD>,<CLOSE>\n20240101,{SECRET}\n", encoding="utf-8")
+    (raw_dir / "IRX6XZZZ0001.csv").symlink_to(secret)
+
+
+def copy_as(name: str) -> Breaker:
+    return lambda raw_dir: shutil.copy2(raw_dir / EXO_FILE, raw_dir / name)
+
+
+def huge_export(_: bytes) -> bytes:
+    """A valid-looking export just over ingest.max_file_mb (set to 1 MB in these tests)."""
+    row = "X,20240101,1,1,1,1,1,1,1,1,D,x,1\n"
+    return ("<TICKER>,<DTYYYYMMDD>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>,<OPENINT>,"
+            "<OPENINT>,<PER>,<NAME>,<LAST>\n" + row * (1_100_000 // len(row))).encode()
+
+
+SECRET = "31415926535"  # the content of a file outside raw/: it must never show anywhere
+
+
 def header_only(raw: bytes) -> bytes:
     return encode(decode(raw)[:1] + [""])
 
@@ -198,6 +237,7 @@ def write_params(root: Path, **validate_settings: int) -> Work:
         rewritten[name] = str(root / ("raw" if name == "raw_dir" else value))
     params["paths"] = rewritten
     params["validate"] |= validate_settings
+    params["ingest"]["max_file_mb"] = 1  # the too-large case needs only 1.1 MB
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     return Work(root, params_file, {name: Path(value) for name, value in rewritten.items()})
@@ -284,7 +324,8 @@ def baseline(small_sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         stage: result.output for stage, result in results.items()
     }
     assert f"{N_FILES} of {N_FILES} files usable" in results["validate"].stdout
-    assert read_json(work.paths["quarantine_dir"] / "quarantine.json") == {"files": []}
+    assert read_json(work.paths["quarantine_dir"] / "quarantine.json") == {"files": [],
+                                                                           "rows_dropped": []}
     columns = pd.read_parquet(work.dataset).columns
     # The good dataset has the indices the cases break, so "left out" can be seen.
     assert any(c.startswith(f"{EXO}__") for c in columns)
@@ -347,18 +388,22 @@ LEFT_OUT = [
             ("line 20", "expected 13 fields as in the header, found 10")),
     LeftOut("impossible-date", cell_edit(EXO_FILE, 25, "date", "20230231"), "unreadable",
             ("line 25, column date", "not a valid Gregorian date: 20230231")),
-    LeftOut("duplicate-dates", edit(EXO_FILE, duplicate_date), "invalid",
-            ("lines 7, 8, column date", "duplicate date (2 rows)"), [7, 8], "date"),
-    LeftOut("dates-out-of-order", edit(EXO_FILE, swap_rows), "invalid",
-            ("line 11, column date", "out of order"), [11], "date"),
-    LeftOut("negative-price", cell_edit(EXO_FILE, 12, "close", lambda v: f"-{v}"), "invalid",
-            ("line 12, column close", "price is not > 0"), [12], "close"),
-    LeftOut("high-below-low", edit(EXO_FILE, high_below_low), "invalid",
-            ("line 13, column high", "high < low"), [13], "high"),
-    LeftOut("date-in-future", cell_edit(EXO_FILE, N_ROWS + 1, "date", "20991231"), "invalid",
-            (f"line {N_ROWS + 1}, column date", "date in the future"), [N_ROWS + 1], "date"),
     LeftOut("stray-text-file", rewrite("notes.txt", lambda _: b"prices to check later\n"),
             "unreadable", ("line 1", "not an export header"), file="notes.txt", added=True),
+    # more bad rows than a file may lose (4 of 300 > 1 %): the whole file is left out
+    LeftOut("too-many-bad-rows", edit(EXO_FILE, negative_closes(12, 20, 30, 40)), "invalid",
+            ("4 bad rows of 300 (1.3%): more than a file may lose",
+             "validate.max_bad_row_share 0.01")),
+    LeftOut("stray-quote", edit(EXO_FILE, lambda lines: set_cell(
+        lines, 6, "close", '"' + cell(lines, 6, "close"))), "unreadable",
+            ("line 6, column close", "quote")),
+    LeftOut("symlink-to-outside-file", symlink_outside, "refused",
+            ("a symbolic link: refused, never read",), file="IRX6XZZZ0001.csv", added=True),
+    LeftOut("name-with-column-separator", copy_as("IRX6X__EVIL.csv"), "refused",
+            ("a file name holding '__'",), file="IRX6X__EVIL.csv", added=True),
+    LeftOut("file-larger-than-max-file-mb", rewrite("IRX6XHUGE001.csv", huge_export),
+            "too large", ("larger than ingest.max_file_mb (1 MB): not read",),
+            file="IRX6XHUGE001.csv", added=True),
 ]
 
 
@@ -382,7 +427,7 @@ def test_broken_exogenous_file_is_left_out(case: LeftOut, work: Work, baseline: 
     report = {entry["file"]: entry for entry in read_json(work.paths["ingest_report"])["files"]}
     ingested = report[case.file]
     told = [line for line in results["ingest"].stderr.splitlines() if "left out" in line]
-    if case.status in ("unreadable", "empty"):
+    if case.status != "invalid":  # left out by ingest, before validation
         assert ingested["status"] == case.status
         assert ingested["reason"].startswith(f"{case.file}: ")
         assert all(part in ingested["reason"] for part in case.expect), ingested["reason"]
@@ -418,15 +463,17 @@ def test_broken_exogenous_file_is_left_out(case: LeftOut, work: Work, baseline: 
 
     # A quarantine record for the file, the raw file itself left where it was.
     record = read_json(work.paths["quarantine_dir"] / f"{case.file}.json")
-    assert set(record) == {"file", "index_id", "status", "md5", "reasons"}
+    assert set(record) == {"file", "index_id", "status", "md5", "reasons", "rows"}
     assert Path(record["file"]) == work.raw / case.file
     assert record["index_id"] == case.index_id
     assert record["status"] == case.status
-    assert record["md5"] == before[case.file]
+    # a refused file is never read: not even hashed
+    assert record["md5"] == (None if case.status in ("refused", "too large")
+                             else before[case.file])
     assert record["reasons"] and all("\n" not in reason for reason in record["reasons"])
     assert any(all(part in r for part in case.expect) for r in record["reasons"]), record
     listed = read_json(work.paths["quarantine_dir"] / "quarantine.json")
-    assert listed == {"files": [{"file": case.file, "status": case.status}]}
+    assert listed == {"files": [{"file": case.file, "status": case.status}], "rows_dropped": []}
 
     # A new dataset without the left-out index.
     assert work.dataset.exists()
@@ -438,6 +485,184 @@ def test_broken_exogenous_file_is_left_out(case: LeftOut, work: Work, baseline: 
     columns = pd.read_parquet(work.dataset).columns
     assert not [c for c in columns if c.startswith(case.index_id)]
     assert any(c.startswith(f"{TARGET}__") for c in columns)
+
+    # What a refused link points to is never read: its content shows in no output.
+    outputs = [p for p in work.root.rglob("*") if p.is_file() and not p.is_symlink()
+               and "outside" not in p.parts]
+    for path in outputs:
+        assert SECRET.encode() not in path.read_bytes(), path
+    for result in results.values():
+        assert SECRET not in result.output
+
+
+# --- row-level quality: a few bad rows are dropped, the file is used ---------------
+
+
+def close_outside_range(lines: list[str]) -> None:
+    """Line 14's close 0.4 % below its low (as TEDPIX's real 2014-01-14 row)."""
+    set_cell(lines, 14, "close", f"{float(cell(lines, 14, 'low')) * 0.996:.1f}")
+
+
+@dataclass(frozen=True)
+class RowsDropped:
+    """Bad rows within validate.max_bad_row_share / max_bad_rows: dropped, file kept."""
+
+    id: str
+    breaker: Breaker
+    dropped: list[tuple[int, str, str]]  # (line, column, rule) of each dropped row
+    file: str = EXO_FILE
+
+
+OUT_OF_ORDER = "date not after the previous row's (out of order)"
+OUTSIDE = "outside [low, high] by more than 0.0005 (relative)"
+
+ROWS_DROPPED = [  # a row that breaks several rules is recorded once per rule
+    RowsDropped("duplicate-dates", edit(EXO_FILE, duplicate_date),
+                [(7, "date", "duplicate date"), (8, "date", "duplicate date"),
+                 (8, "date", OUT_OF_ORDER)]),
+    RowsDropped("dates-out-of-order", edit(EXO_FILE, swap_rows), [(11, "date", OUT_OF_ORDER)]),
+    RowsDropped("negative-price", cell_edit(EXO_FILE, 12, "close", lambda v: f"-{v}"),
+                [(12, "close", "price is not > 0"), (12, "close", f"close {OUTSIDE}")]),
+    RowsDropped("high-below-low", edit(EXO_FILE, high_below_low),
+                [(13, "close", f"close {OUTSIDE}"), (13, "high", "high < low"),
+                 (13, "open", f"open {OUTSIDE}")]),
+    RowsDropped("date-in-future", cell_edit(EXO_FILE, N_ROWS + 1, "date", "20991231"),
+                [(N_ROWS + 1, "date", "date in the future (after ")]),
+    RowsDropped("close-outside-low-high", edit(EXO_FILE, close_outside_range),
+                [(14, "close", f"close {OUTSIDE}")]),
+    RowsDropped("empty-volume-cell", cell_edit(EXO_FILE, 15, "volume", ""),
+                [(15, "volume", "empty cell")]),
+    RowsDropped("target-dirty-row", edit(TARGET_FILE, close_outside_range),
+                [(14, "close", f"close {OUTSIDE}")], file=TARGET_FILE),
+]
+
+
+@pytest.mark.parametrize("case", ROWS_DROPPED, ids=lambda case: case.id)
+def test_a_few_bad_rows_are_dropped_and_recorded(case: RowsDropped, work: Work) -> None:
+    case.breaker(work.raw)
+    before = work.raw_md5()
+
+    results = run_stages(work)
+
+    assert exit_codes(results) == dict.fromkeys(STAGES, 0), {
+        stage: result.output for stage, result in results.items()}
+    assert work.raw_md5() == before, "a raw file was changed"
+
+    def triples(rows: list[dict]) -> list[tuple[int, str, str]]:
+        """(line, column, rule) of each recorded row, the rule cut to the case's prefix."""
+        return [(r["line"], r["column"], r["rule"][:len(rule)])
+                for r, (_, _, rule) in zip(rows, case.dropped, strict=True)]
+
+    validated = results["validate"]
+    assert f"{N_FILES} of {N_FILES} files usable; {len({d[0] for d in case.dropped})} bad rows"\
+        f" dropped" in validated.stdout
+    # one warning per dropped row: file, line, column, rule, value
+    warnings = prefixed(validated.stderr, "warning: ")
+    for line, column, rule in case.dropped:
+        assert any(w.startswith(f"warning: {case.file}: line {line}, column {column}: {rule}")
+                   and ", value " in w and w.endswith("; row dropped") for w in warnings), \
+            (line, warnings)
+    assert not prefixed(validated.stderr, "error:")
+
+    summary = read_json(work.paths["validation_summary"])
+    verdict = next(f for f in summary["files"] if f["file"] == case.file)
+    assert verdict["status"] == "valid" and verdict["usable"]
+    assert triples(verdict["dropped_rows"]) == case.dropped
+    assert all(r["value"] for r in verdict["dropped_rows"])
+    assert verdict["dropped_lines"] == sorted({d[0] for d in case.dropped})
+
+    # the quarantine record and the list: file, line, column, value, rule of each row
+    record = read_json(work.paths["quarantine_dir"] / f"{case.file}.json")
+    assert record["status"] == "rows dropped" and record["md5"] == before[case.file]
+    assert triples(record["rows"]) == case.dropped
+    listed = read_json(work.paths["quarantine_dir"] / "quarantine.json")
+    assert listed["files"] == []
+    assert [(r["file"], r["line"], r["column"]) for r in listed["rows_dropped"]] == [
+        (case.file, line, column) for line, column, _ in case.dropped]
+    page = (work.paths["validation_report_dir"] / "index.html").read_text(encoding="utf-8")
+    assert "Rows dropped (" in page
+    for line, column, _ in case.dropped:
+        assert f'<td class="num"> {line}</td><td>' in page
+        assert f"</td><td>{column}</td>" in page
+
+    # the dataset: the dropped day of the target is no trading day; another index's
+    # dropped day takes its last known value (the day before's), never the bad one
+    frame = pd.read_parquet(work.dataset)
+    broken = decode((work.raw / case.file).read_bytes())
+    index_id = Path(case.file).stem
+    for line, _, _ in case.dropped:
+        day = pd.Timestamp(broken[line - 1].split(",")[FIELD["date"]])
+        if index_id == TARGET:
+            assert day not in set(frame["date"])
+        elif day in set(frame["date"]):
+            position = int(frame.index[frame["date"] == day][0])
+            closes = frame[f"{index_id}__close"]
+            assert closes.iloc[position] == closes.iloc[position - 1], day
+    summary = read_json(work.paths["merge_summary"])
+    assert summary["last_date"] == summary["target_last_date"]
+
+
+# --- files a spreadsheet or a client saved: read like the originals -----------------
+
+
+def as_tab_separated(raw: bytes) -> bytes:
+    """Excel's / LibreOffice's "Unicode text": UTF-16 LE with BOM, TABs, CRLF."""
+    return encode([line.replace(",", "\t") for line in decode(raw)])
+
+
+def newest_first(lines: list[str]) -> None:
+    lines[1:N_ROWS + 1] = lines[N_ROWS:0:-1]
+
+
+def only_date_and_close(lines: list[str]) -> None:
+    for number, line in enumerate(lines):
+        if line:
+            fields = line.split(",")
+            lines[number] = ",".join([fields[FIELD["date"]], fields[FIELD["close"]]])
+
+
+def upper_case_extension(raw_dir: Path) -> None:
+    (raw_dir / EXO_FILE).rename(raw_dir / f"{EXO}.CSV")
+
+
+@dataclass(frozen=True)
+class Readable:
+    id: str
+    breaker: Breaker
+    fields: tuple[str, ...]  # the dataset's fields of the index
+    file: str = EXO_FILE
+
+
+READABLE = [
+    Readable("tab-separated-unicode-text", rewrite(EXO_FILE, as_tab_separated),
+             ("open", "high", "low", "close", "volume", "value", "trades", "openint", "last")),
+    Readable("newest-first", edit(EXO_FILE, newest_first),
+             ("open", "high", "low", "close", "volume", "value", "trades", "openint", "last")),
+    Readable("only-date-and-close", edit(EXO_FILE, only_date_and_close), ("close",)),
+    Readable("upper-case-extension", upper_case_extension,
+             ("open", "high", "low", "close", "volume", "value", "trades", "openint", "last"),
+             file=f"{EXO}.CSV"),
+]
+
+
+@pytest.mark.parametrize("case", READABLE, ids=lambda case: case.id)
+def test_files_as_they_come_are_read(case: Readable, work: Work, baseline: Baseline) -> None:
+    case.breaker(work.raw)
+    before = work.raw_md5()
+
+    results = run_stages(work)
+
+    assert exit_codes(results) == dict.fromkeys(STAGES, 0), {
+        stage: result.output for stage, result in results.items()}
+    assert work.raw_md5() == before
+    assert f"{N_FILES} of {N_FILES} files usable" in results["validate"].stdout
+    frame = pd.read_parquet(work.dataset)
+    fields = tuple(c.split("__")[1] for c in frame.columns if c.startswith(f"{EXO}__"))
+    assert fields == case.fields
+    baseline_frame = pd.read_parquet(baseline.root / "data" / "processed" / "merged.parquet")
+    for field_name in case.fields:
+        column = f"{EXO}__{field_name}"
+        assert frame[column].tolist() == baseline_frame[column].tolist(), column
 
 
 # --- fatal: the run stops with exit 3 and the previous dataset stays -----------------
@@ -460,8 +685,8 @@ def same_id_twice(raw_dir: Path) -> None:
 # 11 of 16 usable, below validate.min_usable_files = 12. Five more kinds of broken file,
 # each of whose messages the case checks (one run of validate instead of five).
 FIVE_BROKEN = {
-    "IRX6XSNT0009.csv": cell_edit("IRX6XSNT0009.csv", 30, "close", ""),
-    "IRX6XS300003.csv": cell_edit("IRX6XS300003.csv", 40, "volume", "-5"),
+    "IRX6XSNT0009.csv": cells_edit("IRX6XSNT0009.csv", range(30, 35), "close", ""),
+    "IRX6XS300003.csv": cells_edit("IRX6XS300003.csv", range(40, 45), "volume", "-5"),
     "IRX6XSLC0000.csv": rewrite("IRX6XSLC0000.csv", first_rows(50)),
     "IRX6XWAI0001.csv": cell_edit("IRX6XWAI0001.csv", 35, "date", dashed_date),
     "IRX6X27T0007.csv": cell_edit("IRX6X27T0007.csv", 30, "close",
@@ -472,6 +697,19 @@ FIVE_BROKEN = {
 def five_broken(raw_dir: Path) -> None:
     for breaker in FIVE_BROKEN.values():
         breaker(raw_dir)
+
+
+STALE = ["IRX6XSNT0009.csv", "IRX6XS300003.csv", "IRX6XSLC0000.csv", "IRX6XWAI0001.csv",
+         "IRX6X27T0007.csv"]
+
+
+def five_stale(raw_dir: Path) -> None:
+    """Five exports not refreshed for 40 trading days: 10 indices left (one starts late)."""
+    def last_40_days_missing(lines: list[str]) -> None:
+        del lines[N_ROWS + 1 - 40: N_ROWS + 1]  # the rows are lines 2 .. N_ROWS + 1
+
+    for file in STALE:
+        edit(file, last_40_days_missing)(raw_dir)
 
 
 @dataclass(frozen=True)
@@ -488,10 +726,12 @@ class Fatal:
 FATAL = [
     Fatal("target-missing", remove(TARGET_FILE), "validate",
           [(f"{TARGET}: the target index file is missing", "among 15 export files")]),
-    Fatal("target-invalid-negative-close",
-          cell_edit(TARGET_FILE, 50, "close", lambda v: f"-{v}"), "validate",
+    Fatal("target-too-many-bad-rows", edit(TARGET_FILE, negative_closes(50, 51, 60, 70, 80)),
+          "validate",
           [(f"{TARGET_FILE}: the target index {TARGET} is invalid",),
-           (f"{TARGET_FILE}: line 50, column close: price is not > 0",)],
+           (f"{TARGET_FILE}: lines 50, 51, 60, 70, 80, column close: price is not > 0 "
+            "(5 rows)",),
+           (f"{TARGET_FILE}: 5 bad rows of 300 (1.7%): more than a file may lose",)],
           [TARGET_FILE]),
     Fatal("target-unreadable-non-numeric", cell_edit(TARGET_FILE, 9, "close", "n/a"), "validate",
           [(f"{TARGET_FILE}: the target index {TARGET} is unreadable",),
@@ -499,12 +739,17 @@ FATAL = [
           [TARGET_FILE]),
     Fatal("fewer-usable-files-than-threshold", five_broken, "validate",
           [("11 of 16 export files usable, at least 12 needed", "validate.min_usable_files"),
-           ("IRX6XSNT0009.csv: line 30, column close: empty cell (1 row)",),
-           ("IRX6XS300003.csv: line 40, column volume: volume < 0 (1 row)",),
+           ("IRX6XSNT0009.csv: lines 30, 31, 32, 33, 34, column close: empty cell (5 rows)",),
+           ("IRX6XS300003.csv: lines 40, 41, 42, 43, 44, column volume: volume < 0 (5 rows)",),
            ("IRX6XSLC0000.csv: fewer than 100 rows (found 50)",),
            ("IRX6XWAI0001.csv: line 35, column date: not an 8-digit YYYYMMDD date",),
            ("IRX6X27T0007.csv: line 30: ", "control character '\\x00'", "binary file")],
           list(FIVE_BROKEN)),
+    Fatal("stale-indices-leave-too-few", five_stale, "merge",
+          [("merge: only 10 of 16 indices can be merged, at least 12 needed",
+            "validate.min_usable_files")]
+          + [(f"{Path(f).stem} (", "left out: stale: its last day", "40 trading days before")
+             for f in STALE]),
     Fatal("no-export-files", no_exports, "ingest",
           [("raw: no export files matching *.csv, *.txt",)]),
     Fatal("same-index-id-twice", same_id_twice, "ingest",
@@ -541,6 +786,8 @@ def test_fatal_input_stops_the_run(case: Fatal, work: Work, baseline: Baseline) 
         tables = {p.name: file_md5(p) for p in work.paths["tables_dir"].glob("*.parquet")}
         assert tables == baseline.tables
         assert file_md5(work.paths["ingest_report"]) == baseline.ingest_report_md5
+    elif case.stage == "merge":  # validation passed: the merge policy left too few
+        assert read_json(work.paths["validation_summary"])["passed"] is True
     else:  # validation says why, for the merge to refuse, and records each left-out file
         summary = read_json(work.paths["validation_summary"])
         assert summary["passed"] is False
@@ -634,3 +881,49 @@ def test_ingest_left_out_line_on_stderr_of_every_invocation(work: Work) -> None:
         assert exit_code == 0
         assert "Traceback" not in stderr, stderr
         assert f"warning: {EXO_FILE}: empty file (0 bytes)" in stderr, stderr
+
+
+# --- hostile file names and what a killed run left behind ---------------------------
+
+
+@pytest.mark.parametrize("name", [
+    "IRX6XEVIL001\nerror: IRX6XTPI0009: forged.csv",  # a newline forging an error line
+    os.fsdecode(b"IRX6X\xff\xfeBAD.csv"),  # bytes that are not UTF-8
+    "IRX6X\x1b[31mRED.csv",  # a terminal escape
+], ids=["newline", "invalid-utf8", "escape-sequence"])
+def test_hostile_file_names_are_refused_on_one_line(name: str, work: Work) -> None:
+    shutil.copy2(work.raw / EXO_FILE, work.raw / name)
+
+    results = run_stages(work)
+
+    assert exit_codes(results) == dict.fromkeys(STAGES, 0), {
+        stage: result.output for stage, result in results.items()}
+    for result in results.values():
+        assert not prefixed(result.stderr, "error:"), result.stderr  # nothing forged
+        assert "\x1b" not in result.output
+    told = [line for line in results["ingest"].stderr.splitlines() if "refused" in line]
+    assert len(told) == 1 and told[0].startswith("warning: IRX6X")
+    assert "control characters or bytes that are not UTF-8: refused" in told[0]
+    report = read_json(work.paths["ingest_report"])  # valid JSON, the name escaped
+    entry = next(e for e in report["files"] if e["status"] == "refused")
+    assert "\n" not in entry["file"] and "\x1b" not in entry["file"]
+    assert entry["md5"] is None  # never read
+    assert f"{N_FILES} of {N_FILES + 1} files usable" in results["validate"].stdout
+    quarantine = {p.name for p in work.paths["quarantine_dir"].iterdir()}
+    assert all("\n" not in n and "/" not in n for n in quarantine)
+
+
+def test_staging_folders_of_a_killed_ingest_are_cleaned(work: Work, baseline: Baseline) -> None:
+    tables = work.paths["tables_dir"]
+    left = [tables.with_name(f".{tables.name}.{suffix}") for suffix in ("k1ll3d", "previous")]
+    for folder in left:
+        folder.mkdir()
+        (folder / "half.parquet").write_bytes(b"half a table")
+
+    result = invoke(work, "ingest")
+
+    assert result.exit_code == 0
+    assert not any(folder.exists() for folder in left)
+    assert sum("left by an ingest that did not finish" in line
+               for line in result.stderr.splitlines()) == 2
+    assert {p.name: file_md5(p) for p in tables.glob("*.parquet")} == baseline.tables

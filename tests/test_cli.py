@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 
-COMMANDS = ["sample-data", "ingest", "validate", "merge", "evaluate", "train", "predict",
-            "sweep", "run"]
+COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
+            "predict", "drift", "report", "sweep", "run"]
 
 
 def test_help_lists_every_command():
@@ -36,7 +38,6 @@ def test_missing_params_file_is_one_clear_line(tmp_path, command):
 def test_run_outside_a_project_is_one_clear_line(tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
     tsepipe = Path(sys.executable).parent / "tsepipe"
     done = subprocess.run([str(tsepipe), "run"], cwd=tmp_path, capture_output=True, text=True)
@@ -47,10 +48,37 @@ def test_run_outside_a_project_is_one_clear_line(tmp_path):
 
 def test_ingest_of_a_missing_folder_names_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    from pathlib import Path
-
     Path("params.yaml").write_text(
         (Path(__file__).parents[1] / "params.yaml").read_text(encoding="utf-8"))
     result = CliRunner().invoke(app, ["ingest", "--raw-dir", "nowhere"])
     assert result.exit_code == 3
     assert "error: nowhere: the raw folder does not exist" in result.output
+
+
+def test_params_are_checked_once_with_one_line_per_wrong_key(tmp_path):
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["validate"]["max_bad_row_share"] = 2.0  # a share above 1
+    params["merge"]["max_fill_days"] = "five"  # not a number
+    params["merge"]["max_fill_dayz"] = 5  # a typo
+    params["train"]["models"]["lstm"]["cell"] = "transformer"
+    params["feeds"] = {}  # an unknown section
+    del params["drift"]["threshold"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["merge", "--params", str(path)])
+
+    assert result.exit_code == 3
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        f"error: {path}: validate.max_bad_row_share: Input should be less than or equal to 1 "
+        "(got 2.0)",
+        f"error: {path}: merge.max_fill_days: Input should be a valid integer (got 'five')",
+        f"error: {path}: merge.max_fill_dayz: unknown key",
+        f"error: {path}: train.models.lstm: cell: expected one of lstm, gru, simple_rnn, got "
+        "'transformer'",
+        f"error: {path}: drift.threshold: missing",
+        f"error: {path}: feeds: unknown section",
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import time
 from datetime import datetime
@@ -16,6 +18,7 @@ from pipelines.config import TRADING_WEEKDAYS
 
 from .conftest import BIN, copy_exports
 from .prefect_server import prefect_server, run_in
+from .tsetmc_server import TEDPIX_CODE, TsetmcServer
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +59,8 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
     copy_exports(small_sample_dir, project / "data/raw")
     prefect = str(BIN / "prefect")
     started = time.monotonic()
-    with prefect_server(tmp_path) as server, temporary_settings(
-        {PREFECT_API_URL: server["PREFECT_API_URL"]}
-    ):
+    with contextlib.ExitStack() as stack, prefect_server(tmp_path) as server, \
+            temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
         timings = {"server": time.monotonic() - started}
         for pool in ("cpu", "gpu"):
             run_in([prefect, "work-pool", "create", pool, "--type", "process"], project, server)
@@ -100,7 +102,15 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                     assert start > datetime.now(TEHRAN)
                     assert "auto-scheduled" in flow_run.tags
 
-        # a manual run of the data deployment, executed by a process worker
+        # a manual run of the data deployment, executed by a process worker: it fetches
+        # first (the deployment's default) from a TSETMC look-alike on loopback, here one
+        # index whose history ends in 2019: fetched, then left out of the merge as stale
+        tsetmc = stack.enter_context(TsetmcServer())
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["fetch"] |= {"base_url": tsetmc.base_url, "pace_seconds": 0.0,
+                            "indices": {"IRX6XTEST001": TEDPIX_CODE}}
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False,
+                                                            allow_unicode=True))
         ran = run_in([prefect, "deployment", "run", "tsepipe-data/data"], project, server)
         flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", ran.stdout).group(1)
         worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], project,
@@ -115,5 +125,11 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
             assert all(len(scheduled_runs(client, d.id)) >= 3 for d in deployments.values())
     assert {"validation", "merge-summary", "dataset-version"} <= keys
     assert (project / "data/processed/merged.parquet").exists()  # ran in the project folder
+    assert [r.code for r in tsetmc.requests] == [TEDPIX_CODE]
+    assert (project / "data/raw/IRX6XTEST001.json").exists()
+    merged = json.loads((project / "data/processed/merge_summary.json").read_text())
+    fetched = next(i for i in merged["indices"] if i["index_id"] == "IRX6XTEST001")
+    assert not fetched["included"] and fetched["reason"].startswith("stale: its last day "
+                                                                    "2019-12-31")
     assert any((project / "dvcstore").rglob("*")), "the deployment's dvc push sent nothing"
     print(" ".join(f"{k} {v:.0f}s" for k, v in timings.items()))

@@ -162,13 +162,13 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
     """Real TEDPIX set, the README's split (test = last 125 labels), tiny networks."""
     from pipelines.evaluate import write_evaluation
     from pipelines.ingest import ingest
-    from pipelines.merge import merge, read_dataset
+    from pipelines.merge import MergePolicy, merge, read_dataset
 
     ingest(real_dir, tmp_path / "tables", tmp_path / "ingest.json")
     ids = [p.stem for p in sorted(real_dir.glob("*.csv"))]
     (tmp_path / "v.json").write_text(json.dumps({"passed": True, "usable_index_ids": ids}))
     merge(tmp_path / "tables", tmp_path / "v.json", tmp_path / "d.parquet", tmp_path / "s.json",
-          TARGET, min_coverage=0.9, max_fill_days=5)
+          TARGET, MergePolicy())
     frame, _ = read_dataset(tmp_path / "d.parquet")
     table = feature_table(frame, TARGET)
     assert len(table.labels) == 416  # the first day has no return

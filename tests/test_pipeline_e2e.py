@@ -56,6 +56,17 @@ def artifact_keys(project: Path) -> set[str]:
     return set(eval(done.stdout.strip().splitlines()[-1]))  # noqa: S307 (our own output)
 
 
+def artifact_texts(project: Path) -> list[str]:
+    """Every artifact's data and description, as stored (markdown, tables as JSON)."""
+    code = ("import json\n"
+            "from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    print(json.dumps([[a.key, json.dumps(a.data, ensure_ascii=False),"
+            " a.description or ''] for a in c.read_artifacts()]))")
+    done = run(["python", "-c", code], project)
+    return [" ".join(row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
 def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect,
                                                       tmp_path):
     before = md5s(real_dir)
@@ -115,6 +126,13 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     assert drift["reference"]["last_date"] < drift["current"]["first_date"]
     assert {"validation", "merge-summary", "dataset-version", "leaderboard", "forecast",
             "drift", "report"} <= artifact_keys(project)
+    # the Prefect artifacts escape file and index names as the pages do
+    texts = artifact_texts(project)
+    assert any("&#60;script&#62;alert&#40;1&#41;&#60;/script&#62;" in text for text in texts)
+    assert any("IRX6X44T0006&#60;img src=x onerror=alert&#40;2&#41;&#62;" in text
+               for text in texts)
+    for text in texts:
+        assert "<script" not in text and "<img" not in text, text[:300]
     # every report opens in a real headless Chromium with the network off
     browser.find_chromium()  # missing: the test fails (CI installs it), never skips
     front_shot = tmp_path / "front-page.png"
@@ -152,15 +170,17 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
         good_lock = (project / "dvc.lock").read_text()
         target = raw / f"{TARGET}.csv"
         lines = target.read_bytes()[2:].decode("utf-16-le").split("\r\n")
-        fields = lines[6].split(",")
-        fields[5] = "-" + fields[5]  # a negative close on line 7 of the target
-        lines[6] = ",".join(fields)
+        for number in range(6, 11):  # negative closes on lines 7-11: more than 1 % of 300
+            fields = lines[number].split(",")
+            fields[5] = "-" + fields[5]
+            lines[number] = ",".join(fields)
         target.write_bytes(b"\xff\xfe" + "\r\n".join(lines).encode("utf-16-le"))
         broken_md5 = file_md5(target)
 
         state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
-        assert state.is_failed()
-        assert f"{TARGET}.csv: line 7, column close: price is not > 0" in state.message
+        assert state.is_failed() and state.name == "BadData"
+        assert (f"{TARGET}.csv: lines 7, 8, 9, 10, 11, column close: price is not > 0"
+                in state.message)
         assert f"{TARGET}.csv: the target index {TARGET} is invalid" in state.message
     assert file_md5(project / "data/processed/merged.parquet") == good_md5
     assert file_md5(target) == broken_md5  # left in place, untouched

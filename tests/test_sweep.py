@@ -116,7 +116,7 @@ def test_leaderboard_sorted_by_validation_mcc_with_baselines(tmp_path):
 def merged_dataset(tmp_path_factory) -> Path:
     from pipelines import sample
     from pipelines.ingest import ingest
-    from pipelines.merge import merge
+    from pipelines.merge import MergePolicy, merge
 
     folder = tmp_path_factory.mktemp("sweep-data")
     raw = folder / "raw"
@@ -126,7 +126,7 @@ def merged_dataset(tmp_path_factory) -> Path:
                   "usable_index_ids": [p.stem for p in sorted((folder / "tables").glob("*"))]}
     (folder / "validation.json").write_text(json.dumps(validation))
     merge(folder / "tables", folder / "validation.json", folder / "merged.parquet",
-          folder / "merge_summary.json", TARGET, min_coverage=0.9, max_fill_days=5)
+          folder / "merge_summary.json", TARGET, MergePolicy())
     return folder / "merged.parquet"
 
 
