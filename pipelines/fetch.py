@@ -49,16 +49,12 @@ import httpx
 
 from pipelines.errors import FetchError, printable
 from pipelines.fileio import atomic_path
+from pipelines.formats import LAYOUT_D_CODE, LAYOUT_D_DATE, LAYOUT_D_LIST, LAYOUT_D_VALUES
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "Index/GetIndexB2History/{code}"
-ROWS_KEY = "indexB2"
-CODE_FIELD = "insCode"
-DATE_FIELD = "dEven"
-# The answer's value fields and the canonical names the report and the warnings use.
-VALUE_FIELDS = {"xNivInuClMresIbs": "close", "xNivInuPbMresIbs": "low", "xNivInuPhMresIbs": "high"}
-ROW_FIELDS = (CODE_FIELD, DATE_FIELD, *VALUE_FIELDS)
+ROW_FIELDS = (LAYOUT_D_CODE, LAYOUT_D_DATE, *LAYOUT_D_VALUES)
 MAX_ANSWER_BYTES = 64 * 2**20  # a whole history is about 0.5 MB; more is not an answer
 SHOWN_CHANGES = 3  # changed values quoted in the warning line (the report has them all)
 HEADERS = {
@@ -404,15 +400,15 @@ def _no_constant(name: str) -> Any:
 def _rows(payload: Any, code: int, *, empty_ok: bool) -> dict[int, Row]:
     """Check a layout D document; return its rows by date. Raises ``_Failure(reason)``."""
     if not isinstance(payload, dict):
-        raise _Failure(f"not an object with {ROWS_KEY} (a JSON {type(payload).__name__})")
-    if ROWS_KEY not in payload:
+        raise _Failure(f"not an object with {LAYOUT_D_LIST} (a JSON {type(payload).__name__})")
+    if LAYOUT_D_LIST not in payload:
         keys = ", ".join(printable(k) for k in list(payload)[:5]) or "none"
-        raise _Failure(f"no field {ROWS_KEY} (keys: {keys})")
-    items = payload[ROWS_KEY]
+        raise _Failure(f"no field {LAYOUT_D_LIST} (keys: {keys})")
+    items = payload[LAYOUT_D_LIST]
     if items is None:
         items = []
     if not isinstance(items, list):
-        raise _Failure(f"{ROWS_KEY} is not a list (a JSON {type(items).__name__})")
+        raise _Failure(f"{LAYOUT_D_LIST} is not a list (a JSON {type(items).__name__})")
     if not items and not empty_ok:
         raise _Failure("empty history (0 rows)")
     rows: dict[int, Row] = {}
@@ -423,19 +419,19 @@ def _rows(payload: Any, code: int, *, empty_ok: bool) -> dict[int, Row]:
         for name in ROW_FIELDS:
             if name not in item:
                 raise _Failure(f"row {n} has no field {name} (renamed upstream?)")
-        got = _as_code(item[CODE_FIELD])
+        got = _as_code(item[LAYOUT_D_CODE])
         if got != code:
-            raise _Failure(f"row {n} has insCode {printable(repr(item[CODE_FIELD]))}, "
+            raise _Failure(f"row {n} has insCode {printable(repr(item[LAYOUT_D_CODE]))}, "
                            f"not the requested {code}")
-        day = item[DATE_FIELD]
+        day = item[LAYOUT_D_DATE]
         if not _is_day(day):
-            raise _Failure(f"row {n}: {DATE_FIELD} {printable(repr(day))} is not a date "
+            raise _Failure(f"row {n}: {LAYOUT_D_DATE} {printable(repr(day))} is not a date "
                            "(YYYYMMDD)")
         if day in seen_at:
             raise _Failure(f"day {_iso(day)} appears twice (rows {seen_at[day]} and {n})")
         seen_at[day] = n
         values: Row = {}
-        for name, canonical in VALUE_FIELDS.items():
+        for name, canonical in LAYOUT_D_VALUES.items():
             value = item[name]
             if (isinstance(value, bool) or not isinstance(value, int | float)
                     or not math.isfinite(value)):
@@ -467,7 +463,7 @@ def _merge(index: _Index) -> dict[str, Any]:
     held, fetched = index.held, index.fetched
     changes = []
     for day in sorted(held.keys() & fetched.keys()):
-        for name in VALUE_FIELDS.values():
+        for name in LAYOUT_D_VALUES.values():
             old, new = held[day][name], fetched[day][name]
             if old != new:
                 changes.append({"date": _iso(day), "field": name, "old": old, "new": new})
@@ -497,10 +493,10 @@ def encode_history(code: int, days: list[tuple[int, Row]]) -> bytes:
     """Layout D as fetch writes it: ``{"indexB2": [...]}``, one compact row a line, UTF-8."""
     lines = []
     for day, values in days:
-        row = {CODE_FIELD: code, DATE_FIELD: day}
-        row.update({name: values[canonical] for name, canonical in VALUE_FIELDS.items()})
+        row = {LAYOUT_D_CODE: code, LAYOUT_D_DATE: day}
+        row.update({name: values[canonical] for name, canonical in LAYOUT_D_VALUES.items()})
         lines.append(json.dumps(row, separators=(",", ":"), allow_nan=False))
-    return (f'{{"{ROWS_KEY}":[\n' + ",\n".join(lines) + "\n]}\n").encode("utf-8")
+    return (f'{{"{LAYOUT_D_LIST}":[\n' + ",\n".join(lines) + "\n]}\n").encode("utf-8")
 
 
 def _write(plan: list[_Index], entries: list[dict[str, Any]], untouched: str) -> None:

@@ -82,15 +82,17 @@ _DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon"}
 _LINE_END = re.compile(r"\r\n|\r|\n")  # the line ends pyarrow knows (not U+2028 etc.)
 _UNBALANCED_QUOTE = "unbalanced quote '\"' (a field that starts with a quote must end with one)"
 
-# Layout D: the TSETMC API's index history, {"indexB2": [{record}, ...]}.
-_JSON_LIST = "indexB2"
-_JSON_FIELDS = {  # record key -> canonical field
-    "dEven": "date",
+# Layout D: the TSETMC API's index history, {"indexB2": [{record}, ...]} (pipelines.fetch
+# writes it too, from these names).
+LAYOUT_D_LIST = "indexB2"
+LAYOUT_D_DATE = "dEven"
+LAYOUT_D_CODE = "insCode"  # the index's TSETMC code: metadata, the same in every record
+LAYOUT_D_VALUES = {  # record key -> canonical field
     "xNivInuClMresIbs": "close",
     "xNivInuPbMresIbs": "low",
     "xNivInuPhMresIbs": "high",
 }
-_JSON_CODE = "insCode"  # the index's TSETMC code: metadata, the same in every record
+_JSON_FIELDS = {LAYOUT_D_DATE: "date"} | LAYOUT_D_VALUES  # record key -> canonical field
 _JSON_GAP = re.compile(r"[\s,]*")
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
@@ -426,15 +428,15 @@ def _read_json(path: Path, text: str, encoding: str) -> Export:
         ) from None
     except (ValueError, RecursionError) as exc:  # an integer too long, nesting too deep
         raise ExportReadError(path, f"not a usable JSON answer: {exc}") from None
-    records = answer.get(_JSON_LIST) if isinstance(answer, dict) else None
+    records = answer.get(LAYOUT_D_LIST) if isinstance(answer, dict) else None
     if not isinstance(records, list):
         raise ExportReadError(
             path,
-            f'not a TSETMC index history: expected a JSON object with an "{_JSON_LIST}" '
+            f'not a TSETMC index history: expected a JSON object with an "{LAYOUT_D_LIST}" '
             f"list, found {_describe_json(answer)}",
         )
     if not records:
-        raise EmptyExportError(path, f'no records: the "{_JSON_LIST}" list is empty')
+        raise EmptyExportError(path, f'no records: the "{LAYOUT_D_LIST}" list is empty')
 
     present: list[str] = []
     dropped: list[str] = []
@@ -456,18 +458,18 @@ def _read_json(path: Path, text: str, encoding: str) -> Export:
             if key in _JSON_FIELDS:
                 if key not in present:
                     present.append(key)
-            elif key != _JSON_CODE and key not in dropped:
+            elif key != LAYOUT_D_CODE and key not in dropped:
                 dropped.append(key)
-        if _JSON_CODE in record:
-            code = record[_JSON_CODE]
+        if LAYOUT_D_CODE in record:
+            code = record[LAYOUT_D_CODE]
             if first_code is None:
                 first_code = (code, number)
             elif code != first_code[0]:
                 raise ExportReadError(
                     path,
-                    f"records of more than one index: {_JSON_CODE} {_json_text(code)} here, "
+                    f"records of more than one index: {LAYOUT_D_CODE} {_json_text(code)} here, "
                     f"{_json_text(first_code[0])} in record {first_code[1]}",
-                    line=number, column=_JSON_CODE, unit="record",
+                    line=number, column=LAYOUT_D_CODE, unit="record",
                 )
 
     numbers = np.arange(1, len(records) + 1, dtype="int64")
@@ -512,8 +514,8 @@ def _json_kind(value: object) -> str:
 
 def _describe_json(answer: object) -> str:
     if isinstance(answer, dict):
-        if _JSON_LIST in answer:
-            return f'"{_JSON_LIST}": {_json_kind(answer[_JSON_LIST])}'
+        if LAYOUT_D_LIST in answer:
+            return f'"{LAYOUT_D_LIST}": {_json_kind(answer[LAYOUT_D_LIST])}'
         keys = ", ".join(json.dumps(k, ensure_ascii=False) for k in list(answer)[:8])
         return f"an object with {keys}" if keys else "an empty object"
     return _json_kind(answer)
@@ -521,7 +523,7 @@ def _describe_json(answer: object) -> str:
 
 def _json_record_at(text: str, position: int) -> int | None:
     """The 1-based number of the ``indexB2`` record a JSON syntax error lies in, if any."""
-    start = re.search(rf'"{_JSON_LIST}"\s*:\s*\[', text)
+    start = re.search(rf'"{LAYOUT_D_LIST}"\s*:\s*\[', text)
     if start is None or start.end() > position:
         return None
     decoder = json.JSONDecoder()
