@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.errors import DataError
 
@@ -103,8 +110,19 @@ class MergeSection(_Section):
 
 
 class FeaturesSection(_Section):
-    kind: Literal["stationary", "levels"]
+    set: str
     window: Positive
+    sets: Annotated[dict[str, Annotated[list[str], Field(min_length=1)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _known(self) -> FeaturesSection:
+        from pipelines.features import check_feature_sets
+
+        check_feature_sets(self.sets)
+        if self.set not in self.sets:
+            raise ValueError(f"set: {self.set!r} is not one of features.sets "
+                             f"({', '.join(self.sets)})")
+        return self
 
 
 class SplitSection(_Section):
@@ -115,8 +133,13 @@ class SplitSection(_Section):
 class EvaluateSection(_Section):
     refit_every: Positive
     gap: NonNegative
+    warm_start: bool
+    warm_epochs: Positive
+    workers: NonNegative
     champion_metric: Literal["mcc", "balanced_accuracy", "accuracy", "f1", "roc_auc"]
-    baselines: list[Literal["majority", "always_up", "persistence", "logistic"]]
+    promotion_margin: Annotated[float, Field(ge=0, le=1)]
+    baselines: Annotated[list[Literal["majority", "always_up", "persistence", "logistic",
+                                      "logistic_window"]], Field(min_length=1)]
     bootstrap_block: Positive
     bootstrap_samples: Positive
 
@@ -161,6 +184,12 @@ class SweepSection(_Section):
     fixed: dict[str, Any]
 
 
+class BacktestSection(_Section):
+    mode: Literal["long_flat", "long_short"]
+    cost_bps: Annotated[float, Field(ge=0)]
+    risk_free_rate: Annotated[float, Field(ge=0, lt=5)]
+
+
 class Params(_Section):
     """The whole of params.yaml: one section per stage (and paths)."""
 
@@ -177,6 +206,16 @@ class Params(_Section):
     drift: DriftSection
     sample: SampleSection
     sweep: SweepSection
+    backtest: BacktestSection
+
+    @model_validator(mode="after")
+    def _model_feature_sets(self) -> Params:
+        for name, spec in self.train.models.items():
+            chosen = (spec or {}).get("features") or ""
+            if chosen and chosen not in self.features.sets:
+                raise ValueError(f"train.models.{name}.features: {chosen!r} is not one of "
+                                 f"features.sets ({', '.join(self.features.sets)})")
+        return self
 
 
 def _problem_lines(path: Path, error: ValidationError) -> list[str]:
@@ -191,8 +230,8 @@ def _problem_lines(path: Path, error: ValidationError) -> list[str]:
         elif kind == "missing":
             message = "missing"
         elif kind == "value_error":  # our own checks name the key and the value
-            where += "." + message.split(": ", 1)[0]
-            message = message.split(": ", 1)[-1]
+            key, _, message = message.partition(": ")
+            where = f"{where}.{key}" if where else key
         else:
             message = f"{message} (got {problem['input']!r})"
         lines.append(f"{path}: {where}: {message}")

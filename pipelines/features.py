@@ -3,10 +3,19 @@
 Label of day t: 1 if the target's close on the next trading day is higher, else 0. The
 last day has no label (NaN): it is the day to forecast.
 
-Features per index (``kind="stationary"``, the default): the log return of the close,
-the change of log(1 + volume), and the day's range (high - low) / close. With
-``kind="levels"`` the raw columns are used, as the study did (prices drift, so every
-scaler fitted on the past is out of range later: kept only to reproduce the study).
+Features are computed per index from the fields its file has (an index without volume
+gets no volume feature), each from day t and earlier only:
+
+- ``logret``: the log return of the close, log(close[t] / close[t - 1]);
+- ``range``: the day's range over its close, (high - low) / close;
+- ``close_place``: where the close lies in the day's range, (close - low) / (high - low),
+  0.5 on a day with no range;
+- ``logvol_change``: the change of log(1 + volume).
+
+A feature set is a named list of them (``features.sets`` in params.yaml; ``features.set``
+is the default, each model may name its own). All are stationary. The set ``levels``
+(every raw column, as the study used) is kept only to reproduce the study: prices drift,
+so a scaler fitted on the past is out of range later.
 
 A window sample for day t stacks the feature rows t-W+1 .. t (numpy's
 ``sliding_window_view``, no Python loop). Scalers are fitted on training rows only:
@@ -15,14 +24,43 @@ A window sample for day t stacks the feature rows t-W+1 .. t (numpy's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from pipelines.config import COLUMN_SEPARATOR
 
-FEATURE_KINDS = ("stationary", "levels")
+LEVELS = "levels"  # the pseudo-feature of the study's set: every raw column
+FeatureFunction = Callable[[Callable[[str], pd.Series]], pd.Series]
+
+
+def _close_place(col: Callable[[str], pd.Series]) -> pd.Series:
+    spread = col("high") - col("low")
+    place = (col("close") - col("low")) / spread.where(spread > 0)
+    return place.where(spread > 0, 0.5).clip(0.0, 1.0)
+
+
+# feature -> (the fields it needs, how it is computed from an index's columns)
+FEATURES: dict[str, tuple[tuple[str, ...], FeatureFunction]] = {
+    "logret": (("close",), lambda col: np.log(col("close")).diff()),
+    "range": (("high", "low", "close"), lambda col: (col("high") - col("low")) / col("close")),
+    "close_place": (("high", "low", "close"), _close_place),
+    "logvol_change": (("volume",), lambda col: np.log1p(col("volume")).diff()),
+}
+
+
+# What each feature is, in words, for the pages.
+FEATURE_LABELS = {"logret": "log returns", "range": "ranges",
+                  "close_place": "the close's place in the range",
+                  "logvol_change": "volume changes"}
+
+
+def describe(names: Sequence[str]) -> str:
+    """The kinds of feature among ``names`` (``<index>__<feature>``), in words."""
+    kinds = dict.fromkeys(name.split(COLUMN_SEPARATOR)[-1] for name in names)
+    return ", ".join(FEATURE_LABELS.get(kind, kind) for kind in kinds)
 
 
 def make_labels(close: np.ndarray) -> np.ndarray:
@@ -41,16 +79,29 @@ def _index_ids(frame: pd.DataFrame) -> list[str]:
     return list(seen)
 
 
-def stationary_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per index: log return, change of log(1 + volume), range / close (first row NaN)."""
+def check_feature_sets(sets: Mapping[str, Sequence[str]]) -> None:
+    """A ValueError naming the first unknown feature of a set."""
+    known = (*FEATURES, LEVELS)
+    for name, features in sets.items():
+        for feature in features:
+            if feature not in known:
+                raise ValueError(f"{name}: unknown feature {feature!r} (expected some of "
+                                 f"{', '.join(known)})")
+        if LEVELS in features and len(features) > 1:
+            raise ValueError(f"{name}: {LEVELS} stands alone (the raw columns)")
+
+
+def stationary_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """Per index, each of ``features`` its fields allow (first row NaN for the changes)."""
     columns = {}
     for index_id in _index_ids(frame):
-        col = lambda field, i=index_id: frame[f"{i}{COLUMN_SEPARATOR}{field}"]  # noqa: E731
-        columns[f"{index_id}__logret"] = np.log(col("close")).diff()
-        if f"{index_id}__volume" in frame:
-            columns[f"{index_id}__logvol_change"] = np.log1p(col("volume")).diff()
-        if f"{index_id}__high" in frame and f"{index_id}__low" in frame:
-            columns[f"{index_id}__range"] = (col("high") - col("low")) / col("close")
+        def col(field: str, i: str = index_id) -> pd.Series:
+            return frame[f"{i}{COLUMN_SEPARATOR}{field}"]
+
+        for feature in features:
+            needs, compute = FEATURES[feature]
+            if all(f"{index_id}{COLUMN_SEPARATOR}{need}" in frame for need in needs):
+                columns[f"{index_id}{COLUMN_SEPARATOR}{feature}"] = compute(col)
     return pd.DataFrame(columns, index=frame.index)
 
 
@@ -61,32 +112,86 @@ def level_features(frame: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class FeatureTable:
-    """Features and labels by trading day (rows with incomplete features removed)."""
+    """Features and labels by trading day (rows with incomplete features removed).
+
+    ``sets``: feature set name -> the columns of ``features`` it reads; ``view(name)`` is
+    the table of one set (the same days, labels and closes).
+    """
 
     dates: pd.DatetimeIndex
     features: np.ndarray  # (days, features)
     labels: np.ndarray  # (days,), NaN on the last day
     close: np.ndarray  # the target's close, for baselines and reports
     names: list[str]
+    sets: dict[str, list[int]] = field(default_factory=dict)  # of the whole table
+    set_name: str = ""
+    whole: FeatureTable | None = field(default=None, repr=False)  # a view's whole table
+
+    def view(self, set_name: str | None) -> FeatureTable:
+        """The table of feature set ``set_name`` (this one for None or its own name)."""
+        if not set_name or set_name == self.set_name:
+            return self
+        whole = self.whole or self
+        if set_name not in whole.sets:
+            raise ValueError(f"feature set {set_name!r} is not in this table "
+                             f"(it has {', '.join(whole.sets) or 'none'})")
+        columns = whole.sets[set_name]
+        return FeatureTable(whole.dates, whole.features[:, columns], whole.labels,
+                            whole.close, [whole.names[c] for c in columns], whole.sets,
+                            set_name, whole)
 
 
-def feature_table(frame: pd.DataFrame, target_index: str, kind: str = "stationary"
-                  ) -> FeatureTable:
-    """Build the feature table from a merged dataset (``merge.read_dataset``'s frame)."""
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"features.kind: expected one of {', '.join(FEATURE_KINDS)}, "
-                         f"got {kind!r}")
-    features = stationary_features(frame) if kind == "stationary" else level_features(frame)
+def feature_table(frame: pd.DataFrame, target_index: str,
+                  sets: Mapping[str, Sequence[str]] | str = "stationary",
+                  default: str | None = None) -> FeatureTable:
+    """Build the feature table of every set in ``sets`` from a merged dataset.
+
+    ``frame``: ``merge.read_dataset``'s frame. ``sets``: set name -> features (a bare set
+    name picks it from ``DEFAULT_SETS``). Rows where any set's feature is missing are
+    removed, so every set sees the same days. Returns the view of ``default`` (the first
+    set when not given), whose ``view`` reaches the others.
+    """
+    if isinstance(sets, str):
+        if sets not in DEFAULT_SETS:
+            raise ValueError(f"features: unknown feature set {sets!r} (expected one of "
+                             f"{', '.join(DEFAULT_SETS)})")
+        sets = {sets: DEFAULT_SETS[sets]}
+    check_feature_sets(sets)
+    default = default or next(iter(sets))
+    wanted = [f for f in dict.fromkeys(f for chosen in sets.values() for f in chosen)
+              if f != LEVELS]
+    stationary = stationary_features(frame, wanted)
+    levels = level_features(frame) if any(LEVELS in chosen for chosen in sets.values()) \
+        else pd.DataFrame(index=frame.index)
+    features = pd.concat([stationary, levels], axis=1)
     close = frame[f"{target_index}{COLUMN_SEPARATOR}close"].to_numpy(dtype="float64")
     labels = make_labels(close)
     complete = features.notna().all(axis=1).to_numpy()
-    return FeatureTable(
+    names = list(features.columns)
+    n_stationary = stationary.shape[1]
+    columns = {
+        name: list(range(n_stationary, len(names))) if LEVELS in chosen else
+        [i for i in range(n_stationary) if names[i].split(COLUMN_SEPARATOR)[-1] in chosen]
+        for name, chosen in sets.items()
+    }
+    table = FeatureTable(
         dates=pd.DatetimeIndex(frame["date"])[complete],
         features=features.to_numpy(dtype="float64")[complete],
         labels=labels[complete],
         close=close[complete],
-        names=list(features.columns),
+        names=names,
+        sets=columns,
     )
+    return table.view(default)
+
+
+# The sets params.yaml names by default (it may define others).
+DEFAULT_SETS: dict[str, list[str]] = {
+    "returns": ["logret"],
+    "stationary": ["logret", "logvol_change", "range"],
+    "price_action": ["logret", "range", "close_place", "logvol_change"],
+    LEVELS: [LEVELS],
+}
 
 
 def windows(features: np.ndarray, window: int) -> np.ndarray:

@@ -14,11 +14,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
 from pipelines import baselines as bl
 from pipelines import metrics as m
+from pipelines.features import FeatureTable
 from pipelines.formats import read_export
 
 TARGET = "IRX6XTPI0009"
@@ -29,6 +31,16 @@ def labels(close: np.ndarray) -> np.ndarray:
     y = np.full(len(close), np.nan)
     y[:-1] = (close[1:] > close[:-1]).astype("float64")
     return y
+
+
+def table_of(close: np.ndarray, y: np.ndarray | None = None) -> FeatureTable:
+    """A one-index feature table (log return, range-like noise) over ``close``."""
+    close = np.asarray(close, dtype="float64")
+    returns = np.concatenate([[0.0], np.diff(np.log(close))])
+    noise = np.random.default_rng(len(close)).normal(size=len(close))
+    return FeatureTable(pd.bdate_range("2020-01-01", periods=len(close)),
+                        np.column_stack([returns, noise]), labels(close) if y is None else y,
+                        close, ["T__logret", "T__range"])
 
 
 def random_walk(n: int, seed: int = 0, drift: float = 0.001) -> np.ndarray:
@@ -232,7 +244,8 @@ def test_majority_and_always_up():
     close = random_walk(30)
     y = labels(close)
     y[:10] = [1, 0] * 5  # a tie in training: share 0.5 counts as up
-    proba, cls = bl.run_baseline("majority", close, y, np.arange(10), np.arange(10, 15))
+    proba, cls = bl.run_baseline("majority", table_of(close, y), 1, np.arange(10),
+                                 np.arange(10, 15))
     assert (proba == 0.5).all() and (cls == 1).all()
 
 
@@ -287,11 +300,13 @@ def test_run_baseline_every_name_over_walk_forward_blocks():
     for name in bl.BASELINES:
         for start in range(200, 300, 40):  # the last block includes the unlabelled last day
             test_days = np.arange(start, min(start + 40, 300))
-            proba, cls = bl.run_baseline(name, close, y, np.arange(start - 1), test_days)
+            proba, cls = bl.run_baseline(name, table_of(close, y), 5, np.arange(4, start - 1),
+                                         test_days)
             assert proba.shape == cls.shape == test_days.shape
             assert ((proba >= 0) & (proba <= 1)).all() and set(cls.tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="baseline"):
-        bl.run_baseline("random_walk", close, y, np.arange(100), np.arange(100, 120))
+        bl.run_baseline("random_walk", table_of(close, y), 1, np.arange(100),
+                        np.arange(100, 120))
 
 
 # ---------------------------------------------------------------- real data
@@ -315,7 +330,7 @@ def test_real_data_days_and_labels(real_close: np.ndarray):
 
 def test_real_data_majority_reproduces_the_readme(real_close: np.ndarray):
     y = labels(real_close)
-    proba, cls = bl.run_baseline("majority", real_close, y, TRAIN, TEST)
+    proba, cls = bl.run_baseline("majority", table_of(real_close, y), 1, TRAIN, TEST)
     assert (cls == 1).all()  # 181 of the 291 training labels are up
     result = m.classification_metrics(y[TEST], proba, y_pred=cls)
     assert round(result["accuracy"], 3) == 0.712
@@ -324,7 +339,7 @@ def test_real_data_majority_reproduces_the_readme(real_close: np.ndarray):
 
 def test_real_data_persistence_reproduces_the_readme(real_close: np.ndarray):
     y = labels(real_close)
-    proba, cls = bl.run_baseline("persistence", real_close, y, TRAIN, TEST)
+    proba, cls = bl.run_baseline("persistence", table_of(real_close, y), 1, TRAIN, TEST)
     result = m.classification_metrics(y[TEST], proba, y_pred=cls)
     assert round(result["accuracy"], 3) == 0.600
     assert round(result["balanced_accuracy"], 3) == 0.512
@@ -344,3 +359,71 @@ def test_real_data_logistic_reads_no_close_after_the_day(real_close: np.ndarray)
     np.testing.assert_array_equal(proba_changed[known], proba[known])
     np.testing.assert_array_equal(cls_changed[known], cls[known])
     assert not np.allclose(proba_changed[~known], proba[~known])  # the check can fail
+
+
+# ---------------------------------------------------------------- the strong linear baseline
+
+def test_logistic_window_reads_no_row_after_the_day():
+    table = table_of(random_walk(300, seed=5))
+    train, test = np.arange(9, 200), np.arange(201, 299)
+    proba, cls = bl.logistic_window(table.features, table.labels, 10, train, test)
+    day = 250
+    changed = table.features.copy()
+    changed[day + 1:] = np.random.default_rng(1).normal(size=changed[day + 1:].shape)
+    later, _ = bl.logistic_window(changed, table.labels, 10, train, test)
+    known = test <= day
+    np.testing.assert_array_equal(later[known], proba[known])
+    assert not np.allclose(later[~known], proba[~known])  # the check can fail
+    with pytest.raises(ValueError, match="days of features before it"):
+        bl.logistic_window(table.features, table.labels, 10, np.arange(5, 200), test)
+
+
+def test_logistic_window_standardises_on_training_rows_only():
+    """Rows after the training days, made huge, change no training-fitted probability."""
+    table = table_of(random_walk(260, seed=6))
+    train, test = np.arange(9, 180), np.arange(181, 200)
+    proba, _ = bl.logistic_window(table.features, table.labels, 10, train, test)
+    changed = table.features.copy()
+    changed[200:] *= 1e6  # after every test day: never read
+    again, _ = bl.logistic_window(changed, table.labels, 10, train, test)
+    np.testing.assert_array_equal(again, proba)
+
+
+@pytest.fixture(scope="module")
+def tedpix_table(tmp_path_factory) -> FeatureTable:
+    """TEDPIX 2008-2019 as TSETMC serves it, read as layout D, the default feature sets."""
+    import shutil
+
+    from pipelines.features import DEFAULT_SETS, feature_table
+    from pipelines.merge import column_name
+
+    from .tsetmc_server import recorded_answer_path
+
+    folder = tmp_path_factory.mktemp("tedpix")
+    shutil.copy(recorded_answer_path(), folder / f"{TARGET}.json")
+    frame = read_export(folder / f"{TARGET}.json").frame
+    wide = pd.DataFrame({"date": frame["date"].to_numpy()} | {
+        column_name(TARGET, f): frame[f].to_numpy() for f in ("high", "low", "close")})
+    return feature_table(wide, TARGET, DEFAULT_SETS, "price_action")
+
+
+def test_strong_baseline_reproduces_the_tedpix_figure(tedpix_table: FeatureTable):
+    """The shared README: 10 days of [log return, range, close's place], C = 1: MCC 0.272."""
+    from pipelines.evaluate import baseline_walk_forward, labelled_sample_days, walk_forward_blocks
+    from pipelines.features import chronological_split
+
+    table = tedpix_table
+    assert table.names == [f"{TARGET}__logret", f"{TARGET}__range", f"{TARGET}__close_place"]
+    days = labelled_sample_days(table, 10)
+    split = chronological_split(days, 0.15, 0.3)
+    assert f"{table.dates[split.test[0]]:%Y-%m}" == "2016-09"
+    assert f"{table.dates[split.test[-1]]:%Y-%m}" == "2019-12"
+    blocks = walk_forward_blocks(days, split.test, 60, gap=1)
+    y = table.labels[split.test].astype(int)
+    scores = {}
+    for name in ("logistic_window", "persistence"):
+        proba, cls = baseline_walk_forward(name, table, blocks, 10)
+        scores[name] = m.classification_metrics(y, proba, y_pred=cls)
+    assert abs(scores["logistic_window"]["mcc"] - 0.272) <= 0.02, scores["logistic_window"]
+    assert abs(scores["persistence"]["mcc"] - 0.186) <= 0.02, scores["persistence"]
+    assert scores["logistic_window"]["mcc"] > scores["persistence"]["mcc"] + 0.05
