@@ -36,18 +36,17 @@ from prefect_dask import DaskTaskRunner
 
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
 from pipelines.config import load_params
+from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
+from pipelines.evaluate import EvaluationSettings
 from pipelines.sweep import (
-    TF_THREAD_ENV,
     baseline_rows,
     evaluate_config,
     evaluate_config_isolated,
     flat_row,
     grid_from_params,
-    limit_tensorflow_threads,
     settings_to_dict,
     write_leaderboard,
 )
-from pipelines.train import settings_from_params
 
 ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
                     "validation_balanced_accuracy", "test_mcc", "test_balanced_accuracy",
@@ -78,7 +77,8 @@ def worker_info() -> dict[str, Any]:
 
 @task(name="sweep-config", task_run_name="evaluate {config[name]}")
 def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[str, Any],
-                         target_index: str, feature_kind: str, isolate: bool = True
+                         target_index: str, feature_sets: dict[str, list[str]],
+                         isolate: bool = True
                          ) -> dict[str, Any]:
     """One config's leaderboard row, tagged with the worker (and process) that computed it.
 
@@ -86,18 +86,18 @@ def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[st
     Memory note), else in the worker process itself.
     """
     if isolate:
-        row = evaluate_config_isolated(dataset, config, settings, target_index, feature_kind)
+        row = evaluate_config_isolated(dataset, config, settings, target_index, feature_sets)
     else:
         threads = limit_tensorflow_threads()
-        row = evaluate_config(dataset, config, settings, target_index, feature_kind)
+        row = evaluate_config(dataset, config, settings, target_index, feature_sets)
         row["process"] = {"pid": os.getpid(), "tf_threads": threads}
     return row | {"worker": worker_info()}
 
 
 @task(name="sweep-baselines")
 def baselines_task(dataset: str, settings: dict[str, Any], target_index: str,
-                   feature_kind: str) -> list[dict[str, Any]]:
-    rows = baseline_rows(dataset, settings, target_index, feature_kind)
+                   feature_sets: dict[str, list[str]]) -> list[dict[str, Any]]:
+    rows = baseline_rows(dataset, settings, target_index, feature_sets)
     return [row | {"worker": worker_info()} for row in rows]
 
 
@@ -133,11 +133,11 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
     log = get_run_logger()
     started = time.perf_counter()
     params = load_params(params_path)
-    settings = settings_to_dict(settings_from_params(params))
+    settings = settings_to_dict(EvaluationSettings.from_params(params))
     configs = grid if grid is not None else grid_from_params(params.get("sweep"))
     configs = _checked(configs, reserved=settings["baselines"])
     dataset_path = str(Path(dataset).resolve())
-    target, kind = params["data"]["target_index"], params["features"]["kind"]
+    target, sets = params["data"]["target_index"], params["features"]["sets"]
     problem = _dataset_problem(dataset_path, target)
     if problem:
         return Failed(message=problem)
@@ -145,8 +145,8 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
     log.info("sweep of %d configs x %d seeds on %s", len(configs), len(settings["seeds"]),
              f"Dask workers {cluster['workers']}" if cluster else "the flow's task runner")
 
-    baselines = baselines_task.submit(dataset_path, settings, target, kind)
-    futures = {c["name"]: evaluate_config_task.submit(dataset_path, c, settings, target, kind,
+    baselines = baselines_task.submit(dataset_path, settings, target, sets)
+    futures = {c["name"]: evaluate_config_task.submit(dataset_path, c, settings, target, sets,
                                                       isolate)
                for c in configs}
     rows, failed = [], []
@@ -160,7 +160,7 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
         rows.extend(result if isinstance(result, list) else [result])
 
     meta = {"settings": settings, "dataset": dataset_path, "target_index": target,
-            "feature_kind": kind, "configs": len(configs), "failed": failed,
+            "feature_set": settings["feature_set"], "configs": len(configs), "failed": failed,
             "dask": cluster, "seconds": round(time.perf_counter() - started, 3)}
     board = write_leaderboard(rows, out_dir, meta)
     _publish(board)

@@ -257,7 +257,8 @@ def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
     if not where.dataset.exists():
         raise DataError(f"{where.dataset}: no merged dataset; run tsepipe merge first")
     frame, _ = read_dataset(where.dataset)
-    table = feature_table(frame, p["data"]["target_index"], p["features"]["kind"])
+    table = feature_table(frame, p["data"]["target_index"], p["features"]["sets"],
+                          p["features"]["set"])
     return p, where, table, file_md5(where.dataset)
 
 
@@ -277,34 +278,41 @@ def _leaderboard(where: Any, required: bool = True) -> dict[str, Any] | None:
 @_stage
 def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     """Walk-forward evaluation of every network and baseline; pick the champion."""
-    from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
-    from pipelines.train import model_configs, settings_from_params
+    from pipelines.evaluate import (
+        EvaluationSettings,
+        evaluate_models,
+        leaderboard,
+        write_evaluation,
+    )
+    from pipelines.train import model_configs
 
     p, where, table, _ = _modelling_inputs(params)
-    settings = settings_from_params(p)
+    settings = EvaluationSettings.from_params(p)
     evaluation = evaluate_models(table, model_configs(p), settings,
                                  progress=lambda message: log.info(message))
     board = leaderboard(evaluation)
-    write_evaluation(evaluation, board, where.evaluation_dir, where.evaluation_metrics)
+    write_evaluation(evaluation, board, where.evaluation_dir, where.evaluation_metrics,
+                     backtest=p["backtest"])
     for name, row in board["models"].items():
         test = row["test"]
         typer.echo(f"{name:12s} test balanced accuracy {test['balanced_accuracy']:.3f} "
                    f"MCC {test['mcc']:+.3f}  (validation MCC {row['validation']['mcc']:+.3f})")
     for note in board["notes"]:
         typer.echo(note)
-    typer.echo(f"champion: {board['champion']} (by validation {board['champion_metric']})")
+    typer.echo(f"champion: {board['champion']}: {board['champion_reason']}")
 
 
 @app.command()
 @_stage
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Refit every network on all labelled days; save model.keras and its model card."""
-    from pipelines.train import model_configs, settings_from_params, train_final
+    from pipelines.evaluate import EvaluationSettings
+    from pipelines.train import model_configs, train_final
 
     p, where, table, data_version = _modelling_inputs(params)
     board = _leaderboard(where, required=False)
-    cards = train_final(table, model_configs(p), settings_from_params(p), where.models_dir,
-                        data_version, board)
+    cards = train_final(table, model_configs(p), EvaluationSettings.from_params(p),
+                        where.models_dir, data_version, board)
     for name, card in cards.items():
         typer.echo(f"{name}: {card['params']['total']} parameters, {card['training']['epochs']}"
                    f" epochs in {card['training']['seconds']:.1f} s on "
@@ -319,12 +327,12 @@ def predict(params: ParamsOption = Path("params.yaml")) -> None:
 
     p, where, table, data_version = _modelling_inputs(params)
     board = _leaderboard(where)
-    champion = board["champion"]
-    result = forecast(table, p["features"]["window"], champion,
-                      board["models"][champion]["kind"], where.models_dir, data_version)
+    result = forecast(table, p["features"]["window"], board, where.models_dir, data_version)
+    if result["note"]:
+        typer.echo(f"warning: {result['note']}", err=True)
     path = publish(result, where.forecasts_dir)
     typer.echo(f"{result['next_trading_day']}: {result['direction']} "
-               f"(P(up) = {result['probability_up']:.3f}) by {champion}; data "
+               f"(P(up) = {result['probability_up']:.3f}) by {result['champion']}; data "
                f"{data_version[:8]}, model {result['model_version'][:16]} -> {path}")
 
 

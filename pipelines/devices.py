@@ -96,3 +96,30 @@ def configure(seed: int, deterministic: bool = False, mixed_precision: bool = Fa
         else:
             log.warning("mixed precision asked for but no GPU found: training in float32")
     keras.mixed_precision.set_global_policy(policy)
+
+
+# One intra-op and one inter-op TensorFlow thread per process, so n workers use n cores.
+TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def limit_tensorflow_threads() -> dict[str, int]:
+    """Hold TensorFlow to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (default 1).
+
+    TensorFlow reads those variables when its runtime starts; setting them through
+    ``tf.config.threading`` too makes the limit visible and holds where the environment
+    lacks them. Once the runtime has started the values cannot change (a later call in
+    the same process keeps the first values). Returns the limits in force.
+    """
+    import tensorflow as tf
+
+    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
+              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
+    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
+               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
+    for key, setter in setters.items():
+        try:
+            setter(wanted[key])
+        except RuntimeError:  # the runtime has started in this process: keep its values
+            pass
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}

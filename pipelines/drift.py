@@ -10,8 +10,8 @@ Evidently's own default switches to a Wasserstein distance above 0.1 once the re
 has 1,000 rows; 60 current days of unchanged sample data cross that by noise alone (42 of
 45 features "drifted"), while K-S at 0.01 flags 1 of 45.
 
-Only stationary features are accepted (names ending in ``__logret``,
-``__logvol_change`` or ``__range``): raw price levels drift by construction.
+Only stationary features are accepted (names ending in ``__`` and one of
+``features.FEATURES``): raw price levels drift by construction.
 
 Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of the HTML,
 so a name containing ``</script>`` would break out of it. Index names are untrusted:
@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.features import FeatureTable
+from pipelines.config import COLUMN_SEPARATOR
+from pipelines.features import FEATURES, FeatureTable
 from pipelines.fileio import atomic_path, write_json
 
-STATIONARY_SUFFIXES = ("__logret", "__logvol_change", "__range")
+STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
 _HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
 
 
@@ -227,44 +228,34 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
     walked forward (refitted every ``refit_every`` days, so never on its own training
     days); the target is the label. Writes ``out_dir/index.html`` and ``out_dir/drift.json``.
     """
-    import json
-
+    from pipelines.champion import load_champion
     from pipelines.errors import DataError
-    from pipelines.evaluate import labelled_sample_days, predict_network
+    from pipelines.evaluate import labelled_sample_days
 
-    champion = board["champion"]
-    kind = board["models"][champion]["kind"]
+    champion = load_champion(board, models_dir, table)
     labelled = labelled_sample_days(table, window)
     n = len(table.dates)
-    if kind == "network":
-        card_path = Path(models_dir) / champion / "card.json"
-        if not card_path.exists():
-            raise DataError(f"{card_path}: the champion {champion} has no model card; "
-                            "run tsepipe train first")
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        trained_last = pd.Timestamp(card["trained_on"]["last"])
+    if champion.kind == "network":
+        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
         train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
                                              side="right")) - 1
     else:
         train_last_day = int(labelled[-1])
     first_current = n - current_days
     reference_last = min(train_last_day, first_current - 1)
-    if kind == "network":  # the final model's probability for every day with a window
-        from pipelines.models import load_model
-        from pipelines.train import load_scaler
+    if champion.kind == "network":  # the final model's probability for every day with a window
+        from pipelines.fitting import predict_network
 
         first_reference = window - 1
         days = np.arange(first_reference, n)
-        folder = Path(models_dir) / champion
-        proba = predict_network(load_model(folder / "model.keras"), load_scaler(folder), table,
-                                window, days)
+        proba = predict_network(champion.model, champion.scaler, champion.table, window, days)
     else:  # a fitted baseline never predicts its own training days: walk forward instead
         from pipelines.evaluate import baseline_walk_forward, walk_forward_blocks
 
         first_reference = int(labelled[min(refit_every, len(labelled) - 1)])
         days = np.arange(first_reference, n)
-        proba, _ = baseline_walk_forward(champion, table, walk_forward_blocks(
-            labelled, days, refit_every, gap=1))
+        proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
+            labelled, days, refit_every, gap=1), window)
     n_reference = reference_last - first_reference + 1
     if current_days < 1 or n_reference < current_days:
         raise DataError(f"drift: {n} feature days leave {max(n_reference, 0)} reference days "
@@ -278,7 +269,7 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
     reference = reference.iloc[first_reference:].reset_index(drop=True)
     out = Path(out_dir)
     context = {
-        "champion": champion, "champion_kind": kind,
+        "champion": champion.name, "champion_kind": champion.kind, "note": champion.note,
         "trained_on_last": f"{table.dates[train_last_day]:%Y-%m-%d}",
         "reference_note": "the champion's training days before the current span"
         if reference_last < train_last_day else "the champion's training days",

@@ -1,33 +1,31 @@
-"""Honest evaluation: chronological split, expanding-window walk-forward, baselines.
+"""Honest evaluation: chronological split, walk-forward validation and test, baselines.
 
 The labelled days (a window is available and the next close is known) are split in
-time order into train / validation / test. Validation picks the champion: every model
-and baseline is fitted on the training days and scored on the validation days. The
-test span is then walked forward: every ``refit_every`` days each model is refitted on
-all labelled days before the block minus a ``gap``, so that no training label reaches
-into the block, and predicts each day of the block once. Scalers are fitted on the
-same training rows only. Neural models run over several seeds; their mean probability
-is the model's prediction, and the per-seed metrics give the spread.
+time order into train / validation / test. Both later spans are walked forward with the
+same rule: every ``refit_every`` days each model is refitted on all labelled days before
+the block minus a ``gap``, so that no training label reaches into it, and predicts each
+day of the block once. Scalers are fitted on the same training rows only. Networks run
+over several seeds (in parallel processes where cores allow); their mean probability is
+the model's prediction, and the per-seed metrics give the spread. With
+``warm_start`` a network's refits after the first continue from the previous block's
+weights (``pipelines.fitting``).
+
+The champion is chosen on the pooled validation predictions: the best baseline there is
+the bar, and a network is promoted only if it beats that bar by ``promotion_margin``
+(the highest such network wins); otherwise the best baseline is the champion. The
+leaderboard says why.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from pipelines.features import FeatureTable, TrainOnlyScaler, sample_days, windows
-
-
-@dataclass
-class Blocks:
-    """Walk-forward blocks: for each, the training days and the days it predicts."""
-
-    train: list[np.ndarray]
-    predict: list[np.ndarray]
+from pipelines.features import FeatureTable, sample_days
+from pipelines.fitting import Blocks, Chain, NetworkRun, walk_forward_chains
 
 
 def walk_forward_blocks(labelled_days: np.ndarray, test_days: np.ndarray, refit_every: int,
@@ -41,77 +39,14 @@ def walk_forward_blocks(labelled_days: np.ndarray, test_days: np.ndarray, refit_
     return Blocks(train, predict)
 
 
-@dataclass
-class NetworkRun:
-    """What one fit of a network did (for the model card and the benchmark)."""
-
-    epochs: int
-    seconds: float
-    history: dict[str, list[float]] = field(default_factory=dict)
-
-
-def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.ndarray,
-                seed: int, deterministic: bool = False, mixed_precision: bool = False
-                ) -> tuple[Any, TrainOnlyScaler, NetworkRun]:
-    """Fit one network on ``train_days`` (scaler on their rows only); return it and its run.
-
-    The last tenth of the training days (in time order) is held out for early stopping.
-    """
-    from pipelines import devices
-    from pipelines.models import build_model, early_stopping
-
-    devices.configure(seed, deterministic=deterministic, mixed_precision=mixed_precision)
-    scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
-    samples = windows(scaler.transform(table.features), window)
-    first_day = window - 1
-    x = samples[train_days - first_day]
-    y = table.labels[train_days]
-    n_stop = max(1, len(train_days) // 10)
-    model = build_model(config, samples.shape[1:])
-    started = time.perf_counter()
-    history = model.fit(
-        x[:-n_stop], y[:-n_stop], validation_data=(x[-n_stop:], y[-n_stop:]),
-        epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-        callbacks=[early_stopping(config)],
-    )
-    seconds = time.perf_counter() - started
-    run = NetworkRun(len(history.history["loss"]), seconds,
-                     {k: [float(v) for v in vs] for k, vs in history.history.items()})
-    return model, scaler, run
-
-
-def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, window: int,
-                    days: np.ndarray) -> np.ndarray:
-    """Probability of up for each of ``days`` (rows after ``days.max()`` are not read)."""
-    last = int(days.max())
-    samples = windows(scaler.transform(table.features[: last + 1]), window)
-    x = samples[days - (window - 1)]
-    return model.predict(x, verbose=0).reshape(-1).astype("float64")
-
-
-def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
-                         seed: int, deterministic: bool = False,
-                         mixed_precision: bool = False,
-                         ) -> tuple[np.ndarray, list[NetworkRun]]:
-    """Out-of-sample probabilities for every predicted day of ``blocks``, and the runs."""
-    probabilities, runs = [], []
-    for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
-        model, scaler, run = fit_network(config, table, window, train_days, seed,
-                                         deterministic=deterministic,
-                                         mixed_precision=mixed_precision)
-        probabilities.append(predict_network(model, scaler, table, window, predict_days))
-        runs.append(run)
-    return np.concatenate(probabilities), runs
-
-
-def baseline_walk_forward(name: str, table: FeatureTable, blocks: Blocks
+def baseline_walk_forward(name: str, table: FeatureTable, blocks: Blocks, window: int = 1
                           ) -> tuple[np.ndarray, np.ndarray]:
     """A baseline's probabilities and classes over the walk-forward blocks."""
     from pipelines.baselines import run_baseline
 
     probabilities, classes = [], []
     for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
-        proba, cls = run_baseline(name, table.close, table.labels, train_days, predict_days)
+        proba, cls = run_baseline(name, table, window, train_days, predict_days)
         probabilities.append(np.asarray(proba, dtype="float64"))
         classes.append(np.asarray(cls, dtype="int64"))
     return np.concatenate(probabilities), np.concatenate(classes)
@@ -134,11 +69,49 @@ class EvaluationSettings:
     gap: int = 1
     seeds: tuple[int, ...] = (1, 2, 3)
     champion_metric: str = "mcc"
-    baselines: tuple[str, ...] = ("majority", "always_up", "persistence", "logistic")
+    promotion_margin: float = 0.02
+    baselines: tuple[str, ...] = ("majority", "always_up", "persistence", "logistic",
+                                  "logistic_window")
     bootstrap_block: int = 10
     bootstrap_samples: int = 1000
     deterministic: bool = False
     mixed_precision: bool = False
+    warm_start: bool = True
+    warm_epochs: int = 8
+    workers: int = 0
+    feature_set: str = ""  # the default set (networks without their own, logistic_window)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EvaluationSettings:
+        evaluate, train = params["evaluate"], params["train"]
+        return cls(
+            window=params["features"]["window"],
+            validation_fraction=params["split"]["validation_fraction"],
+            test_fraction=params["split"]["test_fraction"],
+            refit_every=evaluate["refit_every"],
+            gap=evaluate["gap"],
+            seeds=tuple(train["seeds"]),
+            champion_metric=evaluate["champion_metric"],
+            promotion_margin=evaluate["promotion_margin"],
+            baselines=tuple(evaluate["baselines"]),
+            bootstrap_block=evaluate["bootstrap_block"],
+            bootstrap_samples=evaluate["bootstrap_samples"],
+            deterministic=train["deterministic"],
+            mixed_precision=train["mixed_precision"],
+            warm_start=evaluate["warm_start"],
+            warm_epochs=evaluate["warm_epochs"],
+            workers=evaluate["workers"],
+            feature_set=params["features"]["set"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EvaluationSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in values.items() if k in known})
 
 
 @dataclass
@@ -147,7 +120,7 @@ class ModelResult:
 
     name: str
     kind: str  # network | baseline
-    validation_proba: np.ndarray
+    validation_proba: np.ndarray  # mean over seeds for networks
     test_proba: np.ndarray  # mean over seeds for networks
     test_proba_by_seed: list[np.ndarray] = field(default_factory=list)
     runs: list[NetworkRun] = field(default_factory=list)
@@ -155,6 +128,8 @@ class ModelResult:
     # A baseline's own classes (persistence's class is its rule, not proba >= 0.5).
     validation_cls: np.ndarray | None = None
     test_cls: np.ndarray | None = None
+    features: list[str] = field(default_factory=list)  # what it reads
+    feature_set: str = ""
 
     def classes(self, split: str) -> np.ndarray:
         own = self.validation_cls if split == "validation" else self.test_cls
@@ -171,55 +146,90 @@ class Evaluation:
     test_days: np.ndarray
     results: dict[str, ModelResult]
     settings: EvaluationSettings
+    close: np.ndarray | None = None  # the target's closes (for the backtest)
+
+
+# What each baseline reads, for the leaderboard.
+BASELINE_INPUTS = {
+    "majority": "the share of up days among the training labels",
+    "always_up": "nothing",
+    "persistence": "the direction of the move into the day",
+    "logistic": "the target's last 5 log returns",
+    "logistic_window": "the window of the feature set the networks read",
+}
 
 
 def evaluate_models(table: FeatureTable, configs: dict[str, Any],
                     settings: EvaluationSettings,
                     progress: Callable[[str], None] | None = None) -> Evaluation:
-    """Validation scores and walk-forward test predictions for networks and baselines.
+    """Walk-forward validation and test predictions of every network and baseline.
 
-    ``configs``: model name -> ``models.ModelConfig``.
+    ``table``: the feature table of the default set (its ``view`` reaches the others).
+    ``configs``: model name -> ``models.ModelConfig``. ``progress`` gets one line per
+    network refit: "lstm seed 2/3: refit 5/9 (...); ETA 1m20s".
     """
     from pipelines.features import chronological_split
 
     say = progress or (lambda message: None)
     labelled = labelled_sample_days(table, settings.window)
     split = chronological_split(labelled, settings.validation_fraction, settings.test_fraction)
-    validation_blocks = walk_forward_blocks(labelled, split.validation,
-                                            max(len(split.validation), 1), settings.gap)
+    validation_blocks = walk_forward_blocks(labelled, split.validation, settings.refit_every,
+                                            settings.gap) if len(split.validation) else None
     test_blocks = walk_forward_blocks(labelled, split.test, settings.refit_every, settings.gap)
+    blocks = (validation_blocks + test_blocks) if validation_blocks else test_blocks
+    n_validation = len(split.validation)
+    default = table.view(settings.feature_set or table.set_name)
     results: dict[str, ModelResult] = {}
     for name in settings.baselines:
-        validation_proba, validation_cls = baseline_walk_forward(name, table, validation_blocks)
-        test_proba, test_cls = baseline_walk_forward(name, table, test_blocks)
-        results[name] = ModelResult(name, "baseline", validation_proba, test_proba,
-                                    validation_cls=validation_cls, test_cls=test_cls)
-    for name, config in configs.items():
-        validation_by_seed, test_by_seed, runs = [], [], []
-        for seed in settings.seeds:
-            say(f"{name} seed {seed}: validation fit")
-            proba, seed_runs = network_walk_forward(
-                config, table, settings.window, validation_blocks, seed,
-                settings.deterministic, mixed_precision=settings.mixed_precision)
-            validation_by_seed.append(proba)
-            say(f"{name} seed {seed}: walk-forward, {len(test_blocks.predict)} refits")
-            proba, test_runs = network_walk_forward(
-                config, table, settings.window, test_blocks, seed, settings.deterministic,
-                mixed_precision=settings.mixed_precision)
-            test_by_seed.append(proba)
-            runs += seed_runs + test_runs
+        proba, cls = baseline_walk_forward(name, default, blocks, settings.window)
         results[name] = ModelResult(
-            name, "network", np.mean(validation_by_seed, axis=0), np.mean(test_by_seed, axis=0),
-            test_by_seed, runs, config.to_dict())
+            name, "baseline", proba[:n_validation], proba[n_validation:],
+            validation_cls=cls[:n_validation], test_cls=cls[n_validation:],
+            features=default.names if name == "logistic_window" else [],
+            feature_set=default.set_name if name == "logistic_window" else "")
+    chains = [Chain(name, config, default.view(config.features or None), seed, number,
+                    len(settings.seeds))
+              for name, config in configs.items()
+              for number, seed in enumerate(settings.seeds, start=1)]
+    if chains:
+        say(f"{len(configs)} networks x {len(settings.seeds)} seeds, {len(blocks)} refits each "
+            f"({len(validation_blocks or [])} validation, {len(test_blocks)} test blocks), "
+            f"{'warm' if settings.warm_start else 'cold'} refits")
+    options = {"deterministic": settings.deterministic,
+               "mixed_precision": settings.mixed_precision,
+               "warm_start": settings.warm_start, "warm_epochs": settings.warm_epochs}
+    outcomes = walk_forward_chains(chains, settings.window, blocks, options, settings.workers,
+                                   progress=lambda m: say(_progress_line(m)))
+    for name, config in configs.items():
+        own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
+               if chain.name == name]
+        by_seed = [outcome[0] for _, outcome in own]
+        view = own[0][0].table
+        results[name] = ModelResult(
+            name, "network", np.mean([p[:n_validation] for p in by_seed], axis=0),
+            np.mean([p[n_validation:] for p in by_seed], axis=0),
+            [p[n_validation:] for p in by_seed], [run for _, o in own for run in o[1]],
+            config.to_dict(), features=view.names, feature_set=view.set_name)
     return Evaluation(table.dates, table.labels, split, split.validation, split.test, results,
-                      settings)
+                      settings, table.close)
+
+
+def _progress_line(message: dict[str, Any]) -> str:
+    eta = message.get("eta_seconds")
+    eta_text = f"{int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else "?"
+    return (f"{message['model']} seed {message['seed']}/{message['seeds']}: refit "
+            f"{message['refit']}/{message['refits']} ({message['epochs']} epochs, "
+            f"{message['seconds']:.1f} s); {message['done']}/{message['total']} refits done, "
+            f"ETA {eta_text}")
 
 
 def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
     """Metrics of every model on the same days, intervals, tests, and the champion.
 
-    The champion is the best model on validation by ``champion_metric``; a network is
-    promoted only if it also beats persistence there (otherwise the best baseline is).
+    The champion rule: the best baseline on the pooled validation days sets the bar; a
+    network is promoted only if its validation score beats that bar by
+    ``promotion_margin``, and the highest promoted network wins; otherwise the best
+    baseline is the champion. ``champion_reason`` says which case it was, with numbers.
     """
     from pipelines import metrics as m
 
@@ -232,8 +242,14 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
         row: dict[str, Any] = {
             "model": name, "kind": result.kind,
             "validation": m.classification_metrics(y_val, result.validation_proba,
-                                                   y_pred=result.classes("validation")),
+                                                   y_pred=result.classes("validation"))
+            if len(y_val) else {},
             "test": m.classification_metrics(y_test, result.test_proba, y_pred=test_pred),
+            "feature_set": result.feature_set or None,
+            "features": result.features,
+            "reads": BASELINE_INPUTS.get(name, "") if result.kind == "baseline" else
+            f"the last {settings.window} days of the feature set {result.feature_set} "
+            f"({len(result.features)} features)",
         }
         for metric in ("balanced_accuracy", "mcc"):
             low, high = m.block_bootstrap_ci(y_test, test_pred, metric,
@@ -245,9 +261,14 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
                 [m.classification_metrics(y_test, p) for p in result.test_proba_by_seed])
             row["config"] = result.config
         if result.runs:
+            cold = [r for r in result.runs if not r.warm]
+            warm = [r for r in result.runs if r.warm]
             row["training"] = {
                 "fits": len(result.runs),
+                "warm_fits": len(warm),
                 "epochs_mean": float(np.mean([r.epochs for r in result.runs])),
+                "epochs_mean_cold": float(np.mean([r.epochs for r in cold])) if cold else None,
+                "epochs_mean_warm": float(np.mean([r.epochs for r in warm])) if warm else None,
                 "seconds_total": float(sum(r.seconds for r in result.runs)),
                 "seconds_per_epoch": float(sum(r.seconds for r in result.runs)
                                            / max(1, sum(r.epochs for r in result.runs))),
@@ -263,34 +284,70 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
         row["vs_best_baseline"] = {"baseline": best_baseline,
                                    **m.mcnemar_test(y_test, pred, best)}
         row["pesaran_timmermann"] = m.pesaran_timmermann(y_test, pred)
-
-    # The gate: a network is eligible only if it beats persistence on validation.
-    notes, eligible = [], []
-    persistence = rows.get("persistence")
-    bar = _score(persistence["validation"], metric) if persistence else float("-inf")
-    for name, row in rows.items():
-        score = _score(row["validation"], metric)
-        if row["kind"] == "network" and score <= bar:
-            notes.append(f"{name} not promoted: validation {metric} {score:.3f} does not beat "
-                         f"persistence ({bar:.3f})")
-            continue
-        eligible.append(name)
-    champion = max(eligible, key=lambda n: _score(rows[n]["validation"], metric))
+    champion, reason, notes = _champion(rows, baseline_names, metric, settings.promotion_margin)
     from pipelines.devices import detect_device
 
     return {
         "champion": champion,
+        "champion_reason": reason,
         "device": detect_device() if any(r["kind"] == "network" for r in rows.values())
         else None,
         "champion_metric": metric,
+        "promotion_margin": settings.promotion_margin,
+        "best_baseline_on_validation": max(
+            baseline_names, key=lambda n: _score(rows[n]["validation"], metric)),
         "best_baseline_on_test": best_baseline,
         "notes": notes,
+        "walk_forward": {"refit_every": settings.refit_every, "gap": settings.gap,
+                         "warm_start": settings.warm_start,
+                         "warm_epochs": settings.warm_epochs if settings.warm_start else None,
+                         "seeds": list(settings.seeds), "window": settings.window},
         "days": {"validation": len(evaluation.validation_days),
                  "test": len(evaluation.test_days),
-                 "test_first": f"{evaluation.dates[evaluation.test_days[0]]:%Y-%m-%d}",
-                 "test_last": f"{evaluation.dates[evaluation.test_days[-1]]:%Y-%m-%d}"},
+                 "validation_first": _day(evaluation, evaluation.validation_days, 0),
+                 "validation_last": _day(evaluation, evaluation.validation_days, -1),
+                 "test_first": _day(evaluation, evaluation.test_days, 0),
+                 "test_last": _day(evaluation, evaluation.test_days, -1)},
         "models": rows,
     }
+
+
+def _day(evaluation: Evaluation, days: np.ndarray, position: int) -> str | None:
+    return f"{evaluation.dates[days[position]]:%Y-%m-%d}" if len(days) else None
+
+
+def _champion(rows: dict[str, dict[str, Any]], baselines: list[str], metric: str,
+              margin: float) -> tuple[str, str, list[str]]:
+    """(champion, why, notes) by the rule in ``leaderboard``'s docstring."""
+    bar_name = max(baselines, key=lambda n: _score(rows[n]["validation"], metric))
+    bar = _score(rows[bar_name]["validation"], metric)
+    networks = [n for n, row in rows.items() if row["kind"] == "network"]
+    notes, promoted = [], []
+    for name in networks:
+        score = _score(rows[name]["validation"], metric)
+        if score >= bar + margin:
+            promoted.append(name)
+        else:
+            notes.append(f"{name} not promoted: validation {metric} {score:.3f} does not beat "
+                         f"the best baseline {bar_name} ({bar:.3f}) by the margin {margin:g}")
+    if promoted:
+        champion = max(promoted, key=lambda n: _score(rows[n]["validation"], metric))
+        score = _score(rows[champion]["validation"], metric)
+        reason = (f"{champion} beats the best baseline {bar_name} on the walk-forward "
+                  f"validation days: {metric} {score:.3f} against {bar:.3f}, more than the "
+                  f"margin {margin:g}")
+        if len(promoted) > 1:
+            reason += f"; the highest of the networks that do ({', '.join(promoted)})"
+    elif networks:
+        champion = bar_name
+        reason = (f"no network beats the best baseline {bar_name} (validation {metric} "
+                  f"{bar:.3f}) by the margin {margin:g}: "
+                  + ", ".join(f"{n} {_score(rows[n]['validation'], metric):.3f}"
+                              for n in networks) + f"; {bar_name} is the champion")
+    else:
+        champion = bar_name
+        reason = f"{bar_name}: the best baseline on validation ({metric} {bar:.3f}); no networks"
+    return champion, reason, notes
 
 
 def _score(metrics: dict[str, Any], metric: str) -> float:
@@ -299,14 +356,17 @@ def _score(metrics: dict[str, Any], metric: str) -> float:
 
 
 def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any,
-                     metrics_path: Any, rolling_window: int = 40) -> None:
+                     metrics_path: Any, rolling_window: int = 40,
+                     backtest: dict[str, Any] | None = None) -> None:
     """Predictions (Parquet), the leaderboard (JSON), small metrics and DVC plot files.
 
     ``out_dir/predictions.parquet``: one row per model, split and day (probability,
     class, label). ``out_dir/leaderboard.json``: ``board``. ``metrics_path``: the test
     metrics per model, flat, for ``dvc metrics``. ``out_dir/plots/``: confusion.csv
-    (champion), roc.csv, rolling_accuracy.csv. The folder is written aside and swapped in
-    whole (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
+    (champion), roc.csv, rolling_accuracy.csv, equity.csv. ``out_dir/backtest.json``: the
+    backtest of the champion's test-day forecasts (``backtest``: params.yaml's section),
+    also in ``board["backtest"]``. The folder is written aside and swapped in whole
+    (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
     """
     from pathlib import Path
 
@@ -317,7 +377,8 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
         inside = metrics_path.resolve().is_relative_to(out.resolve())
         staged_metrics = staging / metrics_path.resolve().relative_to(out.resolve()) \
             if inside else None
-        _write_evaluation_files(evaluation, board, staging, staged_metrics, rolling_window)
+        _write_evaluation_files(evaluation, board, staging, staged_metrics, rolling_window,
+                                backtest)
     if not inside:
         _write_metrics(board, metrics_path)
 
@@ -333,11 +394,27 @@ def _write_metrics(board: dict[str, Any], metrics_path: Any) -> None:
 
 
 def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: Any,
-                            metrics_path: Any, rolling_window: int) -> None:
+                            metrics_path: Any, rolling_window: int,
+                            backtest_settings: dict[str, Any] | None) -> None:
     import pandas as pd
     from sklearn.metrics import roc_curve
 
+    from pipelines.backtest import BacktestSettings, backtest
     from pipelines.fileio import atomic_path, write_json
+
+    if evaluation.close is not None:
+        forecasts = {board["champion"]: evaluation.results[board["champion"]].classes("test")}
+        if "persistence" in evaluation.results:
+            forecasts["persistence"] = evaluation.results["persistence"].classes("test")
+        result, equity = backtest(evaluation.dates, evaluation.close, evaluation.test_days,
+                                  forecasts, BacktestSettings.from_params(backtest_settings))
+        result["champion"] = board["champion"]
+        board["backtest"] = result
+        write_json(out / "backtest.json", result)
+        # fixed column names for dvc plots: the champion's column is "champion"
+        equity = equity.rename(columns={board["champion"]: "champion"})
+        _write_csv(out / "plots" / "equity.csv",
+                   equity.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
 
     frames = []
     for name, result in evaluation.results.items():

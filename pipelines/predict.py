@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.champion import load_champion
 from pipelines.config import TRADING_WEEKDAYS
-from pipelines.evaluate import labelled_sample_days, predict_network
+from pipelines.evaluate import labelled_sample_days
 from pipelines.features import FeatureTable
-from pipelines.fileio import atomic_path, file_md5, write_json
+from pipelines.fileio import atomic_path, write_json
 
 
 def next_trading_day(day: dt.date) -> dt.date:
@@ -27,39 +28,41 @@ def next_trading_day(day: dt.date) -> dt.date:
     return following
 
 
-def forecast(table: FeatureTable, window: int, champion: str, champion_kind: str,
-             models_dir: Path | str, data_version: str) -> dict[str, Any]:
-    """Probability that the day after the last one closes higher, by the champion."""
-    last_day = len(table.labels) - 1
-    if champion_kind == "network":
-        from pipelines.models import load_model
-        from pipelines.train import load_scaler
+def forecast(table: FeatureTable, window: int, board: dict[str, Any], models_dir: Path | str,
+             data_version: str) -> dict[str, Any]:
+    """Probability that the day after the last one closes higher, by the champion.
 
-        folder = Path(models_dir) / champion
-        model = load_model(folder / "model.keras")
-        proba = float(predict_network(model, load_scaler(folder), table, window,
+    ``table``: the feature table of the default set. If the champion network cannot read
+    today's features, the best baseline forecasts and ``note`` says why.
+    """
+    last_day = len(table.labels) - 1
+    champion = load_champion(board, models_dir, table)
+    if champion.kind == "network":
+        from pipelines.fitting import predict_network
+
+        proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
                                       np.array([last_day]))[0])
-        model_version = file_md5(folder / "model.keras")
         up = proba >= 0.5
     else:
         from pipelines.baselines import run_baseline
 
         train_days = labelled_sample_days(table, window)
-        values, classes = run_baseline(champion, table.close, table.labels, train_days,
+        values, classes = run_baseline(champion.name, table, window, train_days,
                                        np.array([last_day]))
         proba = float(np.asarray(values)[0])
         up = bool(np.asarray(classes)[0])  # a rule's class, not always proba >= 0.5
-        model_version = f"baseline:{champion}"
     as_of = table.dates[last_day].date()
     return {
         "as_of": f"{as_of:%Y-%m-%d}",
         "next_trading_day": f"{next_trading_day(as_of):%Y-%m-%d}",
         "probability_up": round(proba, 4),
         "direction": "up" if up else "down",
-        "champion": champion,
-        "champion_kind": champion_kind,
+        "champion": champion.name,
+        "champion_kind": champion.kind,
+        "leaderboard_champion": board["champion"],
+        "note": champion.note,
         "data_version": data_version,
-        "model_version": model_version,
+        "model_version": champion.version,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 

@@ -39,12 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
 from pipelines.evaluate import EvaluationSettings, evaluate_models, leaderboard
 from pipelines.features import FeatureTable, feature_table
 from pipelines.fileio import atomic_path, write_json
@@ -178,8 +179,9 @@ def grid_from_params(sweep_params: dict[str, Any] | None) -> list[dict[str, Any]
 
 
 def settings_to_dict(settings: EvaluationSettings) -> dict[str, Any]:
-    """Plain values (lists for tuples) to send to another process."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    """Plain values (lists for tuples) to send to another process; one process each."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in settings.to_dict().items()} | {"workers": 1}
 
 
 def settings_from_dict(values: dict[str, Any] | EvaluationSettings) -> EvaluationSettings:
@@ -189,18 +191,19 @@ def settings_from_dict(values: dict[str, Any] | EvaluationSettings) -> Evaluatio
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"evaluation settings: unknown key {unknown[0]!r}")
-    return EvaluationSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in values.items()})
+    return EvaluationSettings.from_dict(values)
 
 
-def load_table(dataset_path: Path | str, target_index: str, feature_kind: str) -> FeatureTable:
+def load_table(dataset_path: Path | str, target_index: str,
+               feature_sets: dict[str, list[str]] | str, default: str | None = None
+               ) -> FeatureTable:
     frame, _ = read_dataset(dataset_path)
-    return feature_table(frame, target_index, feature_kind)
+    return feature_table(frame, target_index, feature_sets, default or None)
 
 
 def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
                     settings_dict: dict[str, Any], target_index: str,
-                    feature_kind: str = "stationary") -> dict[str, Any]:
+                    feature_sets: dict[str, list[str]] | str = "stationary") -> dict[str, Any]:
     """One network through ``evaluate``'s split and walk-forward; its leaderboard row.
 
     The row (plain JSON values): ``model``, ``kind`` "network", ``validation`` and
@@ -217,45 +220,19 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
     if not settings.baselines:
         raise ValueError("evaluate.baselines: the sweep compares every network with the "
                          "baselines; name at least one")
-    table = load_table(dataset_path, target_index, feature_kind)
+    table = load_table(dataset_path, target_index, feature_sets, settings.feature_set)
     board = leaderboard(evaluate_models(table, {config.name: config}, settings))
     row = board["models"][config.name]
-    row["params"] = parameter_count(config, settings.window, len(table.names))
+    row["params"] = parameter_count(config, settings.window,
+                                    len(table.view(config.features or None).names))
     row["days"] = board["days"]
     row["wall_seconds"] = time.perf_counter() - started
     return plain(row)
 
 
-# One intra-op and one inter-op TensorFlow thread per process, so n workers use n cores.
-TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-
-
-def limit_tensorflow_threads() -> dict[str, int]:
-    """Hold TensorFlow to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (default 1).
-
-    TensorFlow reads those variables when its runtime starts; setting them through
-    ``tf.config.threading`` too makes the limit visible and holds where the environment
-    lacks them. Once the runtime has started the values cannot change (a later call in
-    the same process keeps the first values). Returns the limits in force.
-    """
-    import tensorflow as tf
-
-    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
-              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
-    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
-               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
-    for key, setter in setters.items():
-        try:
-            setter(wanted[key])
-        except RuntimeError:  # the runtime has started in this process: keep its values
-            pass
-    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-
-
 def evaluate_config_isolated(dataset_path: Path | str, config_dict: dict[str, Any],
                              settings_dict: dict[str, Any], target_index: str,
-                             feature_kind: str = "stationary",
+                             feature_sets: dict[str, list[str]] | str = "stationary",
                              env: dict[str, str] | None = None) -> dict[str, Any]:
     """``evaluate_config`` in a fresh Python process (see Memory above); the same row.
 
@@ -266,7 +243,7 @@ def evaluate_config_isolated(dataset_path: Path | str, config_dict: dict[str, An
     """
     request = {"dataset_path": str(dataset_path), "config_dict": dict(config_dict),
                "settings_dict": dict(settings_dict), "target_index": target_index,
-               "feature_kind": feature_kind}
+               "feature_sets": feature_sets}
     child_env = dict(TF_THREAD_ENV) | dict(os.environ) | dict(env or {})
     with tempfile.TemporaryDirectory(prefix="tsepipe-sweep-") as folder:
         request_path, row_path = Path(folder) / "request.json", Path(folder) / "row.json"
@@ -302,11 +279,11 @@ def parameter_count(config: Any, window: int, n_features: int) -> int:
 
 
 def baseline_rows(dataset_path: Path | str, settings_dict: dict[str, Any], target_index: str,
-                  feature_kind: str = "stationary") -> list[dict[str, Any]]:
+                  feature_sets: dict[str, list[str]] | str = "stationary") -> list[dict[str, Any]]:
     """The leaderboard rows of ``evaluate.baselines`` (kind "baseline"), in that order."""
     started = time.perf_counter()
     settings = settings_from_dict(settings_dict)
-    table = load_table(dataset_path, target_index, feature_kind)
+    table = load_table(dataset_path, target_index, feature_sets, settings.feature_set)
     board = leaderboard(evaluate_models(table, {}, settings))
     seconds = time.perf_counter() - started
     return [plain(board["models"][name] | {"days": board["days"], "wall_seconds": seconds})

@@ -8,35 +8,14 @@ eligibility, data version, git commit, device, training time, walk-forward metri
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pipelines.evaluate import EvaluationSettings, fit_network, labelled_sample_days
-from pipelines.features import FeatureTable, TrainOnlyScaler
+from pipelines.evaluate import EvaluationSettings, labelled_sample_days
+from pipelines.features import FeatureTable
 from pipelines.fileio import file_md5, write_json, write_text
-
-
-def settings_from_params(params: dict[str, Any]) -> EvaluationSettings:
-    """The evaluation settings from params.yaml's features / split / evaluate / train."""
-    evaluate, train = params["evaluate"], params["train"]
-    return EvaluationSettings(
-        window=params["features"]["window"],
-        validation_fraction=params["split"]["validation_fraction"],
-        test_fraction=params["split"]["test_fraction"],
-        refit_every=evaluate["refit_every"],
-        gap=evaluate["gap"],
-        seeds=tuple(train["seeds"]),
-        champion_metric=evaluate["champion_metric"],
-        baselines=tuple(evaluate["baselines"]),
-        bootstrap_block=evaluate["bootstrap_block"],
-        bootstrap_samples=evaluate["bootstrap_samples"],
-        deterministic=train["deterministic"],
-        mixed_precision=train["mixed_precision"],
-    )
+from pipelines.fitting import fit_network
 
 
 def model_configs(params: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +45,8 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
     days = labelled_sample_days(table, settings.window)
     cards = {}
     for name, config in configs.items():
-        model, scaler, run = fit_network(config, table, settings.window, days,
+        view = table.view(config.features or None)
+        model, scaler, run = fit_network(config, view, settings.window, days,
                                          settings.seeds[0], settings.deterministic,
                                          settings.mixed_precision)
         folder = Path(models_dir) / name
@@ -74,14 +54,15 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
         write_json(folder / "scaler.json", {"mean": scaler.mean_.tolist(),
                                             "scale": scaler.scale_.tolist(),
                                             "last_training_day": scaler.last_day_,
-                                            "features": table.names})
+                                            "features": view.names})
         eligible, reason = cudnn_eligible(config)
         evaluated = (board or {}).get("models", {}).get(name, {})
         card = {
             "name": name,
             "config": config.to_dict(),
-            "input_shape": [settings.window, len(table.names)],
-            "features": list(table.names),  # per index, from the fields its file has
+            "input_shape": [settings.window, len(view.names)],
+            "feature_set": view.set_name,
+            "features": list(view.names),  # per index, from the fields its file has
             "params": count_params(model),
             "cudnn_eligible": eligible,
             "cudnn_note": reason,
@@ -104,12 +85,3 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
         write_text(folder / "history.csv", "\n".join(lines) + "\n")
         cards[name] = card
     return cards
-
-
-def load_scaler(folder: Path | str) -> TrainOnlyScaler:
-    saved = json.loads((Path(folder) / "scaler.json").read_text(encoding="utf-8"))
-    scaler = TrainOnlyScaler()
-    scaler.mean_ = np.asarray(saved["mean"])
-    scaler.scale_ = np.asarray(saved["scale"])
-    scaler.last_day_ = saved["last_training_day"]
-    return scaler

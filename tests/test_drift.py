@@ -152,7 +152,7 @@ def regime_table(n: int = 420, regime_days: int = 0, seed: int = 3) -> FeatureTa
                         close, ["T__logret", "T__logvol_change", "T__range", "U__logret"])
 
 
-@pytest.mark.parametrize("champion", ["logistic", "persistence"])
+@pytest.mark.parametrize("champion", ["logistic", "logistic_window", "persistence"])
 def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, champion):
     from pipelines.drift import champion_drift
     from pipelines.errors import DataError

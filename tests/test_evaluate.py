@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,12 +14,11 @@ from pipelines.evaluate import (
     ModelResult,
     baseline_walk_forward,
     evaluate_models,
-    fit_network,
     leaderboard,
-    network_walk_forward,
     walk_forward_blocks,
 )
 from pipelines.features import FeatureTable, feature_table, make_labels, windows
+from pipelines.fitting import Chain, fit_network, network_walk_forward, walk_forward_chains
 from pipelines.models import ModelConfig
 
 TARGET = "IRX6XTPI0009"
@@ -99,14 +99,18 @@ def test_no_prediction_on_or_before_day_t_depends_on_anything_after_it():
     cut = int(test_days[30])  # inside the second block
     changed = _changed_after(table, cut)
     config = ModelConfig.from_dict(TINY)
-    before = network_walk_forward(config, table, window, blocks, seed=3, deterministic=True)[0]
-    after = network_walk_forward(config, changed, window, blocks, seed=3, deterministic=True)[0]
     upto = test_days <= cut
-    assert np.array_equal(before[upto], after[upto])
-    assert not np.allclose(before[~upto], after[~upto])  # the check can fail
-    for name in ("majority", "always_up", "persistence", "logistic"):
-        base_before = baseline_walk_forward(name, table, blocks)
-        base_after = baseline_walk_forward(name, changed, blocks)
+    for warm_start in (False, True):  # cold refits, and refits from the previous weights
+        before = network_walk_forward(config, table, window, blocks, seed=3, deterministic=True,
+                                      warm_start=warm_start, warm_epochs=2)[0]
+        after = network_walk_forward(config, changed, window, blocks, seed=3,
+                                     deterministic=True, warm_start=warm_start,
+                                     warm_epochs=2)[0]
+        assert np.array_equal(before[upto], after[upto]), warm_start
+        assert not np.allclose(before[~upto], after[~upto])  # the check can fail
+    for name in ("majority", "always_up", "persistence", "logistic", "logistic_window"):
+        base_before = baseline_walk_forward(name, table, blocks, window)
+        base_after = baseline_walk_forward(name, changed, blocks, window)
         for b, a in zip(base_before, base_after, strict=True):
             assert np.array_equal(b[upto], a[upto]), name
 
@@ -126,8 +130,9 @@ def test_shuffled_test_labels_leave_the_first_block_unchanged():
     assert np.array_equal(a[:first], b[:first])
 
 
-def _fake_evaluation(network_validation_mcc_up: bool):
-    """Two-model evaluation whose network beats persistence on validation or not."""
+def _fake_evaluation(network_validation: str) -> Any:
+    """A network, persistence and logistic_window; the network's validation is "weak"
+    (always wrong), "close" (as good as the best baseline, within the margin) or "good"."""
     from pipelines.evaluate import Evaluation
     from pipelines.features import Split
 
@@ -137,24 +142,117 @@ def _fake_evaluation(network_validation_mcc_up: bool):
     truth = y[val]
     good = np.where(truth == 1, 0.9, 0.1)
     weak = np.where(truth == 1, 0.2, 0.8)  # always wrong: MCC -1
+    nearly = good.copy()
+    nearly[[0, 1]] = 1 - nearly[[0, 1]]  # two days wrong: MCC 0.79, as logistic_window
     persistence = np.roll(truth, 1)
     results = {
         "persistence": ModelResult("persistence", "baseline", persistence, y[test],
                                    validation_cls=persistence.astype(int),
                                    test_cls=y[test].astype(int)),
-        "net": ModelResult("net", "network", good if network_validation_mcc_up else weak,
+        "logistic_window": ModelResult("logistic_window", "baseline", nearly,
+                                       np.full(len(test), 0.6)),
+        "net": ModelResult("net", "network",
+                           {"weak": weak, "close": nearly, "good": good}[network_validation],
                            np.full(len(test), 0.6), [np.full(len(test), 0.6)]),
     }
     return Evaluation(pd.bdate_range("2020-01-01", periods=len(y)), y, Split(days, val, test),
-                      val, test, results, EvaluationSettings(bootstrap_samples=50))
+                      val, test, results, EvaluationSettings(bootstrap_samples=50,
+                                                             promotion_margin=0.02))
 
 
-def test_a_network_that_cannot_beat_persistence_is_not_promoted():
-    board = leaderboard(_fake_evaluation(network_validation_mcc_up=False))
-    assert board["champion"] == "persistence"
-    assert any(note.startswith("net not promoted") for note in board["notes"])
-    board = leaderboard(_fake_evaluation(network_validation_mcc_up=True))
+def test_a_network_must_beat_the_best_baseline_by_the_margin():
+    for case in ("weak", "close"):  # below the best baseline, or level with it
+        board = leaderboard(_fake_evaluation(case))
+        assert board["champion"] == "logistic_window", case
+        assert board["best_baseline_on_validation"] == "logistic_window"
+        assert board["notes"] == [f"net not promoted: validation mcc "
+                                  f"{board['models']['net']['validation']['mcc']:.3f} does not "
+                                  "beat the best baseline logistic_window (0.792) by the margin "
+                                  "0.02"]
+        assert board["champion_reason"].startswith("no network beats the best baseline "
+                                                   "logistic_window (validation mcc 0.792)")
+    board = leaderboard(_fake_evaluation("good"))
     assert board["champion"] == "net" and board["notes"] == []
+    assert board["champion_reason"] == ("net beats the best baseline logistic_window on the "
+                                        "walk-forward validation days: mcc 1.000 against 0.792, "
+                                        "more than the margin 0.02")
+
+
+def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told():
+    table, window = synthetic_table(n=260), 5
+    settings = EvaluationSettings(window=window, refit_every=20, seeds=(1, 2),
+                                  bootstrap_samples=50, warm_epochs=2, workers=1)
+    lines = []
+    evaluation = evaluate_models(table, {"gru": ModelConfig.from_dict(TINY)}, settings,
+                                 progress=lines.append)
+    n_val, n_test = len(evaluation.validation_days), len(evaluation.test_days)
+    blocks = -(-n_val // 20) + -(-n_test // 20)
+    assert lines[0] == (f"1 networks x 2 seeds, {blocks} refits each ({-(-n_val // 20)} "
+                        f"validation, {-(-n_test // 20)} test blocks), warm refits")
+    refits = [line for line in lines[1:] if " refit " in line]
+    assert len(refits) == 2 * blocks
+    assert refits[0].startswith(f"gru seed 1/2: refit 1/{blocks} (")
+    assert refits[-1].startswith(f"gru seed 2/2: refit {blocks}/{blocks} (")
+    assert refits[-1].endswith(f"{2 * blocks}/{2 * blocks} refits done, ETA 0m00s")
+    runs = evaluation.results["gru"].runs
+    assert [run.warm for run in runs[:blocks]] == [False] + [True] * (blocks - 1)
+    assert all(run.epochs <= 2 for run in runs[1:blocks])  # warm refits: warm_epochs at most
+    board = leaderboard(evaluation)
+    assert board["days"]["validation"] == n_val and board["walk_forward"]["warm_start"]
+    assert board["models"]["gru"]["training"]["warm_fits"] == 2 * (blocks - 1)
+    assert board["models"]["gru"]["feature_set"] is None  # a plain table: its own columns
+
+
+def test_chains_in_parallel_processes_match_the_chains_in_this_one():
+    table, window = synthetic_table(n=200), 5
+    days = labelled(table, window)
+    blocks = walk_forward_blocks(days, days[120:], refit_every=40, gap=1)
+    config = ModelConfig.from_dict(TINY)
+    chains = [Chain("gru", config, table, seed, number, 2)
+              for number, seed in enumerate((1, 2), start=1)]
+    options = {"deterministic": True, "mixed_precision": False, "warm_start": True,
+               "warm_epochs": 2}
+    told = []
+    parallel = walk_forward_chains(chains, window, blocks, options, workers=2,
+                                   progress=told.append)
+    here = walk_forward_chains(chains, window, blocks, options, workers=1)
+    for (a, runs_a), (b, _) in zip(parallel, here, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        assert len(runs_a) == len(blocks)
+    assert sorted((m["seed"], m["refit"]) for m in told) == [
+        (seed, refit) for seed in (1, 2) for refit in range(1, len(blocks) + 1)]
+    assert told[-1]["done"] == told[-1]["total"] == 2 * len(blocks)
+
+
+def test_no_feature_of_day_t_reads_a_later_day():
+    """Every feature of every set: data after day t changed, rows up to t unchanged."""
+    from pipelines.features import DEFAULT_SETS, FEATURES
+
+    rng = np.random.default_rng(3)
+    n = 120
+    frame = pd.DataFrame({"date": pd.bdate_range("2021-01-01", periods=n)})
+    for index_id in (TARGET, "EXO"):
+        close = 1000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        spread = close * rng.uniform(0.001, 0.02, n)
+        frame[f"{index_id}__open"] = close * (1 + rng.normal(0, 0.002, n))
+        frame[f"{index_id}__high"] = close + spread * rng.uniform(0, 1, n)
+        frame[f"{index_id}__low"] = close - spread * rng.uniform(0, 1, n)
+        frame[f"{index_id}__close"] = close
+        frame[f"{index_id}__volume"] = rng.integers(1e6, 1e7, n).astype(float)
+    table = feature_table(frame, TARGET, DEFAULT_SETS, "price_action")
+    assert {name.split("__")[1] for name in table.names} == set(FEATURES)
+    cut = 80
+    changed = frame.copy()
+    numeric = changed.columns[1:]
+    changed.loc[cut + 1:, numeric] = changed.loc[cut + 1:, numeric] * rng.uniform(
+        0.5, 1.5, (n - cut - 1, len(numeric)))
+    again = feature_table(changed, TARGET, DEFAULT_SETS, "price_action")
+    upto = np.flatnonzero(table.dates <= frame["date"][cut])
+    for set_name in DEFAULT_SETS:
+        before, after = table.view(set_name), again.view(set_name)
+        np.testing.assert_array_equal(before.features[upto], after.features[upto])
+        assert not np.allclose(before.features[upto[-1] + 1:], after.features[upto[-1] + 1:])
+    assert np.array_equal(table.labels[upto[:-1]], again.labels[upto[:-1]])
 
 
 @pytest.mark.slow

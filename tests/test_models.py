@@ -92,14 +92,14 @@ def test_regulariser_and_dropout_reach_every_recurrent_layer():
     assert build_model(config(units=[8]), STUDY_INPUT).layers[1].kernel_regularizer is None
 
 
-def test_direction_head_is_a_sigmoid_with_cross_entropy_accuracy_and_auc():
+def test_direction_head_is_a_sigmoid_with_cross_entropy_and_accuracy():
     model = build_model(config(), STUDY_INPUT)
     head = model.layers[-1]
     assert head.activation is keras.activations.sigmoid
     assert isinstance(model.loss, keras.losses.BinaryCrossentropy)
     x, y = random_data(8, STUDY_INPUT)
     metrics = model.evaluate(x, y, verbose=0, return_dict=True)
-    assert {"loss", "accuracy", "auc"} <= set(metrics)
+    assert set(metrics) == {"loss", "accuracy"}  # ROC AUC is scored after the fit
 
 
 @pytest.mark.parametrize(("loss", "expected"), [

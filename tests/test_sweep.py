@@ -180,7 +180,8 @@ def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monke
     networks = [r for r in board["rows"] if r["kind"] == "network"]
     days = networks[0]["days"]
     for row in networks:
-        assert row["training"]["fits"] == 2  # 1 seed: the validation fit + 1 test refit
+        assert row["training"]["fits"] == 2  # 1 seed: 1 validation block + 1 test block
+        assert row["training"]["warm_fits"] == 1  # the test block continues the first fit
         assert 1 <= row["training"]["epochs_mean"] <= 2
         assert row["training"]["seconds_total"] > 0
         assert row["params"] > 0 and row["test_by_seed"]["n_seeds"] == 1
