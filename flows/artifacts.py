@@ -40,17 +40,22 @@ def publish_leaderboard(board_path: str) -> str | None:
         test = row["test"]
         rows.append({
             "model": name, "kind": row["kind"],
-            "validation MCC": round(row["validation"]["mcc"], 3),
+            "validation MCC": round(row["validation"].get("mcc", float("nan")), 3),
             "test balanced accuracy": round(test["balanced_accuracy"], 3),
             "test MCC": round(test["mcc"], 3),
             "MCC 95% CI": "[{:.3f}, {:.3f}]".format(*test["mcc_ci"]),
             "p vs best baseline": round(row["vs_best_baseline"]["p_value_one_sided"], 3),
             "training s": round(row.get("training", {}).get("seconds_total", 0.0), 1),
         })
-    create_table_artifact(
-        key="leaderboard", table=rows,
-        description=f"champion: {board['champion']} (validation {board['champion_metric']}); "
-                    + " ".join(board["notes"]))
+    description = f"champion {board['champion']}: {board.get('champion_reason', '')}"
+    backtest = board.get("backtest")
+    if backtest:
+        own = backtest["strategies"][backtest["champion"]]["cumulative_return"]
+        hold = backtest["strategies"]["buy_and_hold"]["cumulative_return"]
+        description += (f". Backtest on the test days ({backtest['mode']}, "
+                        f"{backtest['cost_bps']:g} bp a trade): {own:.1%} against buy and "
+                        f"hold's {hold:.1%}")
+    create_table_artifact(key="leaderboard", table=rows, description=description)
     return board["champion"]
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from pipelines.evaluate import rolling_accuracy
+from pipelines.features import describe
 from pipelines.fileio import atomic_path, write_json
 from pipelines.report_html import render
 
@@ -173,6 +174,8 @@ def leaderboard_rows(board: dict[str, Any], cards: dict[str, dict[str, Any]]
             "params": (card.get("params") or {}).get("total"),
             "device": _device_text(device),
             "seeds": (row.get("test_by_seed") or {}).get("mcc"),
+            "reads": row.get("reads", ""),
+            "features": row.get("features") or [],
         })
     rows.sort(key=lambda r: (not r["champion"], -_finite(r["mcc"])))
     return rows
@@ -244,8 +247,13 @@ def evidently_classification(predictions: pd.DataFrame, models: list[str],
 
 def accuracy_report(predictions_path: Path | str, board: dict[str, Any],
                     cards: dict[str, dict[str, Any]], out_dir: Path | str,
-                    rolling_window: int = 40, calibration_bins_n: int = 10) -> dict[str, Any]:
-    """Write ``index.html``, ``classification.html`` and ``accuracy.json`` in ``out_dir``."""
+                    rolling_window: int = 40, calibration_bins_n: int = 10,
+                    equity_path: Path | str | None = None) -> dict[str, Any]:
+    """Write ``index.html``, ``classification.html`` and ``accuracy.json`` in ``out_dir``.
+
+    ``equity_path``: the backtest's equity curves (``plots/equity.csv``), drawn beside the
+    figures of ``board["backtest"]``.
+    """
     out = Path(out_dir)
     predictions = pd.read_parquet(predictions_path)
     predictions["date"] = pd.to_datetime(predictions["date"])
@@ -279,7 +287,21 @@ def accuracy_report(predictions_path: Path | str, board: dict[str, Any],
         "confusion": {name: board["models"][name]["test"]["confusion"] for name in names},
         "calibration": curves,
     }
+    backtest = board.get("backtest")
+    equity_chart = None
+    if backtest and equity_path and Path(equity_path).exists():
+        equity = pd.read_csv(equity_path, parse_dates=["date"]).set_index("date")
+        equity = equity.rename(columns={"champion": backtest["champion"]})
+        low, high = float(equity.min().min()), float(equity.max().max())
+        pad = (high - low) * 0.05 or 0.1
+        equity_chart = line_chart({name: equity[name] for name in equity.columns},
+                                  y_range=(max(low - pad, 0.0), high + pad), reference=1.0,
+                                  highlight=(backtest["champion"],))
+    summary["backtest"] = backtest
+    network_beat = any(_finite(r["mcc"]) > _finite(by_name[best_baseline]["mcc"])
+                       for r in rows if r["kind"] == "network")
     render("accuracy.html", out / "index.html", board=board, rows=rows,
+           backtest=backtest, equity_chart=equity_chart, network_beat=network_beat,
            confusion=summary["confusion"], calibration=curves,
            rolling_chart=line_chart(rolling, highlight=(board["champion"], best_baseline),
                                     colours=colours),
@@ -347,8 +369,10 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append(f"{len(dropped_rows)} bad row(s) dropped")
     if drift["dataset_drift"]:
         attention.append("data drift")
+    if forecast.get("note"):
+        attention.append(f"{forecast['champion']} forecasts in place of {champion}")
     if board["models"][champion]["kind"] != "network":
-        attention.append("no network beats persistence: a baseline is the champion")
+        attention.append(f"no network beats the best baseline: {champion} is the champion")
     elif _finite(champion_row["mcc"]) < _finite(best_row["mcc"]):
         attention.append(f"the champion scores below {best} on the test days")
     return render(
@@ -358,7 +382,8 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         links={k: _relative(v, page) for k, v in links.items()},
         versions=_versions(), raw_md5=raw_md5, git_commit=git_commit,
         last_data_run=last_data_run, generated=_now(),
-        excluded=excluded, dropped_rows=dropped_rows,
+        excluded=excluded, dropped_rows=dropped_rows, backtest=board.get("backtest"),
+        drift_kinds=describe(list(drift["features"])),
     )
 
 
@@ -372,7 +397,8 @@ def build_reports(where: Any, raw_dvc: Path | None = None, rolling_window: int =
     board = _read_json(where.evaluation_dir / "leaderboard.json")
     cards = model_cards(where.models_dir)
     accuracy = accuracy_report(where.evaluation_dir / "predictions.parquet", board, cards,
-                               where.accuracy_dir, rolling_window=rolling_window)
+                               where.accuracy_dir, rolling_window=rolling_window,
+                               equity_path=where.evaluation_dir / "plots" / "equity.csv")
     raw_md5 = None
     if raw_dvc is not None and raw_dvc.exists():
         raw_md5 = (yaml.safe_load(raw_dvc.read_text(encoding="utf-8")) or {}).get(

@@ -120,8 +120,12 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     # Evidently keeps the neutralised name (\u2039 \u203a) JSON-escaped in its script data
     assert r"IRX6X44T0006\u2039img src=x onerror=alert(2)\u203a__logret" in drift_html
     assert "2019-12-21" in front and forecast["champion"] in front
+    accuracy = (project / "reports/accuracy/index.html").read_text(encoding="utf-8")
+    assert 'id="backtest"' in accuracy and accuracy.count("<svg") == 3  # + the equity chart
+    assert board["champion_reason"] in accuracy.replace("&#39;", "'")
+    assert "backtest (long/flat" in front
     drift = json.loads((project / "reports/drift/drift.json").read_text())
-    assert drift["n_features"] == 48 and drift["current"]["rows"] == 60
+    assert drift["n_features"] == 64 and drift["current"]["rows"] == 60  # 16 x 4 features
     assert drift["current"]["last_date"] == "2019-12-18"
     assert drift["reference"]["last_date"] < drift["current"]["first_date"]
     assert {"validation", "merge-summary", "dataset-version", "leaderboard", "forecast",

@@ -35,7 +35,8 @@ def evaluated(tmp_path_factory):
 
 def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
     out, board = evaluated
-    summary = accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20)
+    summary = accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20,
+                              equity_path=out / "plots" / "equity.csv")
     assert summary["champion"] == board["champion"]
     assert summary["test_days"] == board["days"]["test"]
     names = [row["model"] for row in summary["leaderboard"]]
@@ -50,7 +51,16 @@ def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     for name in names:
         assert name in html
-    assert html.count("<svg") == 2 and "0.489 - 0.578" in html  # charts, the study's numbers
+    # charts (rolling accuracy, calibration, the backtest's equity), the study's numbers
+    assert html.count("<svg") == 3 and "0.489 - 0.578" in html
+    backtest = board["backtest"]
+    assert summary["backtest"] == backtest
+    assert 'id="backtest"' in html and "an index that cannot itself be bought" in html
+    assert set(backtest["strategies"]) == {board["champion"], "persistence", "buy_and_hold"}
+    hold = backtest["strategies"]["buy_and_hold"]
+    assert f"{hold['cumulative_return'] * 100:.1f} %" in html
+    assert hold["trades"] == 1 and hold["days_in_market"] == board["days"]["test"]
+    assert json.loads((out / "backtest.json").read_text()) == backtest
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in html
     assert (tmp_path / "classification.html").stat().st_size > 100_000
