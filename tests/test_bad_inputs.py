@@ -582,7 +582,7 @@ def test_a_few_bad_rows_are_dropped_and_recorded(case: RowsDropped, work: Work) 
     page = (work.paths["validation_report_dir"] / "index.html").read_text(encoding="utf-8")
     assert "Rows dropped (" in page
     for line, column, _ in case.dropped:
-        assert f'<td class="num"> {line}</td><td>' in page
+        assert f'<td class="num"> {line}</td><td class="date">' in page
         assert f"</td><td>{column}</td>" in page
 
     # the dataset: the dropped day of the target is no trading day; another index's

@@ -145,8 +145,9 @@ def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, smal
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     for line in repro.stdout:
-        if "walk-forward" in line or time.monotonic() > deadline:
+        if "refits done" in line or time.monotonic() > deadline:  # a refit's progress line
             break
+    assert repro.poll() is None, "evaluate ended before it could be killed"
     os.killpg(repro.pid, signal.SIGKILL)
     repro.wait()
     assert evaluation_files(project) == good, "a killed evaluate changed the last good outputs"

@@ -127,6 +127,7 @@ def test_tedpix_history_fetched_from_tsetmc_runs_end_to_end(project, tmp_path, m
         params_file = project / "params.yaml"
         params = yaml.safe_load(params_file.read_text())
         params["validate"]["min_usable_files"] = 1
+        params["evaluate"]["refit_every"] = 60  # the default (conftest's fast_training: 100)
         params["fetch"] |= {"base_url": server.base_url, "pace_seconds": 0.0,
                             "indices": {TARGET: TEDPIX_CODE}}
         params_file.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
@@ -148,10 +149,29 @@ def test_tedpix_history_fetched_from_tsetmc_runs_end_to_end(project, tmp_path, m
     for page in (validation, front):
         assert 'id="rows-dropped"' in page
         for day in DIRTY_DAYS:
-            assert f"<td>{day}</td><td>close</td>" in page, day
+            assert f"<td class=\"date\">{day}</td><td>close</td>" in page, day
     assert "3 bad row(s) dropped" in front  # the attention badge
     card = json.loads((project / "models/lstm/card.json").read_text())
-    assert card["features"] == [f"{TARGET}__logret", f"{TARGET}__range"]  # no open, no volume
+    # no open, no volume: the features its fields allow
+    assert card["features"] == [f"{TARGET}__logret", f"{TARGET}__range",
+                                f"{TARGET}__close_place"]
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    assert board["days"]["test_first"][:7] == "2016-09" and board["days"]["test_last"][:7] == (
+        "2019-12")
+    models = board["models"]
+    # the strong baseline reproduces the shared README's figure for its feature set
+    assert abs(models["logistic_window"]["test"]["mcc"] - 0.272) <= 0.02
+    best = board["best_baseline_on_test"]
+    low, high = models[best]["test"]["mcc_ci"]
+    assert models[board["champion"]]["test"]["mcc"] >= models[best]["test"]["mcc"] - (
+        high - low) / 2
+    network_beat = any(row["test"]["mcc"] > models[best]["test"]["mcc"]
+                       for row in models.values() if row["kind"] == "network")
+    accuracy = (project / "reports/accuracy/index.html").read_text(encoding="utf-8")
+    said = ("A network beat the best baseline on the test days." if network_beat
+            else "No network beat the best baseline on the test days.")
+    assert " ".join(said.split()) in " ".join(accuracy.split())
+    assert "an index that cannot itself be bought" in " ".join(accuracy.split())
     assert (project / "data/quarantine" / f"{TARGET}.json.json").exists()
     forecast = json.loads((project / "forecasts/latest.json").read_text())
     assert forecast["as_of"] == "2019-12-31"
