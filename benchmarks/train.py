@@ -14,17 +14,23 @@ Two parts:
   and on the GPU too (``tf.device("/GPU:0")``) when ``pipelines.devices.detect_device``
   finds one. The fits here have no validation data and no early stopping; the pipeline's
   fits have both, so their epochs cost a little more.
-- the default full run: a throw-away project in ``benchmarks/work/train-full/`` (ignored
-  by git): a copy of ``params.yaml`` whose ``paths:`` point into that folder, then
-  ``tsepipe sample-data``, ``ingest``, ``validate``, ``merge``, ``evaluate`` (walk-forward,
-  LSTM + GRU, every seed), ``train`` and ``predict``, each a subprocess of this venv's
-  ``tsepipe``, timed stage by stage. Its target is under 10 minutes (600 s) on 2 CPU
-  cores; the result records whether this machine met it and how many cores it has.
+- the default full runs: for each dataset, the 1,200-day sample data (``demo``) and
+  TEDPIX's real 2008-2019 history alone (``tedpix``, TSETMC's JSON from the shared folder,
+  ``validate.min_usable_files: 1``), a throw-away project in
+  ``benchmarks/work/train-full/<dataset>-<warm|cold>/`` (ignored by git): a copy of
+  ``params.yaml`` whose ``paths:`` point into that folder, then ``sample-data`` (demo
+  only), ``ingest``, ``validate``, ``merge``, ``evaluate`` (walk-forward validation and
+  test, LSTM + GRU, every seed, in parallel processes), ``train`` and ``predict``, each a
+  subprocess of this venv's ``tsepipe``, timed stage by stage. Each runs with warm refits
+  (the default, ``evaluate.warm_start``) and again with cold ones, to show what warm
+  starts cost in walk-forward MCC (``warm_vs_cold``). Budgets, warm, on 2 CPU cores:
+  demo <= 180 s, TEDPIX <= 360 s; the result records whether this machine met them and
+  how many cores it has.
 
 Run from the project root::
 
     .venv/bin/python benchmarks/train.py [--out benchmarks/results/train.json]
-        [--skip-full-run] [--epochs N]
+        [--skip-full-run] [--datasets demo,tedpix] [--skip-cold] [--epochs N]
 
 The results are written atomically as JSON and summarised on stdout.
 """
@@ -59,7 +65,9 @@ SHAPES = {"ours": (10, 45), "study": (4, 145)}  # (window, features) per sample
 UNITS = 64
 L1 = 0.001  # params.yaml's train.models.*.l1 (the study's L1 kernel regulariser)
 BATCH_SIZE = 32  # params.yaml's batch_size, and Keras's default predict batch
-TARGET_SECONDS = 600
+# Budgets of the default full run (warm refits) on 2 CPU cores, in seconds.
+BUDGETS = {"demo": 180, "tedpix": 360}
+DATASETS = tuple(BUDGETS)
 TARGET_CORES = 2
 FULL_RUN_STAGES = ("sample-data", "ingest", "validate", "merge", "evaluate", "train",
                    "predict")
@@ -71,7 +79,8 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "false", "DO_N
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time LSTM/GRU/SimpleRNN training and inference on synthetic data "
-        "(CPU, and GPU when present), and the default full tsepipe run (target < 10 min).",
+        "(CPU, and GPU when present), and the default full tsepipe run on the demo data "
+        "(budget 3 min) and on TEDPIX 2008-2019 (6 min), warm against cold refits.",
     )
     parser.add_argument("--out", type=Path, default=ROOT / DEFAULT_OUT,
                         help=f"JSON results file (default: {DEFAULT_OUT})")
@@ -83,7 +92,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="timed predict calls after one warm-up call (default: 5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--skip-full-run", action="store_true",
-                        help="measure the cells only, not the default full run")
+                        help="measure the cells only, not the default full runs")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help="full runs on: demo (1,200 sample days), tedpix (TEDPIX "
+                        "2008-2019 alone); comma-separated (default: both)")
+    parser.add_argument("--skip-cold", action="store_true",
+                        help="only the warm-start runs (no cold-refit comparison)")
     parser.add_argument("--work-dir", type=Path, default=ROOT / DEFAULT_WORK,
                         help=f"scratch project of the full run, emptied first "
                         f"(default: {DEFAULT_WORK})")
@@ -96,6 +110,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--samples must be at least {BATCH_SIZE}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in args.datasets if d not in DATASETS]
+    if unknown:
+        parser.error(f"--datasets: unknown {unknown[0]!r} (expected {', '.join(DATASETS)})")
     return args
 
 
@@ -197,11 +215,15 @@ def bench_cells(device_kinds: Sequence[str], args: argparse.Namespace) -> list[d
 # --- the default full run ---------------------------------------------------------------
 
 
-def scratch_params(params_path: Path, work_dir: Path) -> tuple[Path, dict[str, Any]]:
+def scratch_params(params_path: Path, work_dir: Path,
+                   changes: dict[str, dict[str, Any]] | None = None
+                   ) -> tuple[Path, dict[str, Any]]:
     """Copy params.yaml into ``work_dir`` with every ``paths:`` entry absolute there."""
     params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
     params["paths"] = {name: str((work_dir / value).resolve())
                        for name, value in params["paths"].items()}
+    for section, values in (changes or {}).items():
+        params[section] |= values
     target = work_dir / "params.yaml"
     write_text(target, "# benchmarks/train.py: params.yaml with paths under this folder\n"
                + yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
@@ -226,7 +248,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def full_run_outcome(params: dict[str, Any]) -> dict[str, Any]:
-    """What the full run produced: champion, training effort per network, the forecast."""
+    """What the full run produced: champion, every model's test MCC, training effort."""
     where = params["paths"]
     board = _read_json(Path(where["evaluation_dir"]) / "leaderboard.json") or {}
     networks = {}
@@ -237,33 +259,64 @@ def full_run_outcome(params: dict[str, Any]) -> dict[str, Any]:
             "walk_forward": row.get("training"),
             "test_mcc": row.get("test", {}).get("mcc"),
             "test_balanced_accuracy": row.get("test", {}).get("balanced_accuracy"),
+            "validation_mcc": row.get("validation", {}).get("mcc"),
             "input_shape": card.get("input_shape"),
             "final_fit": card.get("training"),
         }
     forecast = _read_json(Path(where["forecasts_dir"]) / "latest.json") or {}
+    backtest = board.get("backtest") or {}
     return {
         "champion": board.get("champion"),
+        "champion_reason": board.get("champion_reason"),
         "days": board.get("days"),
+        "test_mcc": {name: row.get("test", {}).get("mcc")
+                     for name, row in board.get("models", {}).items()},
+        "test_mcc_ci": {name: row.get("test", {}).get("mcc_ci")
+                        for name, row in board.get("models", {}).items()},
+        "validation_mcc": {name: row.get("validation", {}).get("mcc")
+                           for name, row in board.get("models", {}).items()},
         "networks": networks,
+        "backtest": {name: {k: s.get(k) for k in ("cumulative_return", "sharpe",
+                                                   "max_drawdown", "trades")}
+                     for name, s in backtest.get("strategies", {}).items()},
         "forecast": {k: forecast.get(k) for k in ("as_of", "next_trading_day", "direction",
                                                   "probability_up", "champion")},
     }
 
 
-def full_run(work_dir: Path, params_path: Path) -> dict[str, Any]:
-    """Every stage of the default run in a fresh scratch project, each timed."""
+def tedpix_history() -> Path:
+    """TEDPIX's recorded 2008-2019 history (the shared folder beside the project)."""
+    folder = Path(os.environ.get("TSEPIPE_TEDPIX_HISTORY",
+                                 ROOT.parent / "shared" / "data" / "tedpix-history-2008-2019"))
+    return folder / "GetIndexB2History_32097828799138957.json"
+
+
+def full_run(work_dir: Path, params_path: Path, dataset: str = "demo", warm: bool = True
+             ) -> dict[str, Any]:
+    """Every stage of the default run in a fresh scratch project, each timed.
+
+    ``dataset``: ``demo`` (the 1,200-day sample data) or ``tedpix`` (TEDPIX's real
+    2008-2019 history alone, as TSETMC serves it; ``validate.min_usable_files: 1``).
+    ``warm``: ``evaluate.warm_start`` (False: every walk-forward refit from scratch).
+    """
     if work_dir.exists():
         shutil.rmtree(work_dir)
     (work_dir / "logs").mkdir(parents=True)
-    params_copy, params = scratch_params(params_path, work_dir)
+    params_copy, params = scratch_params(params_path, work_dir, {
+        "evaluate": {"warm_start": warm},
+        "validate": {"min_usable_files": 1} if dataset == "tedpix" else {}})
     tsepipe = str(Path(sys.executable).parent / "tsepipe")
     sample = params.get("sample", {})
-    commands = {
-        "sample-data": [tsepipe, "sample-data", "--out", params["paths"]["raw_dir"],
-                        "--days", str(sample.get("days", 1200)),
-                        "--seed", str(sample.get("seed", 1397))],
-    } | {stage: [tsepipe, stage, "--params", str(params_copy)]
-         for stage in FULL_RUN_STAGES[1:]}
+    raw_dir = Path(params["paths"]["raw_dir"])
+    if dataset == "tedpix":
+        raw_dir.mkdir(parents=True)
+        shutil.copy(tedpix_history(), raw_dir / f"{params['data']['target_index']}.json")
+        first = [sys.executable, "-c", "pass"]  # the history is the input: nothing to make
+    else:
+        first = [tsepipe, "sample-data", "--out", str(raw_dir), "--days",
+                 str(sample.get("days", 1200)), "--seed", str(sample.get("seed", 1397))]
+    commands = {"sample-data": first} | {stage: [tsepipe, stage, "--params", str(params_copy)]
+                                         for stage in FULL_RUN_STAGES[1:]}
     stages: dict[str, float] = {}
     failed = None
     for stage in FULL_RUN_STAGES:
@@ -281,17 +334,36 @@ def full_run(work_dir: Path, params_path: Path) -> dict[str, Any]:
     models = {name: {k: spec.get(k) for k in ("cell", "units", "epochs", "patience")}
               for name, spec in params["train"]["models"].items()}
     return {
+        "dataset": dataset,
+        "warm_start": warm,
         "work_dir": str(work_dir.relative_to(ROOT) if work_dir.is_relative_to(ROOT)
                         else work_dir),
         "stage_s": stages,
         "total_s": total,
         "completed": failed is None,
         "failed": failed,
-        "setup": {"sample_days": sample.get("days"), "models": models,
-                  "seeds": params["train"]["seeds"],
+        "setup": {"sample_days": sample.get("days") if dataset == "demo" else None,
+                  "models": models, "seeds": params["train"]["seeds"],
                   "refit_every": params["evaluate"]["refit_every"],
+                  "warm_epochs": params["evaluate"]["warm_epochs"] if warm else None,
+                  "feature_set": params["features"]["set"],
                   "baselines": params["evaluate"]["baselines"]},
         "outcome": full_run_outcome(params) if failed is None else None,
+    }
+
+
+def warm_against_cold(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per model, the walk-forward test MCC with warm and with cold refits, and the times."""
+    warm, cold = runs.get("warm"), runs.get("cold")
+    if not (warm and cold and warm["outcome"] and cold["outcome"]):
+        return {}
+    return {
+        "test_mcc": {name: {"warm": warm["outcome"]["test_mcc"].get(name),
+                            "cold": cold["outcome"]["test_mcc"].get(name)}
+                     for name in warm["outcome"]["networks"]},
+        "evaluate_s": {"warm": warm["stage_s"].get("evaluate"),
+                       "cold": cold["stage_s"].get("evaluate")},
+        "total_s": {"warm": warm["total_s"], "cold": cold["total_s"]},
     }
 
 
@@ -328,10 +400,13 @@ NOTES = [
     "CPU runs are pinned with tf.device('/CPU:0') and use_cudnn=False (the loop a "
     "CPU-only machine runs); GPU runs (only when detect_device finds a GPU) use "
     "tf.device('/GPU:0') and Keras's cuDNN kernel for LSTM and GRU.",
-    "full_run: fresh scratch project, each stage a subprocess of this venv's tsepipe "
-    "(so every stage pays its own Python + TensorFlow import); total_s is the sum of the "
-    "stages, sample-data included. The target (< 600 s) is defined on 2 CPU cores: "
-    "see machine.cpus_usable and full_run.cores_match_target.",
+    "full_runs: per dataset (demo: the 1,200-day sample data; tedpix: TEDPIX 2008-2019 "
+    "alone, read from TSETMC's JSON) and per refit mode (warm: evaluate.warm_start, the "
+    "default; cold: every walk-forward refit from scratch), a fresh scratch project, each "
+    "stage a subprocess of this venv's tsepipe (so every stage pays its own Python + "
+    "TensorFlow import); total_s is the sum of the stages, sample-data included. The "
+    "budgets apply to the warm runs on 2 CPU cores: see machine.cpus_usable and "
+    "cores_match_target. warm_vs_cold compares the walk-forward test MCC of each network.",
 ]
 
 
@@ -348,18 +423,22 @@ def print_table(result: dict[str, Any]) -> None:
               f"{entry['train_samples_per_s']:>10.0f}{entry['inference_samples_per_s']:>10.0f}")
     print(f"(seconds; epoch = median after the first; samples/s; {result['samples']} samples, "
           f"batch {BATCH_SIZE})")
-    run = result["full_run"]
-    if run is None:
-        print("full run: skipped")
+    runs = result["full_runs"]
+    if not runs:
+        print("full runs: skipped")
         return
-    stages = "  ".join(f"{name} {seconds:.1f}" for name, seconds in run["stage_s"].items())
-    print(f"full run: {stages}")
-    verdict = "met" if result["met"] else "NOT met"
-    if not run["completed"]:
-        verdict += f" (failed at {run['failed']['stage']})"
-    print(f"full run total {run['total_s']:.1f} s; target < {TARGET_SECONDS} s on "
-          f"{TARGET_CORES} CPU cores: {verdict} on {result['machine']['cpus_usable']} usable "
-          f"core(s)")
+    for dataset, modes in runs.items():
+        for mode, run in modes.items():
+            stages = "  ".join(f"{name} {seconds:.1f}" for name, seconds in run["stage_s"].items())
+            print(f"{dataset} ({mode} refits): {stages}; total {run['total_s']:.1f} s")
+            if run["outcome"]:
+                mccs = ", ".join(f"{name} {value:+.3f}" for name, value in
+                                 run["outcome"]["test_mcc"].items() if value is not None)
+                print(f"  test MCC: {mccs}; champion {run['outcome']['champion']}")
+        verdict = result["met"].get(dataset)
+        print(f"{dataset}: budget {BUDGETS[dataset]} s with warm refits on {TARGET_CORES} "
+              f"cores: {'met' if verdict else 'NOT met'} "
+              f"({result['machine']['cpus_usable']} usable core(s))")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,17 +449,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"cells on {', '.join(device_kinds)} ({device['name']}) ...", flush=True)
     cells = bench_cells(device_kinds, args)
 
-    run = None
+    runs: dict[str, dict[str, Any]] = {}
     if not args.skip_full_run:
-        print(f"default full run in {args.work_dir} ...", flush=True)
-        run = full_run(args.work_dir.resolve(), args.params)
+        for dataset in args.datasets:
+            for warm in (True, False) if not args.skip_cold else (True,):
+                mode = "warm" if warm else "cold"
+                print(f"{dataset} full run, {mode} refits, in {args.work_dir} ...", flush=True)
+                runs.setdefault(dataset, {})[mode] = full_run(
+                    args.work_dir.resolve() / f"{dataset}-{mode}", args.params, dataset, warm)
     machine = machine_info(device)
-    met = None
-    if run is not None:
-        met = run["completed"] and run["total_s"] < TARGET_SECONDS
-        run["cores_match_target"] = machine["cpus_usable"] == TARGET_CORES
+    met = {dataset: bool(modes["warm"]["completed"]
+                         and modes["warm"]["total_s"] <= BUDGETS[dataset])
+           for dataset, modes in runs.items() if "warm" in modes}
     result = {
-        "benchmark": "RNN training/inference speed per cell, and the default full run",
+        "benchmark": "RNN training/inference speed per cell, and the default full runs",
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "samples": args.samples,
@@ -389,11 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_size": BATCH_SIZE,
         "shapes": {name: list(shape) for name, shape in SHAPES.items()},
         "cells": cells,
-        "full_run": run,
-        "target": "default full run (sample data, LSTM + GRU, walk-forward) under 10 minutes "
-                  f"on {TARGET_CORES} CPU cores",
-        "target_seconds": TARGET_SECONDS,
+        "full_runs": runs,
+        "warm_vs_cold": {dataset: warm_against_cold(modes) for dataset, modes in runs.items()},
+        "budgets_s": BUDGETS,
+        "target": "the default full run (sample-data or the TEDPIX history, ingest .. "
+                  "predict) with warm refits: demo <= 180 s, TEDPIX 2008-2019 <= 360 s on "
+                  f"{TARGET_CORES} CPU cores",
         "target_cores": TARGET_CORES,
+        "cores_match_target": machine["cpus_usable"] == TARGET_CORES,
         "met": met,
         "peak_rss_mib": common.peak_rss_mib(),
         "notes": NOTES,
@@ -402,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args.out, result)
     print_table(result)
     print(f"wrote {args.out} in {result['script_runtime_s']} s")
-    return 0 if run is None or run["completed"] else 1
+    return 0 if all(run["completed"] for modes in runs.values() for run in modes.values()) \
+        else 1
 
 
 if __name__ == "__main__":
