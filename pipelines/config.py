@@ -80,6 +80,33 @@ class DataSection(_Section):
     target_index: Annotated[str, Field(min_length=1, pattern=r"^[^/\\\s]+$")]
 
 
+def url_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user or password (``scheme://user:secret@host``)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.netloc) and "@" in parts.netloc
+
+
+class RemoteSection(_Section):
+    """The DVC remote (``pipelines.remote``); credentials come from AWS_* variables only."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    url: Annotated[str, Field(min_length=1)]
+    endpoint_url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")]
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> RemoteSection:
+        for key in ("url", "endpoint_url"):
+            if url_credentials(getattr(self, key)):
+                raise ValueError(f"{key}: must not hold credentials (user:password@); set "
+                                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
+        return self
+
+
 class FetchSection(_Section):
     enabled: bool
     base_url: Annotated[str, Field(pattern=r"^https?://")]
@@ -195,6 +222,7 @@ class Params(_Section):
 
     paths: PathsSection
     data: DataSection
+    remote: RemoteSection
     fetch: FetchSection
     ingest: IngestSection
     validate_: ValidateSection = Field(alias="validate")
