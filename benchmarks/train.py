@@ -10,10 +10,12 @@ Two parts:
   of the others), training samples per second (samples / median epoch), and inference
   samples per second (``model.predict`` on all samples, median of ``--repeats`` calls
   after one warm-up call; at batch 32 as the pipeline predicts, and in one batch). On the
-  CPU always (pinned with ``tf.device("/CPU:0")``, cuDNN off, as on a CPU-only machine),
-  and on the GPU too (``tf.device("/GPU:0")``) when ``pipelines.devices.detect_device``
-  finds one. The fits here have no validation data and no early stopping; the pipeline's
-  fits have both, so their epochs cost a little more.
+  CPU always (pinned with ``tf.device("/CPU:0")``, cuDNN off, as on a CPU-only machine).
+  When ``pipelines.devices.detect_device`` finds a GPU, the networks of ``GPU_CONFIGS``
+  (LSTM(64), GRU(32), LSTM(128)) are timed on the GPU (``tf.device("/GPU:0")``) and on the
+  CPU, compared in the result's ``gpu`` entry; without one, ``gpu`` says that no GPU
+  timing was measured (``present: false``). The fits here have no validation data and no
+  early stopping; the pipeline's fits have both, so their epochs cost a little more.
 - the default full runs: for each dataset, the 1,200-day sample data (``demo``) and
   TEDPIX's real 2008-2019 history alone (``tedpix``, TSETMC's JSON from the shared folder,
   ``validate.min_usable_files: 1``), a throw-away project in
@@ -63,6 +65,9 @@ DEFAULT_OUT = Path("benchmarks/results/train.json")  # relative to the project r
 DEFAULT_WORK = Path("benchmarks/work/train-full")
 SHAPES = {"ours": (10, 45), "study": (4, 145)}  # (window, features) per sample
 UNITS = 64
+# The networks timed on the GPU and on the CPU when a GPU is present: (cell, units).
+GPU_CONFIGS = (("lstm", 64), ("gru", 32), ("lstm", 128))
+NO_GPU_NOTE = "no GPU on this machine: GPU timings not measured"
 L1 = 0.001  # params.yaml's train.models.*.l1 (the study's L1 kernel regulariser)
 BATCH_SIZE = 32  # params.yaml's batch_size, and Keras's default predict batch
 # Budgets of the default full run (warm refits) on 2 CPU cores, in seconds.
@@ -152,12 +157,12 @@ def _time_predict(model: Any, x: np.ndarray, batch_size: int, repeats: int) -> d
             "samples_per_s": round(len(x) / median, 1)}
 
 
-def bench_cell(cell: str, shape: tuple[int, int], device: str, args: argparse.Namespace
-               ) -> dict[str, Any]:
+def bench_cell(cell: str, shape: tuple[int, int], device: str, args: argparse.Namespace,
+               units: int = UNITS) -> dict[str, Any]:
     """Fit and predict one fresh network on ``device`` ("cpu" or "gpu"); its JSON entry."""
     import tensorflow as tf
 
-    config = ModelConfig(cell=cell, units=(UNITS,), l1=L1, epochs=args.epochs,
+    config = ModelConfig(cell=cell, units=(units,), l1=L1, epochs=args.epochs,
                          batch_size=BATCH_SIZE)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.samples, *shape)).astype("float32")
@@ -183,6 +188,7 @@ def bench_cell(cell: str, shape: tuple[int, int], device: str, args: argparse.Na
     eligible, _ = cudnn_eligible(config)
     return {
         "cell": cell,
+        "units": units,
         "device": device,
         "input_shape": list(shape),
         "samples": args.samples,
@@ -202,14 +208,44 @@ def bench_cell(cell: str, shape: tuple[int, int], device: str, args: argparse.Na
 
 
 def bench_cells(device_kinds: Sequence[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every cell at ``UNITS`` on the CPU; with a GPU, each of ``GPU_CONFIGS`` on both."""
+    runs = [("cpu", cell, UNITS) for cell in CELLS]
+    if "gpu" in device_kinds:
+        runs += [("cpu", cell, units) for cell, units in GPU_CONFIGS
+                 if ("cpu", cell, units) not in runs]
+        runs += [("gpu", cell, units) for cell, units in GPU_CONFIGS]
     results = []
-    for device in device_kinds:
+    for device in ("cpu", "gpu"):
         for shape_name, shape in SHAPES.items():
-            for cell in CELLS:
-                print(f"  {device} {cell}{UNITS} on {shape_name} {shape} ...", flush=True)
-                entry = bench_cell(cell, shape, device, args)
+            for run_device, cell, units in runs:
+                if run_device != device:
+                    continue
+                print(f"  {device} {cell}{units} on {shape_name} {shape} ...", flush=True)
+                entry = bench_cell(cell, shape, device, args, units)
                 results.append({"shape_name": shape_name} | entry)
     return results
+
+
+def gpu_summary(device: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """GPU against CPU per ``GPU_CONFIGS`` network and shape; without a GPU, says so."""
+    configs = [f"{cell}{units}" for cell, units in GPU_CONFIGS]
+    if device["kind"] != "gpu":
+        return {"present": False, "note": NO_GPU_NOTE, "configs": configs}
+    timed = {(e["device"], e["cell"], e["units"], e["shape_name"]): e for e in cells}
+    comparison = []
+    for cell, units in GPU_CONFIGS:
+        for shape_name in SHAPES:
+            cpu = timed[("cpu", cell, units, shape_name)]
+            gpu = timed[("gpu", cell, units, shape_name)]
+            comparison.append({
+                "config": f"{cell}{units}", "shape_name": shape_name, "cudnn": gpu["cudnn"],
+                "cpu_epoch_s_median": cpu["epoch_s_median"],
+                "gpu_epoch_s_median": gpu["epoch_s_median"],
+                "gpu_speedup": round(cpu["epoch_s_median"] / gpu["epoch_s_median"], 2),
+                "cpu_inference_samples_per_s": cpu["inference_samples_per_s"],
+                "gpu_inference_samples_per_s": gpu["inference_samples_per_s"]})
+    return {"present": True, "name": device["name"], "count": device["count"],
+            "configs": configs, "comparison": comparison}
 
 
 # --- the default full run ---------------------------------------------------------------
@@ -400,6 +436,9 @@ NOTES = [
     "CPU runs are pinned with tf.device('/CPU:0') and use_cudnn=False (the loop a "
     "CPU-only machine runs); GPU runs (only when detect_device finds a GPU) use "
     "tf.device('/GPU:0') and Keras's cuDNN kernel for LSTM and GRU.",
+    "gpu: with a GPU, LSTM(64), GRU(32) and LSTM(128) are timed on the GPU and on the CPU "
+    "(each shape; gpu_speedup = CPU epoch_s_median / GPU epoch_s_median); without one, "
+    "present is false and no GPU figure is given (none is estimated).",
     "full_runs: per dataset (demo: the 1,200-day sample data; tedpix: TEDPIX 2008-2019 "
     "alone, read from TSETMC's JSON) and per refit mode (warm: evaluate.warm_start, the "
     "default; cold: every walk-forward refit from scratch), a fresh scratch project, each "
@@ -418,11 +457,17 @@ def print_table(result: dict[str, Any]) -> None:
     print("-" * len(header))
     for entry in result["cells"]:
         shape = f"{entry['shape_name']} {tuple(entry['input_shape'])}"
-        print(f"{entry['device']:<7}{shape:<16}{entry['cell'] + str(UNITS):<12}"
+        print(f"{entry['device']:<7}{shape:<16}{entry['cell'] + str(entry['units']):<12}"
               f"{entry['first_epoch_s']:>8.3f}{entry['epoch_s_median']:>8.4f}"
               f"{entry['train_samples_per_s']:>10.0f}{entry['inference_samples_per_s']:>10.0f}")
     print(f"(seconds; epoch = median after the first; samples/s; {result['samples']} samples, "
           f"batch {BATCH_SIZE})")
+    gpu = result["gpu"]
+    if not gpu["present"]:
+        print(f"gpu: {gpu['note']} ({', '.join(gpu['configs'])})")
+    for row in gpu.get("comparison", []):
+        print(f"gpu: {row['config']} on {row['shape_name']}: epoch {row['cpu_epoch_s_median']} s "
+              f"CPU, {row['gpu_epoch_s_median']} s GPU ({row['gpu_speedup']}x)")
     runs = result["full_runs"]
     if not runs:
         print("full runs: skipped")
@@ -471,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_size": BATCH_SIZE,
         "shapes": {name: list(shape) for name, shape in SHAPES.items()},
         "cells": cells,
+        "gpu": gpu_summary(device, cells),
         "full_runs": runs,
         "warm_vs_cold": {dataset: warm_against_cold(modes) for dataset, modes in runs.items()},
         "budgets_s": BUDGETS,

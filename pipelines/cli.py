@@ -420,8 +420,13 @@ def run(
         float, typer.Option(min=0, help="Seconds to wait for another run in this project to "
                                         "finish (default: do not wait, exit 4).")
     ] = 0.0,
+    commit: Annotated[
+        bool, typer.Option(help="Commit a changed dvc.lock and data/raw.dvc to git (the "
+                                "version; never pushed to git from here).")
+    ] = True,
 ) -> None:
-    """Run the whole pipeline as Prefect flows through DVC, then dvc push.
+    """Run the whole pipeline as Prefect flows through DVC, then dvc push and commit the
+    version (dvc.lock, data/raw.dvc) to git.
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     1 a stage crashed (its last lines are shown).
@@ -429,7 +434,194 @@ def run(
     from flows.data import run_pipeline
 
     typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
-                            wait_seconds=wait))
+                            wait_seconds=wait, commit=commit))
+
+
+@app.command()
+@_stage
+def remote(params: ParamsOption = Path("params.yaml")) -> None:
+    """Point DVC at the data remote of params.yaml (remote:); print the remote in use.
+
+    TSEPIPE_DVC_REMOTE_URL and TSEPIPE_S3_ENDPOINT_URL override remote.url and
+    remote.endpoint_url. Written to .dvc/config.local (ignored by git); credentials only
+    from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which DVC reads at push and pull.
+    """
+    from pipelines.remote import configure_remote
+
+    settings = configure_remote(Path("."), params)
+    typer.echo(settings.describe())
+
+
+@app.command()
+@_stage
+def history(
+    params: ParamsOption = Path("params.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list, full hashes.")] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show at most this many (newest first).")
+    ] = None,
+) -> None:
+    """The data and model versions recorded in git (commits of dvc.lock and data/raw.dvc)."""
+    import json
+
+    from pipelines.versions import history as read_history
+
+    versions = read_history(Path.cwd(), limit=limit, params_file=params)
+    if as_json:
+        hidden = ("pushed", "warnings")  # record_version's, not the history's
+        typer.echo(json.dumps([{key: value for key, value in version.as_dict().items()
+                                if key not in hidden} for version in versions], indent=2))
+        return
+    if not versions:
+        typer.echo("no versions recorded in git yet (tsepipe run commits dvc.lock and "
+                   "data/raw.dvc)")
+        return
+    rows = [("date", "commit", "flow", "dataset md5", "rows", "champion", "test MCC")]
+    rows += [(v.date[:16].replace("T", " "), v.commit[:8], printable(v.flow or "-"),
+              (v.dataset_md5 or "-")[:8], "-" if v.rows is None else str(v.rows),
+              printable(v.champion or "-"),
+              "-" if v.test_mcc is None else f"{v.test_mcc:+.3f}") for v in versions]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width)
+                             for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command("checkout")
+@_stage
+def checkout_version(
+    rev: Annotated[str, typer.Argument(help="A commit of tsepipe history (hash, tag, HEAD~2).")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Bring back the data and models of a recorded version (git + dvc checkout).
+
+    dvc.lock and data/raw.dvc are left modified relative to HEAD: commit them to keep that
+    version, or `git checkout HEAD -- dvc.lock data/raw.dvc && dvc checkout` to go back.
+    """
+    from flows.runs import project_lock
+    from pipelines.versions import checkout, uncommitted
+
+    project = Path.cwd()
+    if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
+        raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); run "
+                        "tsepipe from the project root")
+    with project_lock(project, "tsepipe checkout"):  # not while a run writes the data
+        version = checkout(project, rev, params_file=params)
+    rows = "" if version.rows is None else f", {version.rows} rows"
+    champion = f"; champion {printable(version.champion)}" if version.champion else ""
+    typer.echo(f"checked out {printable(rev)} ({version.commit[:8]}, {version.date[:10]}): "
+               f"dataset md5 {version.dataset_md5}{rows}{champion}")
+    files = " ".join(uncommitted(project, params_file=params))
+    if files:
+        typer.echo(f"{files} now differ from HEAD: commit them to keep this version, or "
+                   f"`git checkout HEAD -- {files} && dvc checkout` to go back")
+
+
+@app.command()
+@_stage
+def doctor(
+    params: Annotated[
+        Path | None, typer.Option("--params", help="Parameters file whose train.models are "
+                                                   "checked (default: params.yaml, if here).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of text.")
+    ] = False,
+) -> None:
+    """Show what TensorFlow was built with, the device it sees, and which models get cuDNN.
+
+    The versions of TensorFlow and Keras, the CUDA and cuDNN versions TensorFlow was built
+    with (none for the CPU build), the device Keras will train on, and for each model in
+    train.models whether Keras runs it with the fused cuDNN kernel on a GPU (and why not).
+    A machine without a GPU is reported, not an error: the exit status is 0.
+    """
+    import importlib.metadata
+    import json
+
+    from pipelines import devices  # before TensorFlow: quiets its C++ start-up logs
+    from pipelines.config import load_params
+    from pipelines.models import cudnn_eligible
+    from pipelines.train import model_configs
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    import keras
+    import tensorflow as tf
+
+    def plain(value: Any) -> Any:  # JSON-ready: lists of text, scalars as they are
+        if isinstance(value, list | tuple):
+            return [str(item) for item in value]
+        return value if isinstance(value, bool | int | float | str | None) else str(value)
+
+    build = {key: plain(value) for key, value in tf.sysconfig.get_build_info().items()}
+    packages = [name for name in ("tensorflow", "tensorflow-cpu") if version(name)]
+    device = devices.detect_device()
+    models: dict[str, dict[str, Any]] | None = None
+    params_path = params if params is not None else Path("params.yaml")
+    if params is not None or params_path.exists():
+        models = {}
+        for name, config in model_configs(load_params(params_path)).items():
+            eligible, reason = cudnn_eligible(config)
+            models[name] = {"cell": config.cell, "units": list(config.units),
+                            "recurrent_dropout": config.recurrent_dropout,
+                            "cudnn_eligible": eligible, "reason": reason}
+    notes = []
+    if len(packages) > 1:
+        notes.append("both tensorflow and tensorflow-cpu are installed: the module is "
+                     "whichever came last (run `make setup-gpu` again, or rm -r .venv and "
+                     "`make setup`)")
+    if device["kind"] == "cpu":
+        if build.get("is_cuda_build"):
+            notes.append("a CUDA build, but TensorFlow sees no GPU: check nvidia-smi, the "
+                         "driver (CUDA 12.5 needs R555+, or R525+ with minor-version "
+                         "compatibility) and CUDA_VISIBLE_DEVICES")
+        else:
+            notes.append("the CPU build of TensorFlow: GPU workers install the CUDA build "
+                         "with `make setup-gpu`")
+        if models and any(m["cudnn_eligible"] for m in models.values()):
+            notes.append("cuDNN applies on a GPU only: on this machine every model runs "
+                         "Keras's generic recurrent loop")
+    result = {
+        "tensorflow": {"version": tf.__version__, "packages": packages, "build": build},
+        "keras": keras.__version__,
+        "cuda": build.get("cuda_version"),
+        "cudnn": build.get("cudnn_version"),
+        "device": device,
+        "params": str(params_path) if models is not None else None,
+        "models": models,
+        "notes": notes,
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"TensorFlow {tf.__version__} ({', '.join(packages) or 'package unknown'}), "
+               f"Keras {keras.__version__}")
+    if build.get("is_cuda_build"):
+        capabilities = ", ".join(build.get("cuda_compute_capabilities") or []) or "unknown"
+        typer.echo(f"built with CUDA {build.get('cuda_version') or 'unknown'}, cuDNN "
+                   f"{build.get('cudnn_version') or 'unknown'} (compute capabilities: "
+                   f"{capabilities})")
+    else:
+        typer.echo("built with CUDA none, cuDNN none (the CPU-only build)")
+    if device["kind"] == "gpu":
+        typer.echo(f"device: GPU x{device['count']}: {device['name']}")
+    else:
+        typer.echo(f"device: CPU ({device['name']}, {device['count']} logical cores); "
+                   "no GPU visible to TensorFlow")
+    if models is None:
+        typer.echo(f"models: {params_path} not found here (pass --params)")
+    else:
+        typer.echo(f"models ({params_path}, train.models):")
+        width = max((len(name) for name in models), default=0)
+        for name, model in models.items():
+            verdict = "cuDNN-eligible" if model["cudnn_eligible"] else "not cuDNN-eligible"
+            typer.echo(f"  {name:<{width}}  {verdict}: {model['reason']}")
+    for note in notes:
+        typer.echo(f"note: {note}")
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 
 COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
-            "predict", "drift", "report", "sweep", "run"]
+            "predict", "drift", "report", "sweep", "run", "remote", "history", "checkout",
+            "doctor"]
 
 
 def test_help_lists_every_command():
