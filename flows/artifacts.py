@@ -8,6 +8,8 @@ with the same set of artifacts in the UI.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from flows.dvc import dvc
 from pipelines.config import load_params, paths
 from pipelines.drift import ranked_drifted
 
@@ -100,12 +103,61 @@ def publish_drift(drift_path: str) -> dict[str, Any]:
     return drift
 
 
+REPORTS_URL = "TSEPIPE_REPORTS_URL"  # where the team's reports are served, if anywhere
+
+
+def dvc_remote_url(project: Path) -> str | None:
+    """The URL of the project's default DVC remote (``None`` when there is none)."""
+    default = dvc(project, "remote", "default")
+    name = default.output.strip().splitlines()[-1].strip() if default.ok and (
+        default.output.strip()) else ""
+    listed = dvc(project, "remote", "list")
+    for line in listed.output.splitlines() if listed.ok else []:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == name:
+            return parts[1]
+    return None
+
+
+def _commit(project: Path) -> str | None:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project,
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 @task
 def publish_report_link(front_page: str) -> str:
-    """Link: the front page of the reports (a file URL on the machine that ran the flow)."""
-    link = Path(front_page).resolve().as_uri()
+    """Where a reviewer opens the reports, which is never a path on the worker.
+
+    ``TSEPIPE_REPORTS_URL`` set (a web server or bucket serving the project's
+    ``reports/``): a link to the front page there. Otherwise, with a DVC remote that is
+    not a local folder (S3, ...): how to fetch this version's reports from it. Only on
+    one machine (a local DVC remote) the link is the front page's file URL.
+    """
+    page = Path(front_page).resolve()
+    project = next((p for p in page.parents if (p / "dvc.yaml").is_file()), page.parent)
+    relative = page.relative_to(project).as_posix()
+    served = os.environ.get(REPORTS_URL, "").strip()
+    if served:
+        link = f"{served.rstrip('/')}/{relative.removeprefix('reports/')}"
+        create_link_artifact(key="report", link=link, link_text="tsepipe reports (index.html)",
+                             description="Front page: forecast, data health, drift, models")
+        return link
+    remote = dvc_remote_url(project)
+    if remote and "://" in remote and not remote.startswith("file://"):
+        commit = _commit(project) or "HEAD"
+        create_markdown_artifact(key="report", markdown=(
+            f"# tsepipe reports\n\nPublished to the DVC remote `{inert_markdown(remote)}` "
+            f"with the version committed as `{commit}`. To open them:\n\n"
+            f"```\ngit fetch && git checkout {commit} -- dvc.lock\n"
+            f"dvc pull\n```\n\nthen `{relative}` (set {REPORTS_URL} to link to "
+            "a server that serves them).\n"),
+            description="Front page: forecast, data health, drift, models")
+        return remote
+    link = page.as_uri()
     create_link_artifact(key="report", link=link, link_text="tsepipe reports (index.html)",
-                         description="Front page: forecast, data health, drift, models")
+                         description="Front page: forecast, data health, drift, models "
+                         "(on this machine)")
     return link
 
 

@@ -34,6 +34,7 @@ from pipelines.config import load_params, paths
 from pipelines.errors import DataError, FetchError, printable
 from pipelines.fileio import atomic_path
 from pipelines.ingest import display_name, export_files, matches, refusal
+from pipelines.versions import record_version
 
 log = logging.getLogger("pipelines.run")
 
@@ -109,7 +110,7 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
     return report
 
 
-@task(retries=2, retry_delay_seconds=3)
+@task(retries=2, retry_delay_seconds=3, task_run_name="dvc add raw")
 def snapshot_raw(project: str, raw_dir: str) -> str:
     """``dvc add`` the raw folder so this exact input is cached; return its DVC hash."""
     result = dvc(Path(project), "add", "--quiet", raw_dir)
@@ -119,7 +120,7 @@ def snapshot_raw(project: str, raw_dir: str) -> str:
     return yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"][0]["md5"]
 
 
-@task(retries=2, retry_delay_seconds=3)
+@task(retries=2, retry_delay_seconds=3, task_run_name="{stage}")
 def repro_stage(project: str, stage: str) -> CommandResult:
     """``dvc repro`` one stage. Bad input is returned (no retry); other failures raise."""
     logger = get_run_logger()
@@ -130,13 +131,33 @@ def repro_stage(project: str, stage: str) -> CommandResult:
     return result
 
 
-@task(retries=3, retry_delay_seconds=5)
+@task(retries=3, retry_delay_seconds=5, task_run_name="dvc push")
 def push(project: str) -> str:
     """Send the new data version (raw, tables, dataset) to the default DVC remote."""
     result = dvc(Path(project), "push")
     if not result.ok:
         raise TransientStageError(f"dvc push failed:\n{result.output}")
     return result.output.strip().splitlines()[-1] if result.output.strip() else "pushed"
+
+
+@task(retries=1, retry_delay_seconds=5, task_run_name="git commit")
+def commit_version(project: str, flow_name: str, push_git: bool) -> dict[str, Any] | None:
+    """Commit ``dvc.lock`` and ``data/raw.dvc`` if this run changed them; push to git."""
+    version = record_version(Path(project), flow_name, push=push_git)
+    if version is None:
+        get_run_logger().info("version: dvc.lock and the raw data unchanged, nothing to commit")
+        return None
+    get_run_logger().info("version: committed %s (%s)%s", version.commit[:10], version.subject,
+                          "; pushed" if version.pushed else "")
+    return version.as_dict()
+
+
+def publish_version(project: str, flow_name: str, push_remote: bool, commit: bool,
+                    push_git: bool) -> dict[str, Any] | None:
+    """Data first (``dvc push``), then the version's git commit and its push."""
+    if push_remote:
+        push(project)
+    return commit_version(project, flow_name, push_git and push_remote) if commit else None
 
 
 @task
@@ -205,7 +226,8 @@ def publish_dataset(summary_path: str, dataset_md5: str | None, raw_md5: str) ->
 @exclusive
 def data_flow(
     raw_dir: str | None = None, project_dir: str = ".", push_remote: bool = True,
-    fetch: bool | None = None, lock_wait_seconds: float = 0,
+    fetch: bool | None = None, lock_wait_seconds: float = 0, commit: bool = True,
+    push_git: bool = False,
 ) -> State:
     """Run (fetch ->) ingest -> validate -> merge through DVC; publish artifacts; push.
 
@@ -213,7 +235,9 @@ def data_flow(
     files are copied there first. ``fetch``: download the indices of ``fetch.indices``
     into the raw folder first (default: ``fetch.enabled``). Returns a Completed state
     carrying the dataset version, or a Failed one (``BadData``, ``FetchFailed``, ``Busy``)
-    whose message lists each problem on its own line.
+    whose message lists each problem on its own line. ``commit``: a changed ``dvc.lock``
+    or ``data/raw.dvc`` is committed (``pipelines.versions``); ``push_git``: and pushed to
+    the git remote (the deployments do; a local ``tsepipe run`` does not).
     """
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
@@ -239,8 +263,8 @@ def data_flow(
     validation = json.loads((project / where.validation_summary).read_text(encoding="utf-8"))
     version["rows_dropped"] = validation["rows_dropped"]
     version["files_left_out"] = validation["files_quarantined"]
-    if push_remote:
-        version["pushed"] = push(str(project))
+    version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
+                                        push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _record_run(project / "reports" / "runs.jsonl", version)
     publish_all(str(project))  # the standing forecast, leaderboard, drift and report link
@@ -257,17 +281,17 @@ def _record_run(history: Path, version: dict[str, Any]) -> None:
 @exclusive
 def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
                   push_remote: bool = True, train: bool = True, fetch: bool | None = None,
-                  lock_wait_seconds: float = 0) -> State:
+                  lock_wait_seconds: float = 0, commit: bool = True) -> State:
     """Data flow then (unless ``train`` is false) the training flow, as subflows."""
     from flows.train import training_flow
 
     data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
-                     fetch=fetch, return_state=True)
+                     fetch=fetch, commit=commit, return_state=True)
     if not data.is_completed():
         return passed_on(data)
     if not train:  # a State of its own: the subflow's would come back from .result()
         return Completed(message=data.message, data=data.result())
-    trained = training_flow(project_dir=project_dir, push_remote=push_remote,
+    trained = training_flow(project_dir=project_dir, push_remote=push_remote, commit=commit,
                             return_state=True)
     if not trained.is_completed():
         return passed_on(trained)
@@ -276,7 +300,7 @@ def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
 
 
 def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = True,
-                 fetch: bool | None = None, wait_seconds: float = 0) -> str:
+                 fetch: bool | None = None, wait_seconds: float = 0, commit: bool = True) -> str:
     """Run the pipeline from the CLI; raise the ``PipelineError`` that says why it failed."""
     project = Path.cwd()
     if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
@@ -288,7 +312,7 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
     with project_lock(project, "tsepipe run", wait_seconds):  # busy: before Prefect starts
         state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
-                              train=train, fetch=fetch, return_state=True)
+                              train=train, fetch=fetch, commit=commit, return_state=True)
     raise_for_state(state)
     result = state.result()
     version = result["data"] if train else result
@@ -309,4 +333,8 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
                      f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
         lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
+    commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
+               if c]
+    if commits:
+        lines.append(f"version committed to git: {commits[-1]['commit'][:10]} (tsepipe history)")
     return "\n".join(lines)

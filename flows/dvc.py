@@ -43,8 +43,11 @@ def dvc(project: Path, *args: str,
     passed to ``on_line``, so that a long stage shows its progress while it runs.
     """
     bin_dir = str(Path(sys.executable).parent)
+    # the stages run this checkout's own code (a worker's clone may be newer than its install)
+    python_path = os.pathsep.join(filter(None, [str(Path(project).resolve()),
+                                                os.environ.get("PYTHONPATH")]))
     env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-                        "PYTHONUNBUFFERED": "1"}
+                        "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
     command = [sys.executable, "-m", "dvc", *args]
     lines = []
     with subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE,

@@ -41,7 +41,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.data import push, repro_stage
+from flows.data import publish_version, repro_stage
 from flows.runs import exclusive, stage_failed
 from pipelines.config import load_params, paths
 from pipelines.drift import ranked_drifted
@@ -66,7 +66,8 @@ _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateTyp
       description="Daily: forecast with the current champion, drift report, report pages.")
 @exclusive
 def report_flow(project_dir: str = ".", push_remote: bool = True,
-                lock_wait_seconds: float = 0) -> State:
+                lock_wait_seconds: float = 0, commit: bool = True,
+                push_git: bool = False) -> State:
     """Run predict -> drift -> report through DVC; publish artifacts; push.
 
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
@@ -78,11 +79,11 @@ def report_flow(project_dir: str = ".", push_remote: bool = True,
         result = repro_stage(str(project), stage)
         if not result.ok:
             return stage_failed(result)
-    publish_all(str(project))
-    if push_remote:
-        push(str(project))
     forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
         encoding="utf-8"))
+    forecast["commit"] = publish_version(str(project), "tsepipe-report", push_remote, commit,
+                                         push_git)
+    publish_all(str(project))
     return Completed(message=json.dumps(forecast), data=forecast)
 
 
@@ -182,7 +183,9 @@ def _record(log: Path, record: dict[str, Any]) -> None:
 @exclusive
 def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
                     retrain_deployment: str = "tsepipe-train/train",
-                    trigger: bool = True, lock_wait_seconds: float = 0) -> State:
+                    trigger: bool = True, lock_wait_seconds: float = 0,
+                    push_remote: bool = True, commit: bool = True,
+                    push_git: bool = False) -> State:
     """Run the drift stage; start retraining when the drifted share reaches ``threshold``.
 
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
@@ -198,6 +201,8 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
     result = repro_stage(str(project), "drift")
     if not result.ok:
         return stage_failed(result)
+    # a drift report made here (new data since the last report run) is a version too
+    publish_version(str(project), "tsepipe-monitor", push_remote, commit, push_git)
     drift = read_drift(str(project / where.drift_dir / "drift.json"))
     share = float(drift["share_of_drifted_features"])
     top = ranked_drifted(drift.get("features", {}))[:TOP_FEATURES]

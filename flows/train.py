@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.states import Completed, State
 
 from flows.artifacts import publish_all
-from flows.data import push, repro_stage
+from flows.data import publish_version, repro_stage
 from flows.runs import exclusive, stage_failed
 from pipelines.config import load_params, paths
 
@@ -26,17 +26,22 @@ MODEL_STAGES = ("evaluate", "train", "predict", "drift", "report")
       description="Walk-forward evaluation, final models, forecast, drift and reports.")
 @exclusive
 def training_flow(project_dir: str = ".", push_remote: bool = True,
-                  lock_wait_seconds: float = 0) -> State:
-    """Run evaluate -> train -> predict -> drift -> report through DVC; artifacts; push."""
+                  lock_wait_seconds: float = 0, commit: bool = True,
+                  push_git: bool = False) -> State:
+    """Run evaluate -> train -> predict -> drift -> report through DVC; push; commit.
+
+    The new models and ``dvc.lock`` go to the DVC remote, then the version is committed
+    (and pushed to git with ``push_git``), so the next report on any worker pulls them.
+    """
     project = Path(project_dir).resolve()
     where = paths(load_params(project / "params.yaml"))
     for stage in MODEL_STAGES:
         result = repro_stage(str(project), stage)
         if not result.ok:
             return stage_failed(result)
-    publish_all(str(project))
     forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
         encoding="utf-8"))
-    if push_remote:
-        push(str(project))
+    forecast["commit"] = publish_version(str(project), "tsepipe-train", push_remote, commit,
+                                         push_git)
+    publish_all(str(project))
     return Completed(message=json.dumps(forecast), data=forecast)

@@ -69,16 +69,23 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def prefect_server(folder: Path) -> Iterator[dict[str, str]]:
-    """Start a server under ``folder``; yield the environment that points at it."""
+def prefect_server(folder: Path, database_url: str | None = None
+                   ) -> Iterator[dict[str, str]]:
+    """Start a server under ``folder``; yield the environment that points at it.
+
+    ``database_url``: the server's database (``postgresql+asyncpg://...``, see
+    ``tests/postgres.py``); by default SQLite in its ``PREFECT_HOME``.
+    """
     home = folder / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = server_env(home, port)
+    server_only = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     log = (folder / "prefect-server.log").open("w", encoding="utf-8")
     process = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=server, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=server | server_only, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not healthy(server["PREFECT_API_URL"]):

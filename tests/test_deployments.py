@@ -23,12 +23,13 @@ from .tsetmc_server import TEDPIX_CODE, TsetmcServer
 pytestmark = pytest.mark.slow
 
 TEHRAN = ZoneInfo("Asia/Tehran")
-EXPECTED = {  # deployment -> (flow, work pool, cron)
+EXPECTED = {  # deployment -> (flow, work pool, cron or None: triggered)
     "data": ("tsepipe-data", "cpu", "30 13 * * 6,0,1,2,3"),
-    "report": ("tsepipe-report", "cpu", "0 14 * * 6,0,1,2,3"),
-    "monitor": ("tsepipe-monitor", "cpu", "30 14 * * 6,0,1,2,3"),
+    "report": ("tsepipe-report", "cpu", None),
+    "monitor": ("tsepipe-monitor", "cpu", None),
     "train": ("tsepipe-train", "gpu", "0 18 * * 3"),
 }
+TRIGGERED_BY = {"report": ("tsepipe-data", "data"), "monitor": ("tsepipe-report", "report")}
 
 
 def cron_weekdays(cron: str) -> set[int]:
@@ -39,10 +40,26 @@ def cron_weekdays(cron: str) -> set[int]:
 def test_cron_days_are_tehran_trading_days():
     config = yaml.safe_load((Path(__file__).parents[1] / "prefect.yaml").read_text())
     for deployment in config["deployments"]:
-        for schedule in deployment["schedules"]:
+        for schedule in deployment.get("schedules", []):
             assert schedule["timezone"] == "Asia/Tehran"
             assert cron_weekdays(schedule["cron"]) <= TRADING_WEEKDAYS
     assert {d["name"] for d in config["deployments"]} == set(EXPECTED)
+
+
+def test_the_chain_is_triggers_and_training_runs_one_at_a_time():
+    """report after data, monitor after report: deployment triggers, not cron offsets."""
+    config = yaml.safe_load((Path(__file__).parents[1] / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in config["deployments"]}
+    for name, (flow_name, deployment) in TRIGGERED_BY.items():
+        assert "schedules" not in by_name[name], name
+        [trigger] = by_name[name]["triggers"]
+        assert trigger["expect"] == ["prefect.flow-run.Completed"]
+        assert {"prefect.resource.role": "flow", "prefect.resource.name": flow_name} in (
+            trigger["match_related"])
+        assert {"prefect.resource.role": "deployment",
+                "prefect.resource.name": deployment} in trigger["match_related"]
+    assert by_name["train"]["concurrency_limit"] == 1
+    assert config["pull"] == [{"flows.worker.checkout": {}}]
 
 
 def scheduled_runs(client, deployment_id) -> list:
@@ -75,23 +92,32 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                 deployment = deployments[name]
                 assert flows[deployment.flow_id] == flow_name
                 assert deployment.work_pool_name == pool
-                # no pull steps in prefect.yaml: deploy records the project folder
-                assert str(project) in str(deployment.pull_steps), deployment.pull_steps
+                # the pull step finds the worker's checkout (here TSEPIPE_PROJECT_DIR)
+                assert deployment.pull_steps == [{"flows.worker.checkout": {}}]
+                if cron is None:
+                    assert not deployment.schedules
+                    continue
                 [schedule] = deployment.schedules
                 assert schedule.active
                 assert schedule.schedule.cron == cron
                 assert schedule.schedule.timezone == "Asia/Tehran"
+            assert deployments["train"].global_concurrency_limit.limit == 1
+            triggered = {a.name: a for a in client.read_automations()}
+            assert len(triggered) == len(TRIGGERED_BY), list(triggered)
 
             # the scheduler fills each deployment's calendar (loop: 1-2 s in this server)
             deadline = time.monotonic() + 60
             runs: dict[str, list] = {}
             while time.monotonic() < deadline:
                 runs = {name: scheduled_runs(client, d.id) for name, d in deployments.items()}
-                if all(len(found) >= 3 for found in runs.values()):
+                if all(len(runs[n]) >= 3 for n, (_, _, c) in EXPECTED.items() if c):
                     break
                 time.sleep(1)
             timings["schedules"] = time.monotonic() - started
             for name, (_, _, cron) in EXPECTED.items():
+                if cron is None:
+                    assert not runs[name], name
+                    continue
                 assert len(runs[name]) >= 3, f"{name}: {len(runs[name])} scheduled runs"
                 minute, hour = (int(x) for x in cron.split()[:2])
                 days = cron_weekdays(cron)
@@ -113,8 +139,8 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                                                             allow_unicode=True))
         ran = run_in([prefect, "deployment", "run", "tsepipe-data/data"], project, server)
         flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", ran.stdout).group(1)
-        worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], project,
-                        server, timeout=300)
+        worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], tmp_path,
+                        server | {"TSEPIPE_PROJECT_DIR": str(project)}, timeout=300)
         timings["worker run"] = time.monotonic() - started
         with get_client(sync_client=True) as client:
             flow_run = client.read_flow_run(flow_run_id)
@@ -122,7 +148,8 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                 f"{flow_run.state}\n{worker.stdout}\n{worker.stderr}")
             keys = {a.key for a in client.read_artifacts()}
             # the scheduled runs are untouched: only the due run was picked up
-            assert all(len(scheduled_runs(client, d.id)) >= 3 for d in deployments.values())
+            assert all(len(scheduled_runs(client, deployments[n].id)) >= 3
+                       for n, (_, _, cron) in EXPECTED.items() if cron)
     assert {"validation", "merge-summary", "dataset-version"} <= keys
     assert (project / "data/processed/merged.parquet").exists()  # ran in the project folder
     assert [r.code for r in tsetmc.requests] == [TEDPIX_CODE]
