@@ -61,9 +61,12 @@ def small_sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tracked_files() -> list[str]:
+    """The project's code and configuration as git has them, without its data versions
+    (``dvc.lock`` and ``*.dvc``, which a run of the checkout, ``make demo`` say, commits)."""
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
-    return [name for name in listed if (ROOT / name).is_file()]
+    return [name for name in listed if (ROOT / name).is_file()
+            and name != "dvc.lock" and not name.endswith(".dvc")]
 
 
 def env() -> dict[str, str]:
