@@ -1,0 +1,130 @@
+"""Each DVC stage's code dependencies, derived from what its module imports.
+
+A stage runs ``tsepipe STAGE``, whose code is the stage's module (``STAGE_MODULES``) and
+every ``pipelines`` module that module imports, at module level or inside a function,
+directly or through another (its import closure). ``dvc.yaml`` lists exactly that closure
+as the stage's ``pipelines/*.py`` dependencies, so editing any of them (``fit_network`` in
+``pipelines/fitting.py``, say) makes ``dvc status`` report the stage as changed. The CLI
+module is left out on purpose: it only reads the options and calls the stage's function,
+and depending on it would retrain the models whenever a command's help text changes.
+
+``python -m pipelines.stagedeps`` prints, per stage, the modules ``dvc.yaml`` should list
+and says which are missing or extra (exit 1 when any are); ``tests/test_stagedeps.py``
+fails in the same case.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+PACKAGE = "pipelines"
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+# The module of each stage's ``tsepipe`` command (pipelines/cli.py calls its functions).
+STAGE_MODULES = {
+    "ingest": "ingest",
+    "validate": "validate",
+    "merge": "merge",
+    "evaluate": "evaluate",
+    "train": "train",
+    "predict": "predict",
+    "drift": "drift",
+    "report": "report",
+}
+
+
+def _module_path(name: str) -> Path | None:
+    """``pipelines/NAME.py`` for a module of the package (None for anything else)."""
+    path = PACKAGE_DIR / f"{name.replace('.', '/')}.py"
+    return path if path.is_file() else None
+
+
+@cache
+def direct_imports(name: str) -> frozenset[str]:
+    """The ``pipelines`` modules that module ``name`` imports anywhere in its source."""
+    path = _module_path(name)
+    if path is None:
+        return frozenset()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(f"{PACKAGE}."):
+                    found.add(alias.name.removeprefix(f"{PACKAGE}."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from .x import y
+                base = node.module or ""
+            elif node.module == PACKAGE:
+                base = ""
+            elif node.module and node.module.startswith(f"{PACKAGE}."):
+                base = node.module.removeprefix(f"{PACKAGE}.")
+            else:
+                continue
+            if base:
+                found.add(base)
+            else:  # from pipelines import a, b: each a module
+                found.update(alias.name for alias in node.names)
+    return frozenset(module for module in found if _module_path(module) is not None)
+
+
+def import_closure(name: str) -> set[str]:
+    """``name`` and every ``pipelines`` module it imports, transitively."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        module = todo.pop()
+        if module in seen or _module_path(module) is None:
+            continue
+        seen.add(module)
+        todo.extend(direct_imports(module) - seen)
+    return seen
+
+
+def code_deps(stage: str) -> list[str]:
+    """The ``pipelines/*.py`` files a stage's ``dvc.yaml`` entry must list, sorted."""
+    modules = import_closure(STAGE_MODULES[stage]) | {"__init__"}
+    return sorted(f"{PACKAGE}/{m.replace('.', '/')}.py" for m in modules
+                  if (PACKAGE_DIR / f"{m}.py").is_file())
+
+
+def declared_code_deps(dvc_yaml: Path, stage: str) -> list[str]:
+    """The ``pipelines/*.py`` dependencies that ``dvc.yaml`` lists for ``stage``."""
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in stages[stage].get("deps", [])]
+    return sorted(d for d in deps if d.startswith(f"{PACKAGE}/") and d.endswith(".py"))
+
+
+def disagreements(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, dict[str, list[str]]]:
+    """Per stage, the modules ``dvc.yaml`` misses and those it lists but need not."""
+    found = {}
+    for stage in STAGE_MODULES:
+        wanted, declared = set(code_deps(stage)), set(declared_code_deps(dvc_yaml, stage))
+        if wanted != declared:
+            found[stage] = {"missing": sorted(wanted - declared),
+                            "extra": sorted(declared - wanted)}
+    return found
+
+
+def main() -> int:
+    problems = disagreements()
+    for stage in STAGE_MODULES:
+        print(f"{stage}:")
+        for path in code_deps(stage):
+            print(f"  - {path}")
+    for stage, found in problems.items():
+        for path in found["missing"]:
+            print(f"error: dvc.yaml: stage {stage} imports {path} but does not list it",
+                  file=sys.stderr)
+        for path in found["extra"]:
+            print(f"error: dvc.yaml: stage {stage} lists {path} but does not import it",
+                  file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

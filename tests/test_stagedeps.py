@@ -1,0 +1,53 @@
+"""dvc.yaml lists each stage's import closure as its code dependencies (pipelines.stagedeps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pipelines import stagedeps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_stage_lists_exactly_the_modules_it_imports():
+    assert stagedeps.disagreements(ROOT / "dvc.yaml") == {}
+
+
+def test_a_module_missing_from_a_stage_is_named(tmp_path):
+    config = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    deps = config["stages"]["evaluate"]["deps"]
+    deps.remove("pipelines/fitting.py")  # where fit_network lives
+    config["stages"]["train"]["deps"].append("pipelines/report.py")  # not imported by train
+    changed = tmp_path / "dvc.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    found = stagedeps.disagreements(changed)
+    assert found["evaluate"] == {"missing": ["pipelines/fitting.py"], "extra": []}
+    assert found["train"] == {"missing": [], "extra": ["pipelines/report.py"]}
+    assert set(found) == {"evaluate", "train"}
+
+
+def test_imports_inside_functions_count():
+    # predict imports fitting and baselines inside forecast(), not at module level
+    assert {"fitting", "baselines", "champion"} <= stagedeps.import_closure("predict")
+    assert "fitting" in stagedeps.import_closure("train")
+    assert "pipelines/fitting.py" in stagedeps.code_deps("evaluate")
+    assert "pipelines/cli.py" not in stagedeps.code_deps("report")  # on purpose (docstring)
+
+
+def test_the_closure_follows_imports_through_other_modules(tmp_path, monkeypatch):
+    package = tmp_path / "pipelines"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pipelines import b\n")
+    (package / "b.py").write_text("def f():\n    from pipelines.c import g\n")
+    (package / "c.py").write_text("import os\nfrom . import d\n")
+    (package / "d.py").write_text("")
+    (package / "e.py").write_text("")
+    monkeypatch.setattr(stagedeps, "PACKAGE_DIR", package)
+    stagedeps.direct_imports.cache_clear()
+    try:
+        assert stagedeps.import_closure("a") == {"a", "b", "c", "d"}
+    finally:
+        stagedeps.direct_imports.cache_clear()
