@@ -32,9 +32,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from pipelines.features import FeatureTable, make_labels
+from pipelines.metrics import PROBA_CLIP
 
 BASELINES = ("majority", "always_up", "persistence", "logistic", "logistic_window")
-PROBA_CLIP = 1e-6  # a probability of exactly 1 would make log loss infinite
 PERSISTENCE_CONFIDENCE = 0.99  # uncalibrated persistence: P(up) when the move in was up
 
 

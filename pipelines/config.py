@@ -27,6 +27,13 @@ from pipelines.errors import DataError
 DEFAULT_PARAMS = Path("params.yaml")
 COLUMN_SEPARATOR = "__"  # dataset columns are <index_id>__<field>: no index id may hold it
 TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # TSE trades Saturday .. Wednesday (Monday is 0)
+# File names inside the output folders of params.yaml's paths (dvc.yaml repeats them)
+LEADERBOARD = "leaderboard.json"
+PREDICTIONS = "predictions.parquet"
+BACKTEST = "backtest.json"
+FORECAST = "latest.json"
+FORECAST_LOG = "log.parquet"
+DRIFT_SUMMARY = "drift.json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,31 @@ class Paths:
     drift_dir: Path
     accuracy_dir: Path
     front_page: Path
+
+    # the files inside those folders: named here once, for their writers and readers
+    @property
+    def leaderboard(self) -> Path:
+        return self.evaluation_dir / LEADERBOARD
+
+    @property
+    def predictions(self) -> Path:
+        return self.evaluation_dir / PREDICTIONS
+
+    @property
+    def backtest(self) -> Path:
+        return self.evaluation_dir / BACKTEST
+
+    @property
+    def forecast(self) -> Path:
+        return self.forecasts_dir / FORECAST
+
+    @property
+    def forecast_log(self) -> Path:
+        return self.forecasts_dir / FORECAST_LOG
+
+    @property
+    def drift_summary(self) -> Path:
+        return self.drift_dir / DRIFT_SUMMARY
 
 
 class _Section(BaseModel):

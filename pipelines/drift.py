@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import COLUMN_SEPARATOR
+from pipelines.config import COLUMN_SEPARATOR, DRIFT_SUMMARY
 from pipelines.features import FEATURES, FeatureTable
 from pipelines.fileio import atomic_path, write_json
 
@@ -274,7 +274,7 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
         "reference_note": "the champion's training days before the current span"
         if reference_last < train_last_day else "the champion's training days",
     }
-    return drift_report(reference, current, table.names, out / "index.html", out / "drift.json",
+    return drift_report(reference, current, table.names, out / "index.html", out / DRIFT_SUMMARY,
                         prediction_column="probability_up", target_column="label",
                         threshold=threshold, context=context, method=method,
                         method_threshold=method_threshold)

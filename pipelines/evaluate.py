@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.config import BACKTEST, LEADERBOARD, PREDICTIONS
 from pipelines.features import FeatureTable, sample_days
 from pipelines.fitting import Blocks, Chain, NetworkRun, walk_forward_chains
 
@@ -410,7 +411,7 @@ def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: 
                                   forecasts, BacktestSettings.from_params(backtest_settings))
         result["champion"] = board["champion"]
         board["backtest"] = result
-        write_json(out / "backtest.json", result)
+        write_json(out / BACKTEST, result)
         # fixed column names for dvc plots: the champion's column is "champion"
         equity = equity.rename(columns={board["champion"]: "champion"})
         _write_csv(out / "plots" / "equity.csv",
@@ -427,9 +428,9 @@ def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: 
                 "label": evaluation.labels[days].astype(int),
                 "probability_up": proba, "predicted": result.classes(split)}))
     predictions = pd.concat(frames, ignore_index=True)
-    with atomic_path(out / "predictions.parquet") as tmp:
+    with atomic_path(out / PREDICTIONS) as tmp:
         predictions.to_parquet(tmp, index=False)
-    write_json(out / "leaderboard.json", board)
+    write_json(out / LEADERBOARD, board)
     if metrics_path is not None:
         _write_metrics(board, metrics_path)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.champion import load_champion
-from pipelines.config import TRADING_WEEKDAYS
+from pipelines.config import FORECAST, FORECAST_LOG, TRADING_WEEKDAYS
 from pipelines.evaluate import labelled_sample_days
 from pipelines.features import FeatureTable
 from pipelines.fileio import atomic_path, write_json
@@ -70,8 +70,8 @@ def forecast(table: FeatureTable, window: int, board: dict[str, Any], models_dir
 def publish(result: dict[str, Any], forecasts_dir: Path | str) -> Path:
     """Write latest.json and append to log.parquet (one row per as_of and champion)."""
     folder = Path(forecasts_dir)
-    write_json(folder / "latest.json", result)
-    log_path = folder / "log.parquet"
+    write_json(folder / FORECAST, result)
+    log_path = folder / FORECAST_LOG
     row = pd.DataFrame([result])
     if log_path.exists():
         log = pd.concat([pd.read_parquet(log_path), row], ignore_index=True)
@@ -80,4 +80,4 @@ def publish(result: dict[str, Any], forecasts_dir: Path | str) -> Path:
         log = row
     with atomic_path(log_path) as tmp:
         log.to_parquet(tmp, index=False)
-    return folder / "latest.json"
+    return folder / FORECAST

@@ -31,7 +31,7 @@ from pipelines.report_html import render
 TEHRAN = "Asia/Tehran"
 PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a", "#bf3989",
            "#0a3069")
-# The study's reported test accuracies (docs/study-notes.md), shown beside ours.
+# The study's reported test accuracies (../shared/docs/study-notes.md), shown beside ours.
 STUDY_ROWS = (
     ("A", "LSTM, 1 layer (units 32-180)", "0.489 - 0.578",
      "shuffled split, scaler fitted on all days, 23-45 test samples, no baseline"),
@@ -394,9 +394,9 @@ def build_reports(where: Any, raw_dvc: Path | None = None, rolling_window: int =
 
     from pipelines.train import git_commit
 
-    board = _read_json(where.evaluation_dir / "leaderboard.json")
+    board = _read_json(where.leaderboard)
     cards = model_cards(where.models_dir)
-    accuracy = accuracy_report(where.evaluation_dir / "predictions.parquet", board, cards,
+    accuracy = accuracy_report(where.predictions, board, cards,
                                where.accuracy_dir, rolling_window=rolling_window,
                                equity_path=where.evaluation_dir / "plots" / "equity.csv")
     raw_md5 = None
@@ -414,8 +414,8 @@ def build_reports(where: Any, raw_dvc: Path | None = None, rolling_window: int =
              "drift": where.drift_dir / "index.html"}
     front_page(where.front_page, validation=_read_json(where.validation_summary),
                merge=_read_json(where.merge_summary), board=board,
-               drift=_read_json(where.drift_dir / "drift.json"),
-               forecast=_read_json(where.forecasts_dir / "latest.json"), cards=cards,
+               drift=_read_json(where.drift_summary),
+               forecast=_read_json(where.forecast), cards=cards,
                accuracy=accuracy, links=links, raw_md5=raw_md5, git_commit=git_commit(),
                last_data_run=last_run)
     return {"front_page": Path(where.front_page), **links}

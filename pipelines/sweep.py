@@ -45,16 +45,17 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.config import LEADERBOARD
 from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
 from pipelines.evaluate import EvaluationSettings, evaluate_models, leaderboard
 from pipelines.features import FeatureTable, feature_table
 from pipelines.fileio import atomic_path, write_json
 from pipelines.merge import read_dataset
+from pipelines.models import OPTIMIZERS
 
-CELLS = ("lstm", "gru")
+STUDY_CELLS = ("lstm", "gru")  # the study swept these two of models.CELLS
 SINGLE_LAYER_UNITS = (32, 64, 80, 128, 180)
 STACKS = ((128, 64), (128, 64, 32), (128, 64, 32, 16))
-OPTIMIZERS = ("adam", "adagrad", "rmsprop")
 DROPOUTS = (0.0, 0.2)
 # What every config of the study grid shares unless params.yaml says otherwise: the
 # study's L1 kernel regulariser and Adam learning rate; epochs, batch size and patience
@@ -100,7 +101,7 @@ def study_grid(fixed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     learning_rate, l1, ...), over ``STUDY_FIXED``.
     """
     units = [[u] for u in SINGLE_LAYER_UNITS] + [list(s) for s in STACKS]
-    return expand_grid({"cell": list(CELLS), "units": units, "optimizer": list(OPTIMIZERS),
+    return expand_grid({"cell": list(STUDY_CELLS), "units": units, "optimizer": list(OPTIMIZERS),
                         "dropout": list(DROPOUTS)}, STUDY_FIXED | dict(fixed or {}))
 
 
@@ -380,7 +381,7 @@ def write_leaderboard(rows: list[dict[str, Any]], out_dir: Path | str,
     table = pd.DataFrame([flat_row(row) for row in ranked])
     with atomic_path(out / "leaderboard.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-    write_json(out / "leaderboard.json", board)
+    write_json(out / LEADERBOARD, board)
     return board
 
 

@@ -150,7 +150,7 @@ def _layout(project: Path, params_file: Path | None) -> _Layout:
     raw = where.raw_dir
     return _Layout(raw_dvc=raw.with_name(raw.name + ".dvc").as_posix(), dataset=where.dataset,
                    merge_summary=where.merge_summary,
-                   leaderboard=where.evaluation_dir / "leaderboard.json")
+                   leaderboard=where.leaderboard)
 
 
 def version_files(project: Path, params_file: Path | None = None) -> list[str]:
