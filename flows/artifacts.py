@@ -167,9 +167,9 @@ def publish_all(project: str) -> list[str]:
     where = paths(load_params(root / "params.yaml"))
     published = []
     for key, publish, path in (
-        ("forecast", publish_forecast, where.forecasts_dir / "latest.json"),
-        ("leaderboard", publish_leaderboard, where.evaluation_dir / "leaderboard.json"),
-        ("drift", publish_drift, where.drift_dir / "drift.json"),
+        ("forecast", publish_forecast, where.forecast),
+        ("leaderboard", publish_leaderboard, where.leaderboard),
+        ("drift", publish_drift, where.drift_summary),
         ("report", publish_report_link, where.front_page),
     ):
         if (root / path).exists():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,29 +19,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.dvc import CommandResult, dvc, locked_hash
-from flows.runs import (
-    FETCH_FAILED,
-    bad_data,
-    exclusive,
-    passed_on,
-    project_lock,
-    raise_for_state,
-    stage_failed,
-)
+from flows.dvc import dvc, locked_hash
+from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
+from flows.stages import TransientStageError, publish_version, run_stages
 from pipelines.config import load_params, paths
-from pipelines.errors import DataError, FetchError, printable
-from pipelines.fileio import atomic_path
+from pipelines.errors import FetchError
+from pipelines.fileio import append_jsonl, atomic_path
 from pipelines.ingest import display_name, export_files, matches, refusal
-from pipelines.versions import record_version
-
-log = logging.getLogger("pipelines.run")
 
 DATA_STAGES = ("ingest", "validate", "merge")
-
-
-class TransientStageError(RuntimeError):
-    """A stage failed for a reason other than its input data; worth a retry."""
 
 
 @task(retries=2, retry_delay_seconds=3)
@@ -118,46 +103,6 @@ def snapshot_raw(project: str, raw_dir: str) -> str:
         raise TransientStageError(f"dvc add {raw_dir} failed:\n{result.output}")
     dvc_file = Path(project) / f"{raw_dir}.dvc"
     return yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"][0]["md5"]
-
-
-@task(retries=2, retry_delay_seconds=3, task_run_name="{stage}")
-def repro_stage(project: str, stage: str) -> CommandResult:
-    """``dvc repro`` one stage. Bad input is returned (no retry); other failures raise."""
-    logger = get_run_logger()
-    result = dvc(Path(project), "repro", "--single-item", stage,
-                 on_line=lambda line: logger.info("%s | %s", stage, line))
-    if not result.ok and not result.data_error:
-        raise TransientStageError(f"dvc repro {stage} failed:\n{result.output}")
-    return result
-
-
-@task(retries=3, retry_delay_seconds=5, task_run_name="dvc push")
-def push(project: str) -> str:
-    """Send the new data version (raw, tables, dataset) to the default DVC remote."""
-    result = dvc(Path(project), "push")
-    if not result.ok:
-        raise TransientStageError(f"dvc push failed:\n{result.output}")
-    return result.output.strip().splitlines()[-1] if result.output.strip() else "pushed"
-
-
-@task(retries=1, retry_delay_seconds=5, task_run_name="git commit")
-def commit_version(project: str, flow_name: str, push_git: bool) -> dict[str, Any] | None:
-    """Commit ``dvc.lock`` and ``data/raw.dvc`` if this run changed them; push to git."""
-    version = record_version(Path(project), flow_name, push=push_git)
-    if version is None:
-        get_run_logger().info("version: dvc.lock and the raw data unchanged, nothing to commit")
-        return None
-    get_run_logger().info("version: committed %s (%s)%s", version.commit[:10], version.subject,
-                          "; pushed" if version.pushed else "")
-    return version.as_dict()
-
-
-def publish_version(project: str, flow_name: str, push_remote: bool, commit: bool,
-                    push_git: bool) -> dict[str, Any] | None:
-    """Data first (``dvc push``), then the version's git commit and its push."""
-    if push_remote:
-        push(project)
-    return commit_version(project, flow_name, push_git and push_remote) if commit else None
 
 
 @task
@@ -252,12 +197,13 @@ def data_flow(
     if links:
         return bad_data(links)
     raw_md5 = snapshot_raw(str(project), str(Path(raw).relative_to(project)))
-    for stage in DATA_STAGES:
-        result = repro_stage(str(project), stage)
+    def after(stage: str) -> None:
         if stage == "validate" and (project / where.validation_summary).exists():
             publish_validation(str(project / where.validation_summary))
-        if not result.ok:
-            return stage_failed(result)
+
+    failed = run_stages(str(project), DATA_STAGES, after=after)
+    if failed:
+        return stage_failed(failed)
     dataset_md5 = locked_hash(project, "merge", where.dataset)
     version = publish_dataset(str(project / where.merge_summary), dataset_md5, raw_md5)
     validation = json.loads((project / where.validation_summary).read_text(encoding="utf-8"))
@@ -266,75 +212,8 @@ def data_flow(
     version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
                                         push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    _record_run(project / "reports" / "runs.jsonl", version)
+    append_jsonl(project / "reports" / "runs.jsonl", version)
     publish_all(str(project))  # the standing forecast, leaderboard, drift and report link
     return Completed(message=json.dumps(version), data=version)
 
 
-def _record_run(history: Path, version: dict[str, Any]) -> None:
-    history.parent.mkdir(parents=True, exist_ok=True)
-    with history.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(version) + "\n")
-
-
-@flow(name="tsepipe", description="The whole pipeline: the data flow, then training.")
-@exclusive
-def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
-                  push_remote: bool = True, train: bool = True, fetch: bool | None = None,
-                  lock_wait_seconds: float = 0, commit: bool = True) -> State:
-    """Data flow then (unless ``train`` is false) the training flow, as subflows."""
-    from flows.train import training_flow
-
-    data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
-                     fetch=fetch, commit=commit, return_state=True)
-    if not data.is_completed():
-        return passed_on(data)
-    if not train:  # a State of its own: the subflow's would come back from .result()
-        return Completed(message=data.message, data=data.result())
-    trained = training_flow(project_dir=project_dir, push_remote=push_remote, commit=commit,
-                            return_state=True)
-    if not trained.is_completed():
-        return passed_on(trained)
-    return Completed(message=trained.message,
-                     data={"data": data.result(), "forecast": trained.result()})
-
-
-def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = True,
-                 fetch: bool | None = None, wait_seconds: float = 0, commit: bool = True) -> str:
-    """Run the pipeline from the CLI; raise the ``PipelineError`` that says why it failed."""
-    project = Path.cwd()
-    if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
-        raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
-                        "run tsepipe from the project root")
-    params = load_params(project / "params.yaml")
-    fetching = fetch if fetch is not None else params["fetch"]["enabled"]
-    if not fetching:
-        export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
-    with project_lock(project, "tsepipe run", wait_seconds):  # busy: before Prefect starts
-        state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
-                              train=train, fetch=fetch, commit=commit, return_state=True)
-    raise_for_state(state)
-    result = state.result()
-    version = result["data"] if train else result
-    if version["files_left_out"]:
-        log.warning("warning: %d export file(s) left out by validation; see %s",
-                    version["files_left_out"], paths(params).validation_report_dir / "index.html")
-    if version["rows_dropped"]:
-        log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
-                    version["rows_dropped"], paths(params).validation_report_dir / "index.html")
-    for warning in version["warnings"]:
-        log.warning("warning: %s", printable(warning))
-    lines = [f"dataset {version['dataset']} ({version['rows']} trading days x "
-             f"{version['columns']} columns, {version['first_date']} .. "
-             f"{version['last_date']}) DVC md5 {version['dataset_md5']}; raw md5 "
-             f"{version['raw_md5']}"]
-    if train:
-        forecast = result["forecast"]
-        lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
-                     f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
-        lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
-    commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
-               if c]
-    if commits:
-        lines.append(f"version committed to git: {commits[-1]['commit'][:10]} (tsepipe history)")
-    return "\n".join(lines)

@@ -13,6 +13,9 @@ import yaml
 
 from pipelines.errors import DATA_ERROR_EXIT
 
+# the project's run lock (flows.runs.project_lock): one run at a time per checkout
+LOCK_FILE = Path(".dvc") / "tmp" / "tsepipe-run.lock"
+
 
 @dataclass
 class CommandResult:

@@ -41,10 +41,11 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.data import publish_version, repro_stage
 from flows.runs import exclusive, stage_failed
+from flows.stages import publish_version, repro_stage, run_stages
 from pipelines.config import load_params, paths
 from pipelines.drift import ranked_drifted
+from pipelines.fileio import append_jsonl
 
 REPORT_STAGES = ("predict", "drift", "report")
 RETRAIN_TAG = "drift-triggered"
@@ -75,11 +76,10 @@ def report_flow(project_dir: str = ".", push_remote: bool = True,
     """
     project = Path(project_dir).resolve()
     where = paths(load_params(project / "params.yaml"))
-    for stage in REPORT_STAGES:
-        result = repro_stage(str(project), stage)
-        if not result.ok:
-            return stage_failed(result)
-    forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
+    failed = run_stages(str(project), REPORT_STAGES)
+    if failed:
+        return stage_failed(failed)
+    forecast = json.loads((project / where.forecast).read_text(
         encoding="utf-8"))
     forecast["commit"] = publish_version(str(project), "tsepipe-report", push_remote, commit,
                                          push_git)
@@ -172,10 +172,6 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
     return "\n".join(lines) + "\n"
 
 
-def _record(log: Path, record: dict[str, Any]) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
 
 
 @flow(name="tsepipe-monitor",
@@ -203,7 +199,7 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
         return stage_failed(result)
     # a drift report made here (new data since the last report run) is a version too
     publish_version(str(project), "tsepipe-monitor", push_remote, commit, push_git)
-    drift = read_drift(str(project / where.drift_dir / "drift.json"))
+    drift = read_drift(str(project / where.drift_summary))
     share = float(drift["share_of_drifted_features"])
     top = ranked_drifted(drift.get("features", {}))[:TOP_FEATURES]
     names = ", ".join(t["feature"] for t in top[:3])
@@ -250,7 +246,7 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
     create_markdown_artifact(
         key="monitoring", markdown=_markdown(record, drift, top, retrain_deployment),
         description=inert_markdown(f"{record['decision']}: {record['reason']}"))
-    _record(project / MONITORING_LOG, record)
+    append_jsonl(project / MONITORING_LOG, record)
     publish_all(str(project))
     if outcome is not None:
         return outcome

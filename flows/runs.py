@@ -30,9 +30,9 @@ from typing import Any
 
 from prefect.states import Failed, State
 
+from flows.dvc import LOCK_FILE
 from pipelines.errors import BusyError, DataError, FetchError, StageCrash
 
-LOCK_FILE = Path(".dvc") / "tmp" / "tsepipe-run.lock"
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Crash|Exit): ")

@@ -35,7 +35,7 @@ from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
-from pipelines.config import load_params
+from pipelines.config import LEADERBOARD, load_params
 from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
 from pipelines.evaluate import EvaluationSettings
 from pipelines.sweep import (
@@ -164,7 +164,7 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
             "dask": cluster, "seconds": round(time.perf_counter() - started, 3)}
     board = write_leaderboard(rows, out_dir, meta)
     _publish(board)
-    summary = {"leaderboard": str(Path(out_dir) / "leaderboard.json"),
+    summary = {"leaderboard": str(Path(out_dir) / LEADERBOARD),
                "rows": len(board["rows"]), "failed": [f["model"] for f in failed],
                "best": board["rows"][0]["model"] if board["rows"] else None,
                "workers": cluster.get("workers", [])}

@@ -15,8 +15,8 @@ from prefect import flow
 from prefect.states import Completed, State
 
 from flows.artifacts import publish_all
-from flows.data import publish_version, repro_stage
 from flows.runs import exclusive, stage_failed
+from flows.stages import publish_version, run_stages
 from pipelines.config import load_params, paths
 
 MODEL_STAGES = ("evaluate", "train", "predict", "drift", "report")
@@ -35,11 +35,10 @@ def training_flow(project_dir: str = ".", push_remote: bool = True,
     """
     project = Path(project_dir).resolve()
     where = paths(load_params(project / "params.yaml"))
-    for stage in MODEL_STAGES:
-        result = repro_stage(str(project), stage)
-        if not result.ok:
-            return stage_failed(result)
-    forecast = json.loads((project / where.forecasts_dir / "latest.json").read_text(
+    failed = run_stages(str(project), MODEL_STAGES)
+    if failed:
+        return stage_failed(failed)
+    forecast = json.loads((project / where.forecast).read_text(
         encoding="utf-8"))
     forecast["commit"] = publish_version(str(project), "tsepipe-train", push_remote, commit,
                                          push_git)

@@ -87,3 +87,12 @@ def file_md5(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def append_jsonl(target: Path | str, record: Any) -> Path:
+    """Append one JSON line to a log (a run history): the one file that grows in place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return target

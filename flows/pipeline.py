@@ -1,0 +1,84 @@
+"""The whole pipeline as one flow (``tsepipe run``): the data flow, then training.
+
+``run_pipeline`` is what the CLI calls: it checks the project, takes the project's run
+lock before Prefect starts, runs ``pipeline_flow`` and turns its final state into the
+summary lines (or the ``PipelineError`` that says why it failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from prefect import flow
+from prefect.states import Completed, State
+
+from flows.data import data_flow
+from flows.runs import exclusive, passed_on, project_lock, raise_for_state
+from flows.train import training_flow
+from pipelines.config import load_params, paths
+from pipelines.errors import DataError, printable
+from pipelines.ingest import export_files
+
+log = logging.getLogger("pipelines.run")
+
+
+@flow(name="tsepipe", description="The whole pipeline: the data flow, then training.")
+@exclusive
+def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
+                  push_remote: bool = True, train: bool = True, fetch: bool | None = None,
+                  lock_wait_seconds: float = 0, commit: bool = True) -> State:
+    """Data flow then (unless ``train`` is false) the training flow, as subflows."""
+    data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
+                     fetch=fetch, commit=commit, return_state=True)
+    if not data.is_completed():
+        return passed_on(data)
+    if not train:  # a State of its own: the subflow's would come back from .result()
+        return Completed(message=data.message, data=data.result())
+    trained = training_flow(project_dir=project_dir, push_remote=push_remote, commit=commit,
+                            return_state=True)
+    if not trained.is_completed():
+        return passed_on(trained)
+    return Completed(message=trained.message,
+                     data={"data": data.result(), "forecast": trained.result()})
+
+
+def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = True,
+                 fetch: bool | None = None, wait_seconds: float = 0, commit: bool = True) -> str:
+    """Run the pipeline from the CLI; raise the ``PipelineError`` that says why it failed."""
+    project = Path.cwd()
+    if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
+        raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
+                        "run tsepipe from the project root")
+    params = load_params(project / "params.yaml")
+    fetching = fetch if fetch is not None else params["fetch"]["enabled"]
+    if not fetching:
+        export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
+    with project_lock(project, "tsepipe run", wait_seconds):  # busy: before Prefect starts
+        state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
+                              train=train, fetch=fetch, commit=commit, return_state=True)
+    raise_for_state(state)
+    result = state.result()
+    version = result["data"] if train else result
+    if version["files_left_out"]:
+        log.warning("warning: %d export file(s) left out by validation; see %s",
+                    version["files_left_out"], paths(params).validation_report_dir / "index.html")
+    if version["rows_dropped"]:
+        log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
+                    version["rows_dropped"], paths(params).validation_report_dir / "index.html")
+    for warning in version["warnings"]:
+        log.warning("warning: %s", printable(warning))
+    lines = [f"dataset {version['dataset']} ({version['rows']} trading days x "
+             f"{version['columns']} columns, {version['first_date']} .. "
+             f"{version['last_date']}) DVC md5 {version['dataset_md5']}; raw md5 "
+             f"{version['raw_md5']}"]
+    if train:
+        forecast = result["forecast"]
+        lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
+                     f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
+        lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
+    commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
+               if c]
+    if commits:
+        lines.append(f"version committed to git: {commits[-1]['commit'][:10]} (tsepipe history)")
+    return "\n".join(lines)

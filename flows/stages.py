@@ -1,0 +1,75 @@
+"""The tasks every flow runs: one DVC stage, a list of them, dvc push, the version commit.
+
+Each stage is ``dvc repro --single-item STAGE`` (so ``dvc.lock`` always describes what was
+published), a task run named after the stage in the Prefect UI. After the stages a flow
+publishes its version: the data to the DVC remote first, then ``dvc.lock`` and
+``data/raw.dvc`` committed to git (``pipelines.versions``) and pushed when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from flows.dvc import CommandResult, dvc
+from pipelines.versions import record_version
+
+
+class TransientStageError(RuntimeError):
+    """A stage failed for a reason other than its input data; worth a retry."""
+
+
+@task(retries=2, retry_delay_seconds=3, task_run_name="{stage}")
+def repro_stage(project: str, stage: str) -> CommandResult:
+    """``dvc repro`` one stage. Bad input is returned (no retry); other failures raise."""
+    logger = get_run_logger()
+    result = dvc(Path(project), "repro", "--single-item", stage,
+                 on_line=lambda line: logger.info("%s | %s", stage, line))
+    if not result.ok and not result.data_error:
+        raise TransientStageError(f"dvc repro {stage} failed:\n{result.output}")
+    return result
+
+
+@task(retries=3, retry_delay_seconds=5, task_run_name="dvc push")
+def push(project: str) -> str:
+    """Send the new data version (raw, tables, dataset) to the default DVC remote."""
+    result = dvc(Path(project), "push")
+    if not result.ok:
+        raise TransientStageError(f"dvc push failed:\n{result.output}")
+    return result.output.strip().splitlines()[-1] if result.output.strip() else "pushed"
+
+
+@task(retries=1, retry_delay_seconds=5, task_run_name="git commit")
+def commit_version(project: str, flow_name: str, push_git: bool) -> dict[str, Any] | None:
+    """Commit ``dvc.lock`` and ``data/raw.dvc`` if this run changed them; push to git."""
+    version = record_version(Path(project), flow_name, push=push_git)
+    if version is None:
+        get_run_logger().info("version: dvc.lock and the raw data unchanged, nothing to commit")
+        return None
+    get_run_logger().info("version: committed %s (%s)%s", version.commit[:10], version.subject,
+                          "; pushed" if version.pushed else "")
+    return version.as_dict()
+
+
+def publish_version(project: str, flow_name: str, push_remote: bool, commit: bool,
+                    push_git: bool) -> dict[str, Any] | None:
+    """Data first (``dvc push``), then the version's git commit and its push."""
+    if push_remote:
+        push(project)
+    return commit_version(project, flow_name, push_git and push_remote) if commit else None
+
+
+def run_stages(project: str, stages: Iterable[str],
+               after: Callable[[str], None] | None = None) -> CommandResult | None:
+    """Run ``stages`` in order (``after(stage)`` once each has run); the first failure's
+    result (bad input data), or None when all succeeded."""
+    for stage in stages:
+        result = repro_stage(project, stage)
+        if after:
+            after(stage)
+        if not result.ok:
+            return result
+    return None
