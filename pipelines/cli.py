@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipelines.config import DEFAULT_PARAMS
 from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
 
 app = typer.Typer(
@@ -129,7 +130,7 @@ def sample_data(
 @app.command()
 @_stage
 def fetch(
-    params: ParamsOption = Path("params.yaml"),
+    params: ParamsOption = DEFAULT_PARAMS,
     raw_dir: Annotated[
         Path | None, typer.Option(help="Folder to write into (default: paths.raw_dir).")
     ] = None,
@@ -159,7 +160,7 @@ def fetch(
 @app.command()
 @_stage
 def ingest(
-    params: ParamsOption = Path("params.yaml"),
+    params: ParamsOption = DEFAULT_PARAMS,
     raw_dir: Annotated[
         Path | None, typer.Option(help="Export files folder (default: paths.raw_dir).")
     ] = None,
@@ -184,7 +185,7 @@ def ingest(
 
 @app.command()
 @_stage
-def validate(params: ParamsOption = Path("params.yaml")) -> None:
+def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Validate each file (Great Expectations) and the set; quarantine failing files."""
     from pipelines.config import load_params, paths
     from pipelines.validate import RowQuality
@@ -220,7 +221,7 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
-def merge(params: ParamsOption = Path("params.yaml")) -> None:
+def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Merge the usable tables by the target's trading days into one Parquet dataset."""
     from pipelines.config import load_params, paths
     from pipelines.merge import MergePolicy
@@ -266,7 +267,7 @@ def _leaderboard(where: Any, required: bool = True) -> dict[str, Any] | None:
     """The evaluate stage's leaderboard; missing: a DataError, or None if not required."""
     import json
 
-    board_path = where.evaluation_dir / "leaderboard.json"
+    board_path = where.leaderboard
     if not board_path.exists():
         if not required:
             return None
@@ -276,7 +277,7 @@ def _leaderboard(where: Any, required: bool = True) -> dict[str, Any] | None:
 
 @app.command()
 @_stage
-def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
+def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Walk-forward evaluation of every network and baseline; pick the champion."""
     from pipelines.evaluate import (
         EvaluationSettings,
@@ -304,7 +305,7 @@ def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
-def train(params: ParamsOption = Path("params.yaml")) -> None:
+def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Refit every network on all labelled days; save model.keras and its model card."""
     from pipelines.evaluate import EvaluationSettings
     from pipelines.train import model_configs, train_final
@@ -321,7 +322,7 @@ def train(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
-def predict(params: ParamsOption = Path("params.yaml")) -> None:
+def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Forecast the next trading day with the champion; write forecasts/latest.json."""
     from pipelines.predict import forecast, publish
 
@@ -338,7 +339,7 @@ def predict(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
-def drift(params: ParamsOption = Path("params.yaml")) -> None:
+def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Data drift (Evidently): the champion's training window against the latest days."""
     from pipelines.drift import champion_drift
 
@@ -360,16 +361,16 @@ def drift(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 @_stage
-def report(params: ParamsOption = Path("params.yaml")) -> None:
+def report(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Write the accuracy report and the front page reports/index.html (offline HTML)."""
     from pipelines.config import load_params, paths
     from pipelines.report import build_reports
 
     where = paths(load_params(params))
     needed = [where.validation_summary, where.merge_summary,
-              where.evaluation_dir / "leaderboard.json",
-              where.evaluation_dir / "predictions.parquet", where.drift_dir / "drift.json",
-              where.forecasts_dir / "latest.json"]
+              where.leaderboard,
+              where.predictions, where.drift_summary,
+              where.forecast]
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         raise DataError([f"{path}: missing; run the stages before report (tsepipe run, or "
@@ -382,7 +383,7 @@ def report(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 @_stage
 def sweep(
-    params: ParamsOption = Path("params.yaml"),
+    params: ParamsOption = DEFAULT_PARAMS,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of an existing Dask scheduler (tcp://...).")
     ] = None,
@@ -431,7 +432,22 @@ def run(
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     1 a stage crashed (its last lines are shown).
     """
-    from flows.data import run_pipeline
+    from flows.unchanged import unchanged_run
+    from pipelines.config import load_params, paths
+
+    project = Path.cwd()
+    if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
+        params = load_params(project / DEFAULT_PARAMS)
+        where = paths(params)
+        fetching = fetch if fetch is not None else params["fetch"]["enabled"]
+        same_raw = raw_dir is None or (project / raw_dir).resolve() == (
+            project / where.raw_dir).resolve()
+        if not fetching and same_raw:
+            summary = unchanged_run(project, where, push, train)
+            if summary:
+                typer.echo(summary)
+                return
+    from flows.pipeline import run_pipeline
 
     typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
                             wait_seconds=wait, commit=commit))
@@ -439,7 +455,7 @@ def run(
 
 @app.command()
 @_stage
-def remote(params: ParamsOption = Path("params.yaml")) -> None:
+def remote(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Point DVC at the data remote of params.yaml (remote:); print the remote in use.
 
     TSEPIPE_DVC_REMOTE_URL and TSEPIPE_S3_ENDPOINT_URL override remote.url and
@@ -455,7 +471,7 @@ def remote(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 @_stage
 def history(
-    params: ParamsOption = Path("params.yaml"),
+    params: ParamsOption = DEFAULT_PARAMS,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list, full hashes.")] = False,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many (newest first).")
@@ -491,7 +507,7 @@ def history(
 @_stage
 def checkout_version(
     rev: Annotated[str, typer.Argument(help="A commit of tsepipe history (hash, tag, HEAD~2).")],
-    params: ParamsOption = Path("params.yaml"),
+    params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Bring back the data and models of a recorded version (git + dvc checkout).
 
@@ -561,7 +577,7 @@ def doctor(
     packages = [name for name in ("tensorflow", "tensorflow-cpu") if version(name)]
     device = devices.detect_device()
     models: dict[str, dict[str, Any]] | None = None
-    params_path = params if params is not None else Path("params.yaml")
+    params_path = params if params is not None else DEFAULT_PARAMS
     if params is not None or params_path.exists():
         models = {}
         for name, config in model_configs(load_params(params_path)).items():

@@ -107,6 +107,16 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         project / "data/processed/merged.parquet")
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout
+    # the run's version is committed to git: dvc.lock and data/raw.dvc, nothing else
+    committed = run(["git", "show", "--name-only", "--format=%s", "HEAD"], project).stdout
+    assert committed.splitlines()[0].startswith("Version from tsepipe-train:")
+    assert set(committed.split("\n", 1)[1].split()) <= {"dvc.lock", "data/raw.dvc"}
+    # nothing changed: answered without a flow, the same summary
+    again = run(["tsepipe", "run"], project)
+    assert "nothing changed since the last run" in again.stdout
+    assert "forecast for 2019-12-21" in again.stdout and "417 trading days" in again.stdout
+    assert "Prefect" not in again.stdout + again.stderr
+    assert len((project / "reports/runs.jsonl").read_text().splitlines()) == len(history)
     # the reports: all there, the hostile names escaped (or neutralised) in every one
     for page in REPORTS:
         html = (project / page).read_text(encoding="utf-8")
@@ -204,6 +214,18 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout
     assert "Data and pipelines are up to date." in second.stdout
+    # an edit of fit_network (pipelines/fitting.py) makes evaluate and train stale, and
+    # whatever reads their outputs; the data stages stay up to date
+    fitting = project / "pipelines/fitting.py"
+    source = fitting.read_text()
+    fitting.write_text(source.replace("def fit_network(", "def fit_network(  # edited\n", 1))
+    status = run(["dvc", "status"], project).stdout
+    stale = {line.split(":")[0] for line in status.splitlines()
+             if line.strip() and not line.startswith((" ", "\t"))}
+    assert {"evaluate", "train", "predict", "drift", "report"} <= stale, status
+    assert not stale & {"ingest", "validate", "merge"}, status
+    fitting.write_text(source)
+    assert "up to date" in run(["dvc", "status"], project).stdout
     metrics = run(["dvc", "metrics", "show", "--json"], project)
     shown = json.loads(metrics.stdout)
     workspace = shown[""]["data"]
