@@ -13,13 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.dvc import dvc, locked_hash
+from flows.dvc import dvc, locked_hash, snapshot_md5
 from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
 from flows.stages import TransientStageError, publish_version, run_stages
 from pipelines.config import load_params, paths
@@ -102,7 +101,7 @@ def snapshot_raw(project: str, raw_dir: str) -> str:
     if not result.ok:
         raise TransientStageError(f"dvc add {raw_dir} failed:\n{result.output}")
     dvc_file = Path(project) / f"{raw_dir}.dvc"
-    return yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"][0]["md5"]
+    return snapshot_md5(dvc_file)
 
 
 @task

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flows.dvc import LOCK_FILE, dvc
+from flows.dvc import LOCK_FILE, dvc, snapshot_md5
 from pipelines.config import Paths
 from pipelines.errors import printable
 
@@ -73,10 +73,7 @@ def unchanged_run(project: Path, where: Paths, push: bool, train: bool) -> str |
             return None  # let the flow push, retry and report it
     summary: dict[str, Any] = json.loads((project / where.merge_summary).read_text(
         encoding="utf-8"))
-    raw = (project / f"{where.raw_dir}.dvc").read_text(encoding="utf-8")
-    raw_md5 = next((line.split(":", 1)[1].strip() for line in raw.splitlines()
-                    if line.strip().startswith("- md5:") or line.strip().startswith("md5:")),
-                   "?")
+    raw_md5 = snapshot_md5(project / f"{where.raw_dir}.dvc")
     lines = [f"nothing changed since the last run (dvc status: up to date); "
              f"{'pushed; ' if push else ''}no flow started"]
     for warning in summary.get("warnings", []):

@@ -7,7 +7,6 @@ mock of DVC: ``dvc push`` and ``dvc pull`` talk HTTP to it through dvc-s3 / boto
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import time
 import uuid
@@ -23,18 +22,13 @@ from pipelines.config import load_params
 from pipelines.errors import DataError
 from pipelines.remote import ENDPOINT_ENV, URL_ENV, remote_settings
 
-from .conftest import BIN, ROOT, env
+from .conftest import ROOT, env
+from .prefect_server import free_port
+from .s3_server import s3_server
 
 SECRET = "tsepipe-test-secret-" + uuid.uuid4().hex  # must never reach a file, git or output
 KEY_ID = "tsepipe-test-key"
-SERVER_START_SECONDS = 30
 DVC_SECONDS = 300  # a bound on each dvc/git command: a hang fails the test, never blocks it
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _md5(path: Path) -> str:
@@ -56,36 +50,9 @@ def _run(args: list[str], cwd: Path, extra: dict[str, str] | None = None,
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
-    """A moto S3 server on a free port of 127.0.0.1, for this module; its endpoint URL."""
-    log_file = tmp_path_factory.mktemp("moto") / "moto.log"
-    for _ in range(3):  # the free port may be taken between the probe and the bind
-        port = _free_port()
-        with log_file.open("ab") as log:
-            server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p",
-                                       str(port)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            server.kill()
-            server.wait(timeout=10)
-            continue
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
-        return
-    pytest.fail(f"moto_server did not start in {SERVER_START_SECONDS} s:\n"
-                f"{log_file.read_text(errors='replace')[-2000:]}")
+    """A moto S3 server on a free port of 127.0.0.1 (tests/s3_server.py); its endpoint URL."""
+    with s3_server(tmp_path_factory.mktemp("moto")) as remote:
+        yield remote["TSEPIPE_S3_ENDPOINT_URL"]
 
 
 @pytest.fixture
@@ -280,7 +247,7 @@ def test_an_unreachable_remote_fails_clearly_and_soon(tmp_path, s3_endpoint, aws
         expected = "bucket does not exist"
     else:  # a port where nothing listens
         remote_env = {URL_ENV: f"s3://{_bucket(s3_endpoint)}/x",
-                      ENDPOINT_ENV: f"http://127.0.0.1:{_free_port()}"}
+                      ENDPOINT_ENV: f"http://127.0.0.1:{free_port()}"}
         expected = "Could not connect to the endpoint URL"
     _run(["tsepipe", "remote"], project, remote_env)
 
