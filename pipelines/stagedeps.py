@@ -5,8 +5,9 @@ every ``pipelines`` module that module imports, at module level or inside a func
 directly or through another (its import closure). ``dvc.yaml`` lists exactly that closure
 as the stage's ``pipelines/*.py`` dependencies, so editing any of them (``fit_network`` in
 ``pipelines/fitting.py``, say) makes ``dvc status`` report the stage as changed. The CLI
-module is left out on purpose: it only reads the options and calls the stage's function,
-and depending on it would retrain the models whenever a command's help text changes.
+(``tsepipe/cli.py``, above this package) is left out on purpose: it only reads the
+options and calls the stage's function, and depending on it would retrain the models
+whenever a command's help text changes.
 
 ``python -m pipelines.stagedeps`` prints, per stage, the modules ``dvc.yaml`` should list
 and says which are missing or extra (exit 1 when any are); ``tests/test_stagedeps.py``
@@ -25,7 +26,7 @@ import yaml
 PACKAGE = "pipelines"
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
-# The module of each stage's ``tsepipe`` command (pipelines/cli.py calls its functions).
+# The module of each stage's ``tsepipe`` command (tsepipe/cli.py calls its functions).
 STAGE_MODULES = {
     "ingest": "ingest",
     "validate": "validate",

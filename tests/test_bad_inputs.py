@@ -32,8 +32,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from pipelines.cli import app
 from pipelines.fileio import file_md5
+from tsepipe.cli import app
 
 from .conftest import copy_exports
 
@@ -867,7 +867,7 @@ def test_ingest_left_out_line_on_stderr_of_every_invocation(work: Work) -> None:
     script = textwrap.dedent(f"""
         import json
         from typer.testing import CliRunner
-        from pipelines.cli import app
+        from tsepipe.cli import app
         runner = CliRunner()
         results = [runner.invoke(app, ["ingest", "--params", {str(work.params_file)!r}])
                    for _ in range(2)]

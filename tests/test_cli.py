@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tsepipe.cli import app
 
 COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
             "predict", "drift", "report", "sweep", "run", "remote", "history", "checkout",

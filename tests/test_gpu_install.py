@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tsepipe.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_CONSTRAINTS = ROOT / "constraints-gpu.txt"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.fileio import file_md5
+from tsepipe.cli import app
 
 from .conftest import TARGET, copy_exports, run
 from .tsetmc_server import TEDPIX_CODE, TsetmcServer

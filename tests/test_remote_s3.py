@@ -17,10 +17,10 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.dvc import locked_hash
-from pipelines.cli import app
 from pipelines.config import load_params
 from pipelines.errors import DataError
 from pipelines.remote import ENDPOINT_ENV, URL_ENV, remote_settings
+from tsepipe.cli import app
 
 from .conftest import ROOT, env
 from .prefect_server import free_port

@@ -9,8 +9,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from pipelines import sample
-from pipelines.cli import app
 from pipelines.formats import read_export
+from tsepipe.cli import app
 
 
 def digest(folder):

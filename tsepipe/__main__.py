@@ -1,0 +1,5 @@
+"""``python -m tsepipe``: the same as the ``tsepipe`` command."""
+
+from tsepipe.cli import main
+
+main()
