@@ -4,12 +4,12 @@
 local cluster of ``n_workers`` worker processes with one thread each, or an existing
 Dask scheduler (``scheduler_address``, e.g. ``tcp://10.0.0.5:8786``), and runs
 ``sweep_flow`` with it. Tasks get the dataset's path and plain dicts, never DataFrames,
-and return plain dicts (``pipelines.sweep`` rows); the flow writes
+and return plain dicts (``pipelines.sweep_run`` rows); the flow writes
 ``<out_dir>/leaderboard.parquet`` and ``leaderboard.json`` and publishes the table
 artifact ``sweep-leaderboard``.
 
 Each config trains in a fresh child process of its worker (TensorFlow/Keras leak about
-27 MB per model fit, see ``pipelines.sweep``; ``isolate=False`` trains in the worker
+27 MB per model fit, see ``pipelines.sweep_run``; ``isolate=False`` trains in the worker
 itself). TensorFlow threads: one intra-op and one inter-op thread per training process
 (``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``: set in the local workers'
 environment, passed on to the child, applied through ``tf.config.threading`` too), so
@@ -23,29 +23,32 @@ the others: the leaderboard lists it under ``failed`` and the flow ends Failed.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
 from pipelines.config import LEADERBOARD, load_params
 from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
-from pipelines.evaluate import EvaluationSettings
-from pipelines.sweep import (
+from pipelines.models import ModelConfig
+from pipelines.settings import EvaluationSettings
+from pipelines.sweep_grid import grid_from_params
+from pipelines.sweep_leaderboard import flat_row, write_leaderboard
+from pipelines.sweep_run import (
     baseline_rows,
     evaluate_config,
     evaluate_config_isolated,
-    flat_row,
-    grid_from_params,
     settings_to_dict,
-    write_leaderboard,
 )
 
 ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
@@ -82,7 +85,7 @@ def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[st
                          ) -> dict[str, Any]:
     """One config's leaderboard row, tagged with the worker (and process) that computed it.
 
-    ``isolate``: train in a fresh child process of the worker (``pipelines.sweep``'s
+    ``isolate``: train in a fresh child process of the worker (``pipelines.sweep_run``'s
     Memory note), else in the worker process itself.
     """
     if isolate:
@@ -103,8 +106,6 @@ def baselines_task(dataset: str, settings: dict[str, Any], target_index: str,
 
 def cluster_info() -> dict[str, Any]:
     """The Dask scheduler and workers of the running flow's task runner (empty without one)."""
-    from prefect.context import FlowRunContext
-
     context = FlowRunContext.get()
     runner = getattr(context, "task_runner", None)
     if not isinstance(runner, DaskTaskRunner):
@@ -177,8 +178,6 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
 
 def _dataset_problem(path: str, target_index: str) -> str | None:
     """Why the dataset cannot be swept (read from its schema), else None."""
-    import pyarrow.parquet as pq
-
     if not Path(path).is_file():
         return f"{path}: no merged dataset; run the data flow first"
     columns = pq.read_schema(path).names
@@ -191,8 +190,6 @@ def _checked(configs: list[dict[str, Any]], reserved: Iterable[str] = ()
              ) -> list[dict[str, Any]]:
     """Each config checked and named (before any task starts); names must be unique and
     not a baseline's (``reserved``)."""
-    from pipelines.models import ModelConfig
-
     checked = [ModelConfig.from_dict(dict(c)).to_dict() for c in configs]
     names = [c["name"] for c in checked]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -245,8 +242,6 @@ def run_sweep(dataset: str | None = None, out_dir: str | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m flows.sweep [--scheduler tcp://host:8786] [--workers N]``."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset")
     parser.add_argument("--out-dir")

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.features import FeatureTable, make_labels
+from pipelines.features import FeatureTable, make_labels, windows
 from pipelines.metrics import PROBA_CLIP
 
 BASELINES = ("majority", "always_up", "persistence", "logistic", "logistic_window")
@@ -162,8 +162,6 @@ def logistic_window(features: np.ndarray, labels: np.ndarray, window: int,
     read. With one class among the training labels the probability is their share of
     ups. Returns (proba, cls) for ``test_days``; cls = proba >= 0.5.
     """
-    from pipelines.features import windows
-
     features = np.asarray(features, dtype="float64")
     n = len(features)
     train_days = _days(train_days, n, "train_days")

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from pipelines.config import MODEL_CARD, MODEL_FILE, SCALER
 from pipelines.errors import DataError
 from pipelines.features import FeatureTable, TrainOnlyScaler
 from pipelines.fileio import file_md5
+from pipelines.leaderboard import Leaderboard
+from pipelines.models import load_model
 
 
 @dataclass
@@ -36,16 +37,7 @@ class Champion:
     note: str = ""  # why the board's champion is not the one forecasting, if so
 
 
-def load_scaler(folder: Path | str) -> TrainOnlyScaler:
-    saved = json.loads((Path(folder) / "scaler.json").read_text(encoding="utf-8"))
-    scaler = TrainOnlyScaler()
-    scaler.mean_ = np.asarray(saved["mean"])
-    scaler.scale_ = np.asarray(saved["scale"])
-    scaler.last_day_ = saved["last_training_day"]
-    return scaler
-
-
-def load_champion(board: dict[str, Any], models_dir: Path | str, table: FeatureTable
+def load_champion(board: Leaderboard, models_dir: Path | str, table: FeatureTable
                   ) -> Champion:
     """The leaderboard's champion, ready to predict on ``table`` (the default feature set).
 
@@ -53,21 +45,22 @@ def load_champion(board: dict[str, Any], models_dir: Path | str, table: FeatureT
     validation (``note`` says so); a missing model card is a ``DataError``; a damaged
     model file a ``StageCrash`` (``models.load_model``).
     """
-    name = board["champion"]
-    if board["models"][name]["kind"] != "network":
+    name = board.champion
+    if not board.is_network(name):
         return Champion(name, "baseline", table, version=f"baseline:{name}")
     folder = Path(models_dir) / name
-    card_path = folder / "card.json"
+    card_path = folder / MODEL_CARD
     if not card_path.exists():
         raise DataError(f"{card_path}: the champion {name} has no model card; run tsepipe "
                         "train first")
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    trained_on = json.loads((folder / "scaler.json").read_text(encoding="utf-8"))["features"]
+    scaler = TrainOnlyScaler.load(folder / SCALER)
+    trained_on = scaler.names
     view = table.view(card.get("feature_set") or None)
     if view.names != trained_on:
         missing = [f for f in trained_on if f not in view.names]
         new = [f for f in view.names if f not in trained_on]
-        stand_in = board.get("best_baseline_on_validation") or board["best_baseline_on_test"]
+        stand_in = board.stand_in
         note = (f"today's dataset does not give the features {name} was trained on "
                 f"(missing: {', '.join(missing[:6]) or 'none'}"
                 f"{' ...' if len(missing) > 6 else ''}; new: {', '.join(new[:6]) or 'none'}"
@@ -75,8 +68,6 @@ def load_champion(board: dict[str, Any], models_dir: Path | str, table: FeatureT
                 "until the next training run (tsepipe train)")
         return Champion(stand_in, "baseline", table, version=f"baseline:{stand_in}",
                         note=note)
-    from pipelines.models import load_model
-
-    model_file = folder / "model.keras"
-    return Champion(name, "network", view, load_model(model_file), load_scaler(folder), card,
+    model_file = folder / MODEL_FILE
+    return Champion(name, "network", view, load_model(model_file), scaler, card,
                     file_md5(model_file))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -25,7 +26,6 @@ from pydantic import (
 from pipelines.errors import DataError
 
 DEFAULT_PARAMS = Path("params.yaml")
-COLUMN_SEPARATOR = "__"  # dataset columns are <index_id>__<field>: no index id may hold it
 TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # TSE trades Saturday .. Wednesday (Monday is 0)
 # File names inside the output folders of params.yaml's paths (dvc.yaml repeats them)
 LEADERBOARD = "leaderboard.json"
@@ -34,6 +34,11 @@ BACKTEST = "backtest.json"
 FORECAST = "latest.json"
 FORECAST_LOG = "log.parquet"
 DRIFT_SUMMARY = "drift.json"
+# The files of one model's folder, <models_dir>/<name>/
+MODEL_FILE = "model.keras"
+MODEL_CARD = "card.json"
+SCALER = "scaler.json"
+TRAINING_HISTORY = "history.csv"
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,6 @@ class DataSection(_Section):
 
 def url_credentials(url: str) -> bool:
     """Whether ``url`` carries a user or password (``scheme://user:secret@host``)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -175,6 +178,8 @@ class FeaturesSection(_Section):
 
     @model_validator(mode="after")
     def _known(self) -> FeaturesSection:
+        # lazy: reading params (the CLI's start, `tsepipe run` with nothing to do) must not
+        # pay for pandas; features does not import config, so this is no cycle
         from pipelines.features import check_feature_sets
 
         check_feature_sets(self.sets)
@@ -212,7 +217,7 @@ class TrainSection(_Section):
     @field_validator("models")
     @classmethod
     def _models(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from pipelines.models import ModelConfig
+        from pipelines.models import ModelConfig  # lazy: as above (models imports devices)
 
         for name, spec in models.items():
             try:

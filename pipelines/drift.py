@@ -16,7 +16,7 @@ Only stationary features are accepted (names ending in ``__`` and one of
 Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of the HTML,
 so a name containing ``</script>`` would break out of it. Index names are untrusted:
 the report is run on names with ``<``, ``>`` and ``&`` replaced by look-alike
-characters; the JSON keeps the original names.
+characters (``evidently_pages.html_safe_name``); the JSON keeps the original names.
 """
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import COLUMN_SEPARATOR, DRIFT_SUMMARY
+from pipelines.columns import COLUMN_SEPARATOR
+from pipelines.config import DRIFT_SUMMARY
+from pipelines.evidently_pages import html_safe_name, save_html
 from pipelines.features import FEATURES, FeatureTable
-from pipelines.fileio import atomic_path, write_json
+from pipelines.fileio import write_json
+from pipelines.leaderboard import Leaderboard
 
 STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
-_HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
-
-
-def html_safe_name(name: str) -> str:
-    return name.translate(_HTML_SAFE)
 
 
 def _span(frame: pd.DataFrame) -> dict[str, Any]:
@@ -182,10 +180,7 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[s
         "current": _span(current),
         **(context or {}),
     }
-    with atomic_path(out_html) as tmp:
-        snapshot.save_html(str(tmp))  # Evidently 0.7 silently writes nothing for a Path
-        if tmp.stat().st_size == 0:
-            raise RuntimeError("drift: Evidently wrote an empty HTML report")
+    save_html(snapshot, out_html, "drift: Evidently wrote an empty HTML report")
     write_json(out_json, summary)
     return summary
 
@@ -214,7 +209,7 @@ def reference_and_current(table: FeatureTable, train_last_day: int, current_days
     return reference, current
 
 
-def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path | str,
+def champion_drift(table: FeatureTable, board: Leaderboard, models_dir: Path | str,
                    window: int, current_days: int, threshold: float, out_dir: Path | str,
                    method: str | None = "ks", method_threshold: float | None = 0.01,
                    refit_every: int = 60) -> dict[str, Any]:
@@ -230,7 +225,7 @@ def champion_drift(table: FeatureTable, board: dict[str, Any], models_dir: Path 
     """
     from pipelines.champion import load_champion
     from pipelines.errors import DataError
-    from pipelines.evaluate import labelled_sample_days
+    from pipelines.features import labelled_sample_days
 
     champion = load_champion(board, models_dir, table)
     labelled = labelled_sample_days(table, window)

@@ -19,14 +19,25 @@ leaderboard says why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
 
+from pipelines import metrics as m
+from pipelines.backtest import BacktestSettings, backtest
+from pipelines.baselines import run_baseline
 from pipelines.config import BACKTEST, LEADERBOARD, PREDICTIONS
-from pipelines.features import FeatureTable, sample_days
+from pipelines.devices import detect_device
+from pipelines.features import FeatureTable, chronological_split, labelled_sample_days
+from pipelines.fileio import atomic_folder, atomic_path, write_json, write_text
 from pipelines.fitting import Blocks, Chain, NetworkRun, walk_forward_chains
+from pipelines.leaderboard import Days, Leaderboard, ModelRow
+from pipelines.metrics import rolling_accuracy
+from pipelines.settings import EvaluationSettings
 
 
 def walk_forward_blocks(labelled_days: np.ndarray, test_days: np.ndarray, refit_every: int,
@@ -43,76 +54,12 @@ def walk_forward_blocks(labelled_days: np.ndarray, test_days: np.ndarray, refit_
 def baseline_walk_forward(name: str, table: FeatureTable, blocks: Blocks, window: int = 1
                           ) -> tuple[np.ndarray, np.ndarray]:
     """A baseline's probabilities and classes over the walk-forward blocks."""
-    from pipelines.baselines import run_baseline
-
     probabilities, classes = [], []
     for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
         proba, cls = run_baseline(name, table, window, train_days, predict_days)
         probabilities.append(np.asarray(proba, dtype="float64"))
         classes.append(np.asarray(cls, dtype="int64"))
     return np.concatenate(probabilities), np.concatenate(classes)
-
-
-def labelled_sample_days(table: FeatureTable, window: int) -> np.ndarray:
-    """Days that have a full window behind them and a known label."""
-    days = sample_days(len(table.labels), window)
-    return days[~np.isnan(table.labels[days])]
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """The ``features``, ``split``, ``evaluate`` and ``train`` tunables of params.yaml."""
-
-    window: int = 10
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.3
-    refit_every: int = 60
-    gap: int = 1
-    seeds: tuple[int, ...] = (1, 2, 3)
-    champion_metric: str = "mcc"
-    promotion_margin: float = 0.02
-    baselines: tuple[str, ...] = ("majority", "always_up", "persistence", "logistic",
-                                  "logistic_window")
-    bootstrap_block: int = 10
-    bootstrap_samples: int = 1000
-    deterministic: bool = False
-    mixed_precision: bool = False
-    warm_start: bool = True
-    warm_epochs: int = 8
-    workers: int = 0
-    feature_set: str = ""  # the default set (networks without their own, logistic_window)
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> EvaluationSettings:
-        evaluate, train = params["evaluate"], params["train"]
-        return cls(
-            window=params["features"]["window"],
-            validation_fraction=params["split"]["validation_fraction"],
-            test_fraction=params["split"]["test_fraction"],
-            refit_every=evaluate["refit_every"],
-            gap=evaluate["gap"],
-            seeds=tuple(train["seeds"]),
-            champion_metric=evaluate["champion_metric"],
-            promotion_margin=evaluate["promotion_margin"],
-            baselines=tuple(evaluate["baselines"]),
-            bootstrap_block=evaluate["bootstrap_block"],
-            bootstrap_samples=evaluate["bootstrap_samples"],
-            deterministic=train["deterministic"],
-            mixed_precision=train["mixed_precision"],
-            warm_start=evaluate["warm_start"],
-            warm_epochs=evaluate["warm_epochs"],
-            workers=evaluate["workers"],
-            feature_set=params["features"]["set"],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> EvaluationSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in values.items() if k in known})
 
 
 @dataclass
@@ -169,8 +116,6 @@ def evaluate_models(table: FeatureTable, configs: dict[str, Any],
     ``configs``: model name -> ``models.ModelConfig``. ``progress`` gets one line per
     network refit: "lstm seed 2/3: refit 5/9 (...); ETA 1m20s".
     """
-    from pipelines.features import chronological_split
-
     say = progress or (lambda message: None)
     labelled = labelled_sample_days(table, settings.window)
     split = chronological_split(labelled, settings.validation_fraction, settings.test_fraction)
@@ -224,7 +169,7 @@ def _progress_line(message: dict[str, Any]) -> str:
             f"ETA {eta_text}")
 
 
-def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
+def leaderboard(evaluation: Evaluation) -> Leaderboard:
     """Metrics of every model on the same days, intervals, tests, and the champion.
 
     The champion rule: the best baseline on the pooled validation days sets the bar; a
@@ -232,8 +177,6 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
     ``promotion_margin``, and the highest promoted network wins; otherwise the best
     baseline is the champion. ``champion_reason`` says which case it was, with numbers.
     """
-    from pipelines import metrics as m
-
     settings = evaluation.settings
     y_val = evaluation.labels[evaluation.validation_days].astype(int)
     y_test = evaluation.labels[evaluation.test_days].astype(int)
@@ -286,31 +229,27 @@ def leaderboard(evaluation: Evaluation) -> dict[str, Any]:
                                    **m.mcnemar_test(y_test, pred, best)}
         row["pesaran_timmermann"] = m.pesaran_timmermann(y_test, pred)
     champion, reason, notes = _champion(rows, baseline_names, metric, settings.promotion_margin)
-    from pipelines.devices import detect_device
-
-    return {
-        "champion": champion,
-        "champion_reason": reason,
-        "device": detect_device() if any(r["kind"] == "network" for r in rows.values())
-        else None,
-        "champion_metric": metric,
-        "promotion_margin": settings.promotion_margin,
-        "best_baseline_on_validation": max(
+    return Leaderboard(
+        champion=champion,
+        champion_reason=reason,
+        device=detect_device() if any(r["kind"] == "network" for r in rows.values()) else None,
+        champion_metric=metric,
+        promotion_margin=settings.promotion_margin,
+        best_baseline_on_validation=max(
             baseline_names, key=lambda n: _score(rows[n]["validation"], metric)),
-        "best_baseline_on_test": best_baseline,
-        "notes": notes,
-        "walk_forward": {"refit_every": settings.refit_every, "gap": settings.gap,
-                         "warm_start": settings.warm_start,
-                         "warm_epochs": settings.warm_epochs if settings.warm_start else None,
-                         "seeds": list(settings.seeds), "window": settings.window},
-        "days": {"validation": len(evaluation.validation_days),
-                 "test": len(evaluation.test_days),
-                 "validation_first": _day(evaluation, evaluation.validation_days, 0),
-                 "validation_last": _day(evaluation, evaluation.validation_days, -1),
-                 "test_first": _day(evaluation, evaluation.test_days, 0),
-                 "test_last": _day(evaluation, evaluation.test_days, -1)},
-        "models": rows,
-    }
+        best_baseline_on_test=best_baseline,
+        notes=notes,
+        walk_forward={"refit_every": settings.refit_every, "gap": settings.gap,
+                      "warm_start": settings.warm_start,
+                      "warm_epochs": settings.warm_epochs if settings.warm_start else None,
+                      "seeds": list(settings.seeds), "window": settings.window},
+        days=Days(validation=len(evaluation.validation_days), test=len(evaluation.test_days),
+                  validation_first=_day(evaluation, evaluation.validation_days, 0),
+                  validation_last=_day(evaluation, evaluation.validation_days, -1),
+                  test_first=_day(evaluation, evaluation.test_days, 0),
+                  test_last=_day(evaluation, evaluation.test_days, -1)),
+        models={name: ModelRow(**row) for name, row in rows.items()},
+    )
 
 
 def _day(evaluation: Evaluation, days: np.ndarray, position: int) -> str | None:
@@ -356,7 +295,7 @@ def _score(metrics: dict[str, Any], metric: str) -> float:
     return float("-inf") if value is None or np.isnan(value) else float(value)
 
 
-def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any,
+def write_evaluation(evaluation: Evaluation, board: Leaderboard, out_dir: Any,
                      metrics_path: Any, rolling_window: int = 40,
                      backtest: dict[str, Any] | None = None) -> None:
     """Predictions (Parquet), the leaderboard (JSON), small metrics and DVC plot files.
@@ -366,13 +305,9 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
     metrics per model, flat, for ``dvc metrics``. ``out_dir/plots/``: confusion.csv
     (champion), roc.csv, rolling_accuracy.csv, equity.csv. ``out_dir/backtest.json``: the
     backtest of the champion's test-day forecasts (``backtest``: params.yaml's section),
-    also in ``board["backtest"]``. The folder is written aside and swapped in whole
+    also in ``board.backtest``. The folder is written aside and swapped in whole
     (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
     """
-    from pathlib import Path
-
-    from pipelines.fileio import atomic_folder
-
     out, metrics_path = Path(out_dir), Path(metrics_path)
     with atomic_folder(out) as staging:
         inside = metrics_path.resolve().is_relative_to(out.resolve())
@@ -384,36 +319,24 @@ def write_evaluation(evaluation: Evaluation, board: dict[str, Any], out_dir: Any
         _write_metrics(board, metrics_path)
 
 
-def _write_metrics(board: dict[str, Any], metrics_path: Any) -> None:
-    from pipelines.fileio import write_json
-
-    write_json(metrics_path, {
-        "champion": board["champion"],
-        "models": {name: {k: row["test"][k] for k in
-                          ("accuracy", "balanced_accuracy", "mcc", "f1", "roc_auc", "brier")}
-                   for name, row in board["models"].items()}})
+def _write_metrics(board: Leaderboard, metrics_path: Any) -> None:
+    write_json(metrics_path, board.flat_metrics())
 
 
-def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: Any,
+def _write_evaluation_files(evaluation: Evaluation, board: Leaderboard, out: Any,
                             metrics_path: Any, rolling_window: int,
                             backtest_settings: dict[str, Any] | None) -> None:
-    import pandas as pd
-    from sklearn.metrics import roc_curve
-
-    from pipelines.backtest import BacktestSettings, backtest
-    from pipelines.fileio import atomic_path, write_json
-
     if evaluation.close is not None:
-        forecasts = {board["champion"]: evaluation.results[board["champion"]].classes("test")}
+        forecasts = {board.champion: evaluation.results[board.champion].classes("test")}
         if "persistence" in evaluation.results:
             forecasts["persistence"] = evaluation.results["persistence"].classes("test")
         result, equity = backtest(evaluation.dates, evaluation.close, evaluation.test_days,
                                   forecasts, BacktestSettings.from_params(backtest_settings))
-        result["champion"] = board["champion"]
-        board["backtest"] = result
+        result["champion"] = board.champion
+        board.backtest = result
         write_json(out / BACKTEST, result)
         # fixed column names for dvc plots: the champion's column is "champion"
-        equity = equity.rename(columns={board["champion"]: "champion"})
+        equity = equity.rename(columns={board.champion: "champion"})
         _write_csv(out / "plots" / "equity.csv",
                    equity.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
 
@@ -430,13 +353,13 @@ def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: 
     predictions = pd.concat(frames, ignore_index=True)
     with atomic_path(out / PREDICTIONS) as tmp:
         predictions.to_parquet(tmp, index=False)
-    write_json(out / LEADERBOARD, board)
+    board.write(out / LEADERBOARD)
     if metrics_path is not None:
         _write_metrics(board, metrics_path)
 
     test = predictions[predictions["split"] == "test"]
     plots = out / "plots"
-    champion = test[test["model"] == (board["champion"] or test["model"].iloc[0])]
+    champion = test[test["model"] == board.champion]
     _write_csv(plots / "confusion.csv", champion[["label", "predicted"]].rename(
         columns={"label": "actual"}))
     roc_parts = []
@@ -451,17 +374,5 @@ def _write_evaluation_files(evaluation: Evaluation, board: dict[str, Any], out: 
                rolling.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
 
 
-def rolling_accuracy(test: Any, window: int, min_periods: int = 1) -> Any:
-    """Rolling share of correct directions: a frame indexed by date, a column per model.
-
-    ``test``: prediction rows (``date``, ``model``, ``label``, ``predicted``).
-    """
-    hits = test.assign(hit=(test["label"] == test["predicted"]).astype(float))
-    table = hits.pivot(index="date", columns="model", values="hit").sort_index()
-    return table.rolling(window, min_periods=min_periods).mean()
-
-
 def _write_csv(path: Any, frame: Any) -> None:
-    from pipelines.fileio import write_text
-
     write_text(path, frame.to_csv(index=False, float_format="%.6g"))

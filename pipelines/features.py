@@ -24,13 +24,16 @@ A window sample for day t stacks the feature rows t-W+1 .. t (numpy's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipelines.config import COLUMN_SEPARATOR
+from pipelines.columns import COLUMN_SEPARATOR, column_name, field_of, index_of
+from pipelines.fileio import write_json
 
 LEVELS = "levels"  # the pseudo-feature of the study's set: every raw column
 FeatureFunction = Callable[[Callable[[str], pd.Series]], pd.Series]
@@ -59,7 +62,7 @@ FEATURE_LABELS = {"logret": "log returns", "range": "ranges",
 
 def describe(names: Sequence[str]) -> str:
     """The kinds of feature among ``names`` (``<index>__<feature>``), in words."""
-    kinds = dict.fromkeys(name.split(COLUMN_SEPARATOR)[-1] for name in names)
+    kinds = dict.fromkeys(field_of(name) for name in names)
     return ", ".join(FEATURE_LABELS.get(kind, kind) for kind in kinds)
 
 
@@ -75,7 +78,7 @@ def _index_ids(frame: pd.DataFrame) -> list[str]:
     seen: dict[str, None] = {}
     for column in frame.columns:
         if COLUMN_SEPARATOR in column:
-            seen.setdefault(column.split(COLUMN_SEPARATOR)[0], None)
+            seen.setdefault(index_of(column), None)
     return list(seen)
 
 
@@ -96,12 +99,12 @@ def stationary_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.Data
     columns = {}
     for index_id in _index_ids(frame):
         def col(field: str, i: str = index_id) -> pd.Series:
-            return frame[f"{i}{COLUMN_SEPARATOR}{field}"]
+            return frame[column_name(i, field)]
 
         for feature in features:
             needs, compute = FEATURES[feature]
-            if all(f"{index_id}{COLUMN_SEPARATOR}{need}" in frame for need in needs):
-                columns[f"{index_id}{COLUMN_SEPARATOR}{feature}"] = compute(col)
+            if all(column_name(index_id, need) in frame for need in needs):
+                columns[column_name(index_id, feature)] = compute(col)
     return pd.DataFrame(columns, index=frame.index)
 
 
@@ -164,14 +167,14 @@ def feature_table(frame: pd.DataFrame, target_index: str,
     levels = level_features(frame) if any(LEVELS in chosen for chosen in sets.values()) \
         else pd.DataFrame(index=frame.index)
     features = pd.concat([stationary, levels], axis=1)
-    close = frame[f"{target_index}{COLUMN_SEPARATOR}close"].to_numpy(dtype="float64")
+    close = frame[column_name(target_index, "close")].to_numpy(dtype="float64")
     labels = make_labels(close)
     complete = features.notna().all(axis=1).to_numpy()
     names = list(features.columns)
     n_stationary = stationary.shape[1]
     columns = {
         name: list(range(n_stationary, len(names))) if LEVELS in chosen else
-        [i for i in range(n_stationary) if names[i].split(COLUMN_SEPARATOR)[-1] in chosen]
+        [i for i in range(n_stationary) if field_of(names[i]) in chosen]
         for name, chosen in sets.items()
     }
     table = FeatureTable(
@@ -207,6 +210,12 @@ def sample_days(n_days: int, window: int) -> np.ndarray:
     return np.arange(window - 1, n_days)
 
 
+def labelled_sample_days(table: FeatureTable, window: int) -> np.ndarray:
+    """Days that have a full window behind them and a known label."""
+    days = sample_days(len(table.labels), window)
+    return days[~np.isnan(table.labels[days])]
+
+
 @dataclass
 class Split:
     """Chronological split of the labelled days (day indices into a FeatureTable)."""
@@ -231,12 +240,17 @@ def chronological_split(labelled_days: np.ndarray, validation_fraction: float,
 
 
 class TrainOnlyScaler:
-    """Standardises features with the mean and spread of training rows only."""
+    """Standardises features with the mean and spread of training rows only.
+
+    ``save`` and ``load`` keep it beside its model (``scaler.json``) with the names of the
+    features it was fitted on, which the daily stages check against today's dataset.
+    """
 
     def __init__(self) -> None:
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.last_day_: int | None = None
+        self.names: list[str] = []  # the features, in column order (set by save and load)
 
     def fit(self, features: np.ndarray, last_training_day: int) -> TrainOnlyScaler:
         """Fit on rows 0 .. last_training_day (inclusive), the rows training windows use."""
@@ -251,3 +265,21 @@ class TrainOnlyScaler:
         if self.mean_ is None:
             raise RuntimeError("TrainOnlyScaler.transform before fit")
         return (values - self.mean_) / self.scale_
+
+    def save(self, path: Path | str, names: Sequence[str]) -> None:
+        """Write it as JSON (atomically), with the feature ``names`` it was fitted on."""
+        if self.mean_ is None or self.scale_ is None:
+            raise RuntimeError("TrainOnlyScaler.save before fit")
+        self.names = list(names)
+        write_json(path, {"mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                          "last_training_day": self.last_day_, "features": self.names})
+
+    @classmethod
+    def load(cls, path: Path | str) -> TrainOnlyScaler:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        scaler = cls()
+        scaler.mean_ = np.asarray(saved["mean"])
+        scaler.scale_ = np.asarray(saved["scale"])
+        scaler.last_day_ = saved["last_training_day"]
+        scaler.names = list(saved["features"])
+        return scaler

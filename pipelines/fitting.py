@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import devices
+from pipelines.devices import TF_THREAD_ENV
 from pipelines.features import FeatureTable, TrainOnlyScaler, windows
+from pipelines.models import build_model, early_stopping
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -66,9 +69,6 @@ def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.nd
     for ``epochs`` (default ``config.epochs``). The last tenth of the training days (in
     time order) is held out for early stopping.
     """
-    from pipelines import devices
-    from pipelines.models import build_model, early_stopping
-
     if model is None:
         devices.configure(seed, deterministic=deterministic, mixed_precision=mixed_precision)
     scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
@@ -149,8 +149,6 @@ class Chain:
 def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any],
                messages: Any) -> tuple[np.ndarray, list[NetworkRun]]:
     """A worker's job: one chain; each refit is reported on the ``messages`` queue."""
-    from pipelines import devices
-
     devices.limit_tensorflow_threads()
 
     def report(number: int, run: NetworkRun) -> None:
@@ -205,8 +203,6 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                     "refit": number + 1, "refits": len(blocks), "seconds": run.seconds,
                     "epochs": run.epochs})))
         return results
-
-    from pipelines.devices import TF_THREAD_ENV
 
     threads = str(max(1, usable_cores() // workers))
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe

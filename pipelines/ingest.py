@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import COLUMN_SEPARATOR
+from pipelines.columns import COLUMN_SEPARATOR
 from pipelines.errors import DataError, printable
 from pipelines.fileio import atomic_folder, file_md5, leftover_staging, write_json
 from pipelines.formats import EmptyExportError, ExportReadError, read_export

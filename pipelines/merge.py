@@ -36,16 +36,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import COLUMN_SEPARATOR
+from pipelines.columns import column_name
 from pipelines.errors import DataError, printable
 from pipelines.fileio import atomic_path, file_md5, write_json
 from pipelines.formats import NUMERIC_FIELDS
 
 METADATA_KEY = b"tsepipe"
-
-
-def column_name(index_id: str, field: str) -> str:
-    return f"{index_id}{COLUMN_SEPARATOR}{field}"
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,13 @@ def summarise_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {name: {"mean": float(mean), "std": float(std)}
                                for name, mean, std in zip(names, means, spreads, strict=True)}
     return summary | {"n_seeds": len(runs)}
+
+
+def rolling_accuracy(test: Any, window: int, min_periods: int = 1) -> Any:
+    """Rolling share of correct directions: a frame indexed by date, a column per model.
+
+    ``test``: prediction rows (``date``, ``model``, ``label``, ``predicted``).
+    """
+    hits = test.assign(hit=(test["label"] == test["predicted"]).astype(float))
+    table = hits.pivot(index="date", columns="model", values="hit").sort_index()
+    return table.rolling(window, min_periods=min_periods).mean()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import devices  # noqa: F401  (quiets TensorFlow before Keras is imported)
+from pipelines.errors import StageCrash
 
 if TYPE_CHECKING:
     import keras
@@ -126,6 +127,12 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain values (``units`` as a list), ready for YAML or JSON."""
         return asdict(self) | {"units": list(self.units)}
+
+
+def model_configs(params: dict[str, Any]) -> dict[str, ModelConfig]:
+    """Model name -> ModelConfig for every entry of ``train.models`` in params.yaml."""
+    return {name: ModelConfig.from_dict({"name": name} | spec)
+            for name, spec in params["train"]["models"].items()}
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -319,8 +326,6 @@ def load_model(path: Path | str) -> keras.Model:
     A missing, truncated or corrupt file raises ``StageCrash`` with one line naming it.
     """
     import keras
-
-    from pipelines.errors import StageCrash
 
     path = Path(path)
     if not path.is_file():

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.baselines import run_baseline
 from pipelines.champion import load_champion
 from pipelines.config import FORECAST, FORECAST_LOG, TRADING_WEEKDAYS
-from pipelines.evaluate import labelled_sample_days
-from pipelines.features import FeatureTable
+from pipelines.features import FeatureTable, labelled_sample_days
 from pipelines.fileio import atomic_path, write_json
+from pipelines.fitting import predict_network
+from pipelines.leaderboard import Leaderboard
 
 
 def next_trading_day(day: dt.date) -> dt.date:
@@ -28,7 +30,7 @@ def next_trading_day(day: dt.date) -> dt.date:
     return following
 
 
-def forecast(table: FeatureTable, window: int, board: dict[str, Any], models_dir: Path | str,
+def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: Path | str,
              data_version: str) -> dict[str, Any]:
     """Probability that the day after the last one closes higher, by the champion.
 
@@ -38,14 +40,10 @@ def forecast(table: FeatureTable, window: int, board: dict[str, Any], models_dir
     last_day = len(table.labels) - 1
     champion = load_champion(board, models_dir, table)
     if champion.kind == "network":
-        from pipelines.fitting import predict_network
-
         proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
                                       np.array([last_day]))[0])
         up = proba >= 0.5
     else:
-        from pipelines.baselines import run_baseline
-
         train_days = labelled_sample_days(table, window)
         values, classes = run_baseline(champion.name, table, window, train_days,
                                        np.array([last_day]))
@@ -59,7 +57,7 @@ def forecast(table: FeatureTable, window: int, board: dict[str, Any], models_dir
         "direction": "up" if up else "down",
         "champion": champion.name,
         "champion_kind": champion.kind,
-        "leaderboard_champion": board["champion"],
+        "leaderboard_champion": board.champion,
         "note": champion.note,
         "data_version": data_version,
         "model_version": champion.version,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from pipelines.fileio import write_text
 
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -16,8 +18,6 @@ _TEMPLATES = Path(__file__).with_name("templates")
 
 def render(template: str, target: Path | str, **context: Any) -> Path:
     """Render ``template`` with ``context`` and write it atomically to ``target``."""
-    import jinja2
-
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=True,

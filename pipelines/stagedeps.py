@@ -10,18 +10,22 @@ options and calls the stage's function, and depending on it would retrain the mo
 whenever a command's help text changes.
 
 ``python -m pipelines.stagedeps`` prints, per stage, the modules ``dvc.yaml`` should list
-and says which are missing or extra (exit 1 when any are); ``tests/test_stagedeps.py``
+and says which are missing or extra (exit 1 when any are); ``--write`` first rewrites
+those lists in ``dvc.yaml`` (after each stage's closure comment). ``tests/test_stagedeps.py``
 fails in the same case.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from functools import cache
 from pathlib import Path
 
 import yaml
+
+from pipelines.fileio import write_text
 
 PACKAGE = "pipelines"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -111,7 +115,33 @@ def disagreements(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, dict[str, lis
     return found
 
 
-def main() -> int:
+CLOSURE_COMMENT = "# the stage's import closure"
+
+
+def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> None:
+    """Rewrite each stage's ``pipelines/*.py`` lines in ``dvc.yaml`` to its closure.
+
+    The lines go right after the stage's ``CLOSURE_COMMENT`` line, with its indent; every
+    other line (comments, templates, data deps) stays as it is.
+    """
+    stage_line = re.compile(r"^  ([A-Za-z_][\w-]*):\s*$")
+    module_line = re.compile(rf"^\s+- {PACKAGE}/\S+\.py\s*$")
+    out, stage = [], None
+    for line in dvc_yaml.read_text(encoding="utf-8").splitlines():
+        if match := stage_line.match(line):
+            stage = match.group(1)
+        if stage in STAGE_MODULES and module_line.match(line):
+            continue
+        out.append(line)
+        if stage in STAGE_MODULES and line.strip().startswith(CLOSURE_COMMENT):
+            indent = line[:len(line) - len(line.lstrip())]
+            out.extend(f"{indent}- {path}" for path in code_deps(stage))
+    write_text(dvc_yaml, "\n".join(out) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    if "--write" in (sys.argv[1:] if argv is None else argv):
+        write()
     problems = disagreements()
     for stage in STAGE_MODULES:
         print(f"{stage}:")

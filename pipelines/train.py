@@ -8,39 +8,24 @@ eligibility, data version, git commit, device, training time, walk-forward metri
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipelines.evaluate import EvaluationSettings, labelled_sample_days
-from pipelines.features import FeatureTable
+from pipelines import devices
+from pipelines.config import MODEL_CARD, MODEL_FILE, SCALER, TRAINING_HISTORY
+from pipelines.features import FeatureTable, labelled_sample_days
 from pipelines.fileio import file_md5, write_json, write_text
 from pipelines.fitting import fit_network
+from pipelines.leaderboard import Leaderboard
+from pipelines.models import ModelConfig, count_params, cudnn_eligible, save_model
+from pipelines.provenance import git_commit
+from pipelines.settings import EvaluationSettings
 
 
-def model_configs(params: dict[str, Any]) -> dict[str, Any]:
-    """Model name -> ModelConfig for every entry of ``train.models``."""
-    from pipelines.models import ModelConfig
-
-    return {name: ModelConfig.from_dict({"name": name} | spec)
-            for name, spec in params["train"]["models"].items()}
-
-
-def git_commit(project: Path | str = ".") -> str | None:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        return None
-    return done.stdout.strip() or None
-
-
-def train_final(table: FeatureTable, configs: dict[str, Any], settings: EvaluationSettings,
+def train_final(table: FeatureTable, configs: dict[str, ModelConfig], settings: EvaluationSettings,
                 models_dir: Path | str, data_version: str,
-                board: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                board: Leaderboard | None = None) -> dict[str, dict[str, Any]]:
     """Fit each network on all labelled days with the first seed; write its folder."""
-    from pipelines import devices
-    from pipelines.models import count_params, cudnn_eligible, save_model
-
     device = devices.detect_device()
     days = labelled_sample_days(table, settings.window)
     cards = {}
@@ -50,13 +35,11 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
                                          settings.seeds[0], settings.deterministic,
                                          settings.mixed_precision)
         folder = Path(models_dir) / name
-        save_model(model, folder / "model.keras")
-        write_json(folder / "scaler.json", {"mean": scaler.mean_.tolist(),
-                                            "scale": scaler.scale_.tolist(),
-                                            "last_training_day": scaler.last_day_,
-                                            "features": view.names})
+        save_model(model, folder / MODEL_FILE)
+        scaler.save(folder / SCALER, view.names)
         eligible, reason = cudnn_eligible(config)
-        evaluated = (board or {}).get("models", {}).get(name, {})
+        row = board.models.get(name) if board else None
+        evaluated = row.model_dump(mode="json") if row else {}
         card = {
             "name": name,
             "config": config.to_dict(),
@@ -75,13 +58,13 @@ def train_final(table: FeatureTable, configs: dict[str, Any], settings: Evaluati
             "training": {"epochs": run.epochs, "seconds": round(run.seconds, 3),
                          "seconds_per_epoch": round(run.seconds / max(run.epochs, 1), 4)},
             "walk_forward": {k: evaluated.get(k) for k in ("test", "test_by_seed", "training")},
-            "model_md5": file_md5(folder / "model.keras"),
+            "model_md5": file_md5(folder / MODEL_FILE),
         }
-        write_json(folder / "card.json", card)
+        write_json(folder / MODEL_CARD, card)
         epochs = range(1, run.epochs + 1)
         keys = sorted(run.history)
         lines = ["epoch," + ",".join(keys)] + [
             f"{e}," + ",".join(f"{run.history[k][e - 1]:.6g}" for k in keys) for e in epochs]
-        write_text(folder / "history.csv", "\n".join(lines) + "\n")
+        write_text(folder / TRAINING_HISTORY, "\n".join(lines) + "\n")
         cards[name] = card
     return cards

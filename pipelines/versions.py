@@ -34,7 +34,9 @@ from typing import Any
 
 import yaml
 
+from pipelines.config import load_params, paths
 from pipelines.errors import DataError, printable
+from pipelines.fileio import file_md5
 
 log = logging.getLogger("pipelines.versions")
 
@@ -142,8 +144,6 @@ class _Layout:
 
 
 def _layout(project: Path, params_file: Path | None) -> _Layout:
-    from pipelines.config import load_params, paths
-
     # params_file: as given (relative to the working folder, like --params)
     where = paths(load_params(project / "params.yaml" if params_file is None
                                     else params_file))
@@ -542,8 +542,6 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     version = _version_at(project, layout, sha)
     locked = _locked_md5(_yaml(_read(project / LOCK_FILE)), MERGE_STAGE, layout.dataset)
     if locked and (project / layout.dataset).is_file():
-        from pipelines.fileio import file_md5
-
         actual = file_md5(project / layout.dataset)
         if actual != locked:
             raise VersionError(f"{layout.dataset}: md5 {actual} after dvc checkout, but "

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.drift import drift_report, reference_and_current
 from pipelines.features import FeatureTable, make_labels
+from pipelines.leaderboard import Days, Leaderboard, ModelRow
 
 HOSTILE = "<script>alert(1)</script>"
 NAMES = ([f"IDX{i}__logret" for i in range(4)] + [f"IDX{i}__logvol_change" for i in range(2)]
@@ -157,7 +158,11 @@ def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, cha
     from pipelines.drift import champion_drift
     from pipelines.errors import DataError
 
-    board = {"champion": champion, "models": {champion: {"kind": "baseline"}}}
+    board = Leaderboard(
+        champion=champion, champion_reason="the only model", champion_metric="mcc",
+        promotion_margin=0.02, best_baseline_on_validation=champion,
+        best_baseline_on_test=champion, days=Days(validation=0, test=0),
+        models={champion: ModelRow(model=champion, kind="baseline", validation={}, test={})})
     stable = champion_drift(regime_table(), board, tmp_path / "models", window=10,
                             current_days=60, threshold=0.5, out_dir=tmp_path / "stable")
     assert stable["champion"] == champion and stable["champion_kind"] == "baseline"

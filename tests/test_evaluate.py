@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.errors import DataError
 from pipelines.evaluate import (
-    EvaluationSettings,
     ModelResult,
     baseline_walk_forward,
     evaluate_models,
@@ -19,7 +19,9 @@ from pipelines.evaluate import (
 )
 from pipelines.features import FeatureTable, feature_table, make_labels, windows
 from pipelines.fitting import Chain, fit_network, network_walk_forward, walk_forward_chains
+from pipelines.leaderboard import Leaderboard
 from pipelines.models import ModelConfig
+from pipelines.settings import EvaluationSettings
 
 TARGET = "IRX6XTPI0009"
 TINY = {"cell": "gru", "units": [4], "epochs": 3, "batch_size": 16, "patience": 1}
@@ -163,19 +165,37 @@ def _fake_evaluation(network_validation: str) -> Any:
 def test_a_network_must_beat_the_best_baseline_by_the_margin():
     for case in ("weak", "close"):  # below the best baseline, or level with it
         board = leaderboard(_fake_evaluation(case))
-        assert board["champion"] == "logistic_window", case
-        assert board["best_baseline_on_validation"] == "logistic_window"
-        assert board["notes"] == [f"net not promoted: validation mcc "
-                                  f"{board['models']['net']['validation']['mcc']:.3f} does not "
+        assert board.champion == "logistic_window", case
+        assert board.best_baseline_on_validation == "logistic_window"
+        assert board.notes == [f"net not promoted: validation mcc "
+                                  f"{board.models['net'].validation['mcc']:.3f} does not "
                                   "beat the best baseline logistic_window (0.792) by the margin "
                                   "0.02"]
-        assert board["champion_reason"].startswith("no network beats the best baseline "
+        assert board.champion_reason.startswith("no network beats the best baseline "
                                                    "logistic_window (validation mcc 0.792)")
     board = leaderboard(_fake_evaluation("good"))
-    assert board["champion"] == "net" and board["notes"] == []
-    assert board["champion_reason"] == ("net beats the best baseline logistic_window on the "
+    assert board.champion == "net" and board.notes == []
+    assert board.champion_reason == ("net beats the best baseline logistic_window on the "
                                         "walk-forward validation days: mcc 1.000 against 0.792, "
                                         "more than the margin 0.02")
+
+
+def test_the_leaderboard_reads_back_as_written_and_a_damaged_one_is_named(tmp_path):
+    board = leaderboard(_fake_evaluation("good"))
+    path = board.write(tmp_path / "leaderboard.json")
+    again = Leaderboard.read(path)
+    assert again == board and again.champion_row.kind == "network"
+    assert again.networks == ["net"] and again.stand_in == "logistic_window"
+    with pytest.raises(DataError, match=r"no-such\.json: no leaderboard; run tsepipe evaluate"):
+        Leaderboard.read(tmp_path / "no-such.json")
+    damaged = json.loads(path.read_text())
+    damaged["models"]["net"]["kind"] = "oracle"
+    path.write_text(json.dumps(damaged))
+    with pytest.raises(DataError, match=r"leaderboard\.json: not a .*models\.net\.kind"):
+        Leaderboard.read(path)
+    path.write_text('{"champion": ')
+    with pytest.raises(DataError, match=r"leaderboard\.json: not a leaderboard"):
+        Leaderboard.read(path)
 
 
 def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told():
@@ -198,9 +218,9 @@ def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told()
     assert [run.warm for run in runs[:blocks]] == [False] + [True] * (blocks - 1)
     assert all(run.epochs <= 2 for run in runs[1:blocks])  # warm refits: warm_epochs at most
     board = leaderboard(evaluation)
-    assert board["days"]["validation"] == n_val and board["walk_forward"]["warm_start"]
-    assert board["models"]["gru"]["training"]["warm_fits"] == 2 * (blocks - 1)
-    assert board["models"]["gru"]["feature_set"] is None  # a plain table: its own columns
+    assert board.days.validation == n_val and board.walk_forward["warm_start"]
+    assert board.models["gru"].training["warm_fits"] == 2 * (blocks - 1)
+    assert board.models["gru"].feature_set is None  # a plain table: its own columns
 
 
 def test_chains_in_parallel_processes_match_the_chains_in_this_one():
@@ -279,18 +299,18 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
     assert len(evaluation.test_days) == 125
     assert f"{table.dates[evaluation.test_days[0]]:%Y-%m-%d}" == f"{frame['date'][291]:%Y-%m-%d}"
     board = leaderboard(evaluation)
-    models = board["models"]
-    assert round(models["majority"]["test"]["accuracy"], 3) == 0.712
-    persistence = models["persistence"]["test"]
+    models = board.models
+    assert round(models["majority"].test["accuracy"], 3) == 0.712
+    persistence = models["persistence"].test
     assert round(persistence["accuracy"], 3) == 0.600
     assert round(persistence["balanced_accuracy"], 3) == 0.512
     assert round(persistence["mcc"], 3) == 0.025
     for name in ("lstm", "gru", "logistic", "always_up"):
-        test = models[name]["test"]
+        test = models[name].test
         assert 0 <= test["accuracy"] <= 1 and -1 <= test["mcc"] <= 1
         low, high = test["mcc_ci"]
         assert low <= high
-    assert board["champion"] in models
+    assert board.champion in models
     write_evaluation(evaluation, board, tmp_path / "evaluation", tmp_path / "metrics.json")
     predictions = pd.read_parquet(tmp_path / "evaluation/predictions.parquet")
     assert set(predictions["model"]) == set(models)

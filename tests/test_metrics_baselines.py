@@ -409,8 +409,8 @@ def tedpix_table(tmp_path_factory) -> FeatureTable:
 
 def test_strong_baseline_reproduces_the_tedpix_figure(tedpix_table: FeatureTable):
     """The shared README: 10 days of [log return, range, close's place], C = 1: MCC 0.272."""
-    from pipelines.evaluate import baseline_walk_forward, labelled_sample_days, walk_forward_blocks
-    from pipelines.features import chronological_split
+    from pipelines.evaluate import baseline_walk_forward, walk_forward_blocks
+    from pipelines.features import chronological_split, labelled_sample_days
 
     table = tedpix_table
     assert table.names == [f"{TARGET}__logret", f"{TARGET}__range", f"{TARGET}__close_place"]

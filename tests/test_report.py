@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.evaluate import EvaluationSettings, evaluate_models, leaderboard, write_evaluation
+from pipelines.charts import line_chart
+from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
 from pipelines.features import FeatureTable, make_labels
-from pipelines.report import accuracy_report, calibration_bins, line_chart
+from pipelines.report import accuracy_report, calibration_bins
+from pipelines.settings import EvaluationSettings
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -37,15 +39,15 @@ def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
     out, board = evaluated
     summary = accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20,
                               equity_path=out / "plots" / "equity.csv")
-    assert summary["champion"] == board["champion"]
-    assert summary["test_days"] == board["days"]["test"]
+    assert summary["champion"] == board.champion
+    assert summary["test_days"] == board.days.test
     names = [row["model"] for row in summary["leaderboard"]]
-    assert set(names) == set(board["models"]) and names[0] == board["champion"]
-    assert summary["confusion"] == {n: board["models"][n]["test"]["confusion"] for n in names}
+    assert set(names) == set(board.models) and names[0] == board.champion
+    assert summary["confusion"] == {n: board.models[n].test["confusion"] for n in names}
     for name, cells in summary["confusion"].items():
-        assert sum(cells.values()) == board["days"]["test"], name
-        test = board["models"][name]["test"]
-        assert (cells["tp"] + cells["tn"]) / board["days"]["test"] == pytest.approx(
+        assert sum(cells.values()) == board.days.test, name
+        test = board.models[name].test
+        assert (cells["tp"] + cells["tn"]) / board.days.test == pytest.approx(
             test["accuracy"])
     assert "logistic" in summary["calibration"]  # a probability model is calibrated
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
@@ -53,18 +55,18 @@ def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
         assert name in html
     # charts (rolling accuracy, calibration, the backtest's equity), the study's numbers
     assert html.count("<svg") == 3 and "0.489 - 0.578" in html
-    backtest = board["backtest"]
+    backtest = board.backtest
     assert summary["backtest"] == backtest
     assert 'id="backtest"' in html and "an index that cannot itself be bought" in html
-    assert set(backtest["strategies"]) == {board["champion"], "persistence", "buy_and_hold"}
+    assert set(backtest["strategies"]) == {board.champion, "persistence", "buy_and_hold"}
     hold = backtest["strategies"]["buy_and_hold"]
     assert f"{hold['cumulative_return'] * 100:.1f} %" in html
-    assert hold["trades"] == 1 and hold["days_in_market"] == board["days"]["test"]
+    assert hold["trades"] == 1 and hold["days_in_market"] == board.days.test
     assert json.loads((out / "backtest.json").read_text()) == backtest
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in html
     assert (tmp_path / "classification.html").stat().st_size > 100_000
-    assert json.loads((tmp_path / "accuracy.json").read_text())["champion"] == board["champion"]
+    assert json.loads((tmp_path / "accuracy.json").read_text())["champion"] == board.champion
 
 
 def test_calibration_bins_count_every_day():

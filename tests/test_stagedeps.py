@@ -52,3 +52,19 @@ def test_the_closure_follows_imports_through_other_modules(tmp_path, monkeypatch
         assert stagedeps.import_closure("a") == {"a", "b", "c", "d"}
     finally:
         stagedeps.direct_imports.cache_clear()
+
+
+def test_the_plots_name_every_model_and_no_folder():
+    """dvc.yaml's plots: folders only as ${paths...}, a column or a history per model."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    plots = {title: spec for entry in dvc["plots"] for title, spec in entry.items()}
+    files = [file for spec in plots.values() for file in spec["y"]]
+    assert all(file.startswith("${paths.") for file in files), files
+    networks = list(params["train"]["models"])
+    rolling = next(spec["y"] for title, spec in plots.items() if "rolling" in title)
+    assert sorted(next(iter(rolling.values()))) == sorted(
+        networks + params["evaluate"]["baselines"])
+    curves = next(spec["y"] for title, spec in plots.items() if "Training curves" in title)
+    assert sorted(curves) == sorted(f"${{paths.models_dir}}/{name}/history.csv"
+                                    for name in networks)

@@ -12,12 +12,8 @@ import pytest
 import yaml
 
 import flows  # noqa: F401  (Prefect defaults before prefect is imported)
-from pipelines.sweep import (
-    grid_from_params,
-    sort_rows,
-    study_grid,
-    write_leaderboard,
-)
+from pipelines.sweep_grid import grid_from_params, study_grid
+from pipelines.sweep_leaderboard import sort_rows, write_leaderboard
 
 from .conftest import ROOT, TARGET
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib.metadata
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -16,8 +18,19 @@ from typing import Annotated, Any
 
 import typer
 
-from pipelines.config import DEFAULT_PARAMS
+# Light modules here; each command imports its stage's module (pandas, TensorFlow, GX,
+# Evidently behind it) and the flows (Prefect) itself, so `tsepipe --help` and the
+# nothing-to-do `tsepipe run` start in a fraction of a second.
+from pipelines import devices  # before TensorFlow: quiets its C++ start-up logs
+from pipelines.config import DEFAULT_PARAMS, load_params, paths
 from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
+from pipelines.fileio import file_md5
+from pipelines.leaderboard import Leaderboard
+from pipelines.models import cudnn_eligible, model_configs
+from pipelines.remote import configure_remote
+from pipelines.settings import EvaluationSettings
+from pipelines.versions import checkout, uncommitted
+from pipelines.versions import history as read_history
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
@@ -140,7 +153,6 @@ def fetch(
     One file per index, <ISIN>.json (the API's own layout, D), merged with the days
     already held. Any failure leaves the raw folder untouched and exits with status 5.
     """
-    from pipelines.config import load_params, paths
     from pipelines.fetch import fetch as run_fetch
 
     p = load_params(params)
@@ -166,7 +178,6 @@ def ingest(
     ] = None,
 ) -> None:
     """Read every export file into a typed tidy Parquet table (unreadable ones recorded)."""
-    from pipelines.config import load_params, paths
     from pipelines.ingest import ingest as run_ingest
 
     p = load_params(params)
@@ -187,7 +198,6 @@ def ingest(
 @_stage
 def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Validate each file (Great Expectations) and the set; quarantine failing files."""
-    from pipelines.config import load_params, paths
     from pipelines.validate import RowQuality
     from pipelines.validate import validate as run_validate
 
@@ -223,7 +233,6 @@ def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @_stage
 def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Merge the usable tables by the target's trading days into one Parquet dataset."""
-    from pipelines.config import load_params, paths
     from pipelines.merge import MergePolicy
     from pipelines.merge import merge as run_merge
 
@@ -248,9 +257,7 @@ def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
 
 def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
     """(params, paths, feature table, data version) for the modelling stages."""
-    from pipelines.config import load_params, paths
     from pipelines.features import feature_table
-    from pipelines.fileio import file_md5
     from pipelines.merge import read_dataset
 
     p = load_params(params)
@@ -263,29 +270,18 @@ def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
     return p, where, table, file_md5(where.dataset)
 
 
-def _leaderboard(where: Any, required: bool = True) -> dict[str, Any] | None:
+def _leaderboard(where: Any, required: bool = True) -> Leaderboard | None:
     """The evaluate stage's leaderboard; missing: a DataError, or None if not required."""
-    import json
-
-    board_path = where.leaderboard
-    if not board_path.exists():
-        if not required:
-            return None
-        raise DataError(f"{board_path}: no leaderboard; run tsepipe evaluate first")
-    return json.loads(board_path.read_text(encoding="utf-8"))
+    if not required and not where.leaderboard.exists():
+        return None
+    return Leaderboard.read(where.leaderboard)
 
 
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Walk-forward evaluation of every network and baseline; pick the champion."""
-    from pipelines.evaluate import (
-        EvaluationSettings,
-        evaluate_models,
-        leaderboard,
-        write_evaluation,
-    )
-    from pipelines.train import model_configs
+    from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
 
     p, where, table, _ = _modelling_inputs(params)
     settings = EvaluationSettings.from_params(p)
@@ -294,21 +290,20 @@ def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     board = leaderboard(evaluation)
     write_evaluation(evaluation, board, where.evaluation_dir, where.evaluation_metrics,
                      backtest=p["backtest"])
-    for name, row in board["models"].items():
-        test = row["test"]
+    for name, row in board.models.items():
+        test = row.test
         typer.echo(f"{name:12s} test balanced accuracy {test['balanced_accuracy']:.3f} "
-                   f"MCC {test['mcc']:+.3f}  (validation MCC {row['validation']['mcc']:+.3f})")
-    for note in board["notes"]:
+                   f"MCC {test['mcc']:+.3f}  (validation MCC {row.validation['mcc']:+.3f})")
+    for note in board.notes:
         typer.echo(note)
-    typer.echo(f"champion: {board['champion']}: {board['champion_reason']}")
+    typer.echo(f"champion: {board.champion}: {board.champion_reason}")
 
 
 @app.command()
 @_stage
 def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Refit every network on all labelled days; save model.keras and its model card."""
-    from pipelines.evaluate import EvaluationSettings
-    from pipelines.train import model_configs, train_final
+    from pipelines.train import train_final
 
     p, where, table, data_version = _modelling_inputs(params)
     board = _leaderboard(where, required=False)
@@ -363,7 +358,6 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @_stage
 def report(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Write the accuracy report and the front page reports/index.html (offline HTML)."""
-    from pipelines.config import load_params, paths
     from pipelines.report import build_reports
 
     where = paths(load_params(params))
@@ -433,7 +427,6 @@ def run(
     1 a stage crashed (its last lines are shown).
     """
     from flows.unchanged import unchanged_run
-    from pipelines.config import load_params, paths
 
     project = Path.cwd()
     if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
@@ -462,7 +455,6 @@ def remote(params: ParamsOption = DEFAULT_PARAMS) -> None:
     remote.endpoint_url. Written to .dvc/config.local (ignored by git); credentials only
     from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which DVC reads at push and pull.
     """
-    from pipelines.remote import configure_remote
 
     settings = configure_remote(Path("."), params)
     typer.echo(settings.describe())
@@ -478,9 +470,7 @@ def history(
     ] = None,
 ) -> None:
     """The data and model versions recorded in git (commits of dvc.lock and data/raw.dvc)."""
-    import json
 
-    from pipelines.versions import history as read_history
 
     versions = read_history(Path.cwd(), limit=limit, params_file=params)
     if as_json:
@@ -515,7 +505,6 @@ def checkout_version(
     version, or `git checkout HEAD -- dvc.lock data/raw.dvc && dvc checkout` to go back.
     """
     from flows.runs import project_lock
-    from pipelines.versions import checkout, uncommitted
 
     project = Path.cwd()
     if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
@@ -551,13 +540,7 @@ def doctor(
     train.models whether Keras runs it with the fused cuDNN kernel on a GPU (and why not).
     A machine without a GPU is reported, not an error: the exit status is 0.
     """
-    import importlib.metadata
-    import json
 
-    from pipelines import devices  # before TensorFlow: quiets its C++ start-up logs
-    from pipelines.config import load_params
-    from pipelines.models import cudnn_eligible
-    from pipelines.train import model_configs
 
     def version(package: str) -> str | None:
         try:

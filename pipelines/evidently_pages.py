@@ -1,0 +1,74 @@
+"""Evidently's HTML pages: the classification report, names made safe for them, saving.
+
+Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of its HTML, so
+a name containing ``</script>`` would break out of it. Index and model names are
+untrusted: Evidently is run on names with ``<``, ``>`` and ``&`` replaced by look-alike
+characters (``html_safe_name``); the project's own JSON keeps the original names.
+
+Evidently is imported inside the functions: it is heavy, and the drift and report
+stages need it only when they write a page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.fileio import atomic_path
+
+_HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
+
+
+def html_safe_name(name: str) -> str:
+    """``name`` with ``<``, ``>`` and ``&`` replaced by look-alikes that need no escaping."""
+    return name.translate(_HTML_SAFE)
+
+
+def save_html(snapshot: Any, out_html: Path | str, empty_error: str) -> None:
+    """Write an Evidently snapshot's self-contained HTML to ``out_html``, atomically.
+
+    If Evidently writes nothing, RuntimeError(``empty_error``) and ``out_html`` is left
+    as it was.
+    """
+    with atomic_path(out_html) as tmp:
+        snapshot.save_html(str(tmp))  # Evidently 0.7 silently writes nothing for a Path
+        if tmp.stat().st_size == 0:
+            raise RuntimeError(empty_error)
+
+
+def classification_page(predictions: pd.DataFrame, models: list[str], out_html: Path) -> None:
+    """Evidently's classification report: validation days as reference, test as current.
+
+    ``predictions``: the walk-forward predictions (``date``, ``split``, ``model``,
+    ``label``, ``predicted``, ``probability_up``). One ``BinaryClassification`` per model
+    (label, predicted class, probability of up), one ``ClassificationPreset`` each, with
+    the model names made safe for HTML.
+    """
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset
+
+    safe = {name: html_safe_name(name) for name in models}
+    definition = DataDefinition(
+        numerical_columns=[f"{safe[m]} probability" for m in models],
+        categorical_columns=["label"] + [f"{safe[m]} predicted" for m in models],
+        classification=[BinaryClassification(
+            name=safe[m], target="label", prediction_labels=f"{safe[m]} predicted",
+            prediction_probas=f"{safe[m]} probability", pos_label=1) for m in models],
+    )
+
+    def wide(split: str) -> Any:
+        rows = predictions[(predictions["split"] == split) & predictions["model"].isin(models)]
+        label = rows.drop_duplicates("date").set_index("date")["label"].astype(int)
+        frame = pd.DataFrame({"label": label})
+        for m in models:
+            own = rows[rows["model"] == m].set_index("date")
+            frame[f"{safe[m]} predicted"] = own["predicted"].astype(int)
+            frame[f"{safe[m]} probability"] = own["probability_up"].astype("float64")
+        return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
+
+    report = Report([ClassificationPreset(classification_name=safe[m]) for m in models],
+                    include_tests=False)
+    save_html(report.run(wide("test"), wide("validation")), out_html,
+              "report: Evidently wrote an empty classification report")

@@ -1,0 +1,101 @@
+"""The import structure: no cycle between modules, and the packages in layers.
+
+``tsepipe`` (the CLI) may import ``flows`` and ``pipelines``; ``flows`` may import
+``pipelines``; ``pipelines`` (the stage code) imports neither. Imports inside functions
+count: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipelines", "flows", "tsepipe")
+MAY_IMPORT = {"pipelines": {"pipelines"}, "flows": {"flows", "pipelines"},
+              "tsepipe": set(PACKAGES)}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in its body)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = name.split(".")
+                    anchor = anchor[:len(anchor) - node.level + (1 if is_package else 0)]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets.add(base)
+                targets.update(f"{base}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    assert cycles(import_graph()) == []
+
+
+def test_the_packages_are_layered():
+    wrong = sorted(f"{module} imports {target}" for module, targets in import_graph().items()
+                   for target in targets
+                   if target.split(".")[0] not in MAY_IMPORT[module.split(".")[0]])
+    assert wrong == []
+
+
+def test_the_checks_can_fail():
+    graph = {"pipelines.a": {"pipelines.b"}, "pipelines.b": {"pipelines.c"},
+             "pipelines.c": {"pipelines.a"}, "pipelines.d": {"pipelines.a"}}
+    assert cycles(graph) == [["pipelines.a", "pipelines.b", "pipelines.c"]]
+    assert "pipelines.cli" not in import_graph()  # the CLI lives above (tsepipe.cli)
+    assert {"pipelines", "flows"} <= {t.split(".")[0] for t in import_graph()["tsepipe.cli"]}
