@@ -22,7 +22,7 @@ from prefect.artifacts import (
 
 from flows.dvc import dvc
 from pipelines.config import load_params, paths
-from pipelines.drift import ranked_drifted
+from pipelines.evidently_pages import ranked_drifted
 
 
 def _read(path: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from flows.artifacts import inert_markdown, publish_all
 from flows.runs import exclusive, stage_failed
 from flows.stages import publish_version, repro_stage, run_stages
 from pipelines.config import load_params, paths
-from pipelines.drift import ranked_drifted
+from pipelines.evidently_pages import ranked_drifted
 from pipelines.fileio import append_jsonl
 
 REPORT_STAGES = ("predict", "drift", "report")

@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipelines.features import FeatureTable, make_labels, windows
 from pipelines.metrics import PROBA_CLIP
+from pipelines.walkforward import Blocks
 
 BASELINES = ("majority", "always_up", "persistence", "logistic", "logistic_window")
 PERSISTENCE_CONFIDENCE = 0.99  # uncalibrated persistence: P(up) when the move in was up
@@ -208,3 +209,14 @@ def run_baseline(name: str, table: FeatureTable, window: int, train_days: np.nda
     if name == "logistic_window":
         return logistic_window(table.features, y, window, train_days, test_days)
     raise ValueError(f"baseline: expected one of {', '.join(BASELINES)}, got {name!r}")
+
+
+def baseline_walk_forward(name: str, table: FeatureTable, blocks: Blocks, window: int = 1
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """A baseline's probabilities and classes over the walk-forward blocks."""
+    probabilities, classes = [], []
+    for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
+        proba, cls = run_baseline(name, table, window, train_days, predict_days)
+        probabilities.append(np.asarray(proba, dtype="float64"))
+        classes.append(np.asarray(cls, dtype="int64"))
+    return np.concatenate(probabilities), np.concatenate(classes)

@@ -27,12 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.baselines import baseline_walk_forward
+from pipelines.champion import load_champion
 from pipelines.columns import COLUMN_SEPARATOR
 from pipelines.config import DRIFT_SUMMARY
+from pipelines.errors import DataError
 from pipelines.evidently_pages import html_safe_name, save_html
-from pipelines.features import FEATURES, FeatureTable
+from pipelines.features import FEATURES, FeatureTable, labelled_sample_days
 from pipelines.fileio import write_json
+from pipelines.fitting import predict_network
 from pipelines.leaderboard import Leaderboard
+from pipelines.walkforward import walk_forward_blocks
 
 STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
 
@@ -223,10 +228,6 @@ def champion_drift(table: FeatureTable, board: Leaderboard, models_dir: Path | s
     walked forward (refitted every ``refit_every`` days, so never on its own training
     days); the target is the label. Writes ``out_dir/index.html`` and ``out_dir/drift.json``.
     """
-    from pipelines.champion import load_champion
-    from pipelines.errors import DataError
-    from pipelines.features import labelled_sample_days
-
     champion = load_champion(board, models_dir, table)
     labelled = labelled_sample_days(table, window)
     n = len(table.dates)
@@ -239,14 +240,10 @@ def champion_drift(table: FeatureTable, board: Leaderboard, models_dir: Path | s
     first_current = n - current_days
     reference_last = min(train_last_day, first_current - 1)
     if champion.kind == "network":  # the final model's probability for every day with a window
-        from pipelines.fitting import predict_network
-
         first_reference = window - 1
         days = np.arange(first_reference, n)
         proba = predict_network(champion.model, champion.scaler, champion.table, window, days)
     else:  # a fitted baseline never predicts its own training days: walk forward instead
-        from pipelines.evaluate import baseline_walk_forward, walk_forward_blocks
-
         first_reference = int(labelled[min(refit_every, len(labelled) - 1)])
         days = np.arange(first_reference, n)
         proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
@@ -273,26 +270,3 @@ def champion_drift(table: FeatureTable, board: Leaderboard, models_dir: Path | s
                         prediction_column="probability_up", target_column="label",
                         threshold=threshold, context=context, method=method,
                         method_threshold=method_threshold)
-
-
-def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The drifted features, most drifted first.
-
-    Evidently's score is a p-value for some methods (drift below the threshold) and a
-    distance for others (drift above it), so each score is ranked by how far past its
-    own threshold it lies.
-    """
-    ranked = []
-    for name, feature in features.items():
-        if not feature.get("drifted"):
-            continue
-        score, threshold = feature.get("drift_score"), feature.get("threshold")
-        strength = 0.0
-        if score is not None and threshold:
-            lower_is_drift = score < threshold
-            strength = (threshold / max(score, 1e-300) if lower_is_drift
-                        else score / threshold)
-        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
-                       "method": feature.get("method"), "strength": strength})
-    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
-    return ranked

@@ -29,37 +29,16 @@ from sklearn.metrics import roc_curve
 
 from pipelines import metrics as m
 from pipelines.backtest import BacktestSettings, backtest
-from pipelines.baselines import run_baseline
+from pipelines.baselines import baseline_walk_forward
 from pipelines.config import BACKTEST, LEADERBOARD, PREDICTIONS
 from pipelines.devices import detect_device
 from pipelines.features import FeatureTable, chronological_split, labelled_sample_days
 from pipelines.fileio import atomic_folder, atomic_path, write_json, write_text
-from pipelines.fitting import Blocks, Chain, NetworkRun, walk_forward_chains
+from pipelines.fitting import Chain, NetworkRun, walk_forward_chains
 from pipelines.leaderboard import Days, Leaderboard, ModelRow
 from pipelines.metrics import rolling_accuracy
 from pipelines.settings import EvaluationSettings
-
-
-def walk_forward_blocks(labelled_days: np.ndarray, test_days: np.ndarray, refit_every: int,
-                        gap: int) -> Blocks:
-    """Expanding window: block b trains on labelled days < start_b - gap."""
-    if refit_every < 1 or gap < 0:
-        raise ValueError("evaluate.refit_every must be >= 1 and evaluate.gap >= 0")
-    starts = range(0, len(test_days), refit_every)
-    predict = [test_days[i:i + refit_every] for i in starts]
-    train = [labelled_days[labelled_days < block[0] - gap] for block in predict]
-    return Blocks(train, predict)
-
-
-def baseline_walk_forward(name: str, table: FeatureTable, blocks: Blocks, window: int = 1
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """A baseline's probabilities and classes over the walk-forward blocks."""
-    probabilities, classes = [], []
-    for train_days, predict_days in zip(blocks.train, blocks.predict, strict=True):
-        proba, cls = run_baseline(name, table, window, train_days, predict_days)
-        probabilities.append(np.asarray(proba, dtype="float64"))
-        classes.append(np.asarray(cls, dtype="int64"))
-    return np.concatenate(probabilities), np.concatenate(classes)
+from pipelines.walkforward import walk_forward_blocks
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Evidently's HTML pages: the classification report, names made safe for them, saving.
+"""Evidently's HTML pages (the classification report, names made safe for them, saving)
+and its drift scores ranked (``ranked_drifted``, for the front page and the flows).
 
 Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of its HTML, so
 a name containing ``</script>`` would break out of it. Index and model names are
@@ -72,3 +73,26 @@ def classification_page(predictions: pd.DataFrame, models: list[str], out_html: 
                     include_tests=False)
     save_html(report.run(wide("test"), wide("validation")), out_html,
               "report: Evidently wrote an empty classification report")
+
+
+def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drifted features, most drifted first.
+
+    Evidently's score is a p-value for some methods (drift below the threshold) and a
+    distance for others (drift above it), so each score is ranked by how far past its
+    own threshold it lies.
+    """
+    ranked = []
+    for name, feature in features.items():
+        if not feature.get("drifted"):
+            continue
+        score, threshold = feature.get("drift_score"), feature.get("threshold")
+        strength = 0.0
+        if score is not None and threshold:
+            lower_is_drift = score < threshold
+            strength = (threshold / max(score, 1e-300) if lower_is_drift
+                        else score / threshold)
+        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
+                       "method": feature.get("method"), "strength": strength})
+    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
+    return ranked

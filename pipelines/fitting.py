@@ -31,22 +31,9 @@ from pipelines import devices
 from pipelines.devices import TF_THREAD_ENV
 from pipelines.features import FeatureTable, TrainOnlyScaler, windows
 from pipelines.models import build_model, early_stopping
+from pipelines.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class Blocks:
-    """Walk-forward blocks: for each, the training days and the days it predicts."""
-
-    train: list[np.ndarray]
-    predict: list[np.ndarray]
-
-    def __add__(self, other: Blocks) -> Blocks:
-        return Blocks(self.train + other.train, self.predict + other.predict)
-
-    def __len__(self) -> int:
-        return len(self.predict)
 
 
 @dataclass

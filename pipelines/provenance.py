@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,5 +47,10 @@ def snapshot_md5(dvc_file: Path | str) -> str | None:
     path = Path(dvc_file)
     if not path.exists():
         return None
-    outs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
-    return outs[0].get("md5")
+    return recorded_md5(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def recorded_md5(record: Any) -> str | None:
+    """The MD5 of the first output of a ``.dvc`` file's parsed YAML (None if it has none)."""
+    outs = (record or {}).get("outs") if isinstance(record, dict) else None
+    return outs[0].get("md5") if outs and isinstance(outs[0], dict) else None

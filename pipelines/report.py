@@ -26,8 +26,7 @@ import pandas as pd
 
 from pipelines import provenance
 from pipelines.charts import PALETTE, calibration_chart, line_chart
-from pipelines.drift import ranked_drifted
-from pipelines.evidently_pages import classification_page
+from pipelines.evidently_pages import classification_page, ranked_drifted
 from pipelines.features import describe
 from pipelines.fileio import write_json
 from pipelines.leaderboard import Leaderboard

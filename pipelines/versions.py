@@ -37,6 +37,7 @@ import yaml
 from pipelines.config import load_params, paths
 from pipelines.errors import DataError, printable
 from pipelines.fileio import file_md5
+from pipelines.provenance import recorded_md5
 
 log = logging.getLogger("pipelines.versions")
 
@@ -192,11 +193,6 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _raw_md5(raw_dvc: dict[str, Any]) -> str | None:
-    outs = raw_dvc.get("outs") or []
-    return outs[0].get("md5") if outs and isinstance(outs[0], dict) else None
-
-
 def _one_line(text: object) -> str:
     return " ".join(printable(text).split())
 
@@ -207,7 +203,7 @@ def _workspace_facts(project: Path, layout: _Layout) -> dict[str, Any]:
     dataset_md5 = _locked_md5(lock, MERGE_STAGE, layout.dataset)
     facts: dict[str, Any] = {
         "dataset_md5": dataset_md5,
-        "raw_md5": _raw_md5(_yaml(_read(project / layout.raw_dvc))),
+        "raw_md5": recorded_md5(_yaml(_read(project / layout.raw_dvc))),
         "rows": _rows(project, layout, dataset_md5),
         "champion": None, "test_mcc": None,
     }
@@ -421,7 +417,7 @@ def _versions(project: Path, layout: _Layout, *log_args: str) -> list[Version]:
             lock = _yaml(_show(project, sha, LOCK_FILE))
             version.dataset_md5 = _locked_md5(lock, MERGE_STAGE, layout.dataset)
         if version.raw_md5 is None:
-            version.raw_md5 = _raw_md5(_yaml(_show(project, sha, layout.raw_dvc)))
+            version.raw_md5 = recorded_md5(_yaml(_show(project, sha, layout.raw_dvc)))
         versions.append(version)
     return versions
 

@@ -9,19 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.baselines import baseline_walk_forward
 from pipelines.errors import DataError
-from pipelines.evaluate import (
-    ModelResult,
-    baseline_walk_forward,
-    evaluate_models,
-    leaderboard,
-    walk_forward_blocks,
-)
+from pipelines.evaluate import ModelResult, evaluate_models, leaderboard
 from pipelines.features import FeatureTable, feature_table, make_labels, windows
 from pipelines.fitting import Chain, fit_network, network_walk_forward, walk_forward_chains
 from pipelines.leaderboard import Leaderboard
 from pipelines.models import ModelConfig
 from pipelines.settings import EvaluationSettings
+from pipelines.walkforward import walk_forward_blocks
 
 TARGET = "IRX6XTPI0009"
 TINY = {"cell": "gru", "units": [4], "epochs": 3, "batch_size": 16, "patience": 1}

@@ -409,8 +409,9 @@ def tedpix_table(tmp_path_factory) -> FeatureTable:
 
 def test_strong_baseline_reproduces_the_tedpix_figure(tedpix_table: FeatureTable):
     """The shared README: 10 days of [log return, range, close's place], C = 1: MCC 0.272."""
-    from pipelines.evaluate import baseline_walk_forward, walk_forward_blocks
+    from pipelines.baselines import baseline_walk_forward
     from pipelines.features import chronological_split, labelled_sample_days
+    from pipelines.walkforward import walk_forward_blocks
 
     table = tedpix_table
     assert table.names == [f"{TARGET}__logret", f"{TARGET}__range", f"{TARGET}__close_place"]

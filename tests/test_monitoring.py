@@ -12,7 +12,7 @@ import pytest
 
 from flows.operations import deployment_runs
 from pipelines import sample
-from pipelines.drift import ranked_drifted
+from pipelines.evidently_pages import ranked_drifted
 from pipelines.fileio import file_md5
 from pipelines.formats import read_export
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import importlib.metadata
 import json
 import logging
 import sys
@@ -27,6 +26,7 @@ from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
 from pipelines.fileio import file_md5
 from pipelines.leaderboard import Leaderboard
 from pipelines.models import cudnn_eligible, model_configs
+from pipelines.provenance import package_versions
 from pipelines.remote import configure_remote
 from pipelines.settings import EvaluationSettings
 from pipelines.versions import checkout, uncommitted
@@ -540,14 +540,6 @@ def doctor(
     train.models whether Keras runs it with the fused cuDNN kernel on a GPU (and why not).
     A machine without a GPU is reported, not an error: the exit status is 0.
     """
-
-
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     import keras
     import tensorflow as tf
 
@@ -557,7 +549,7 @@ def doctor(
         return value if isinstance(value, bool | int | float | str | None) else str(value)
 
     build = {key: plain(value) for key, value in tf.sysconfig.get_build_info().items()}
-    packages = [name for name in ("tensorflow", "tensorflow-cpu") if version(name)]
+    packages = list(package_versions(("tensorflow", "tensorflow-cpu")))
     device = devices.detect_device()
     models: dict[str, dict[str, Any]] | None = None
     params_path = params if params is not None else DEFAULT_PARAMS
