@@ -85,7 +85,11 @@ class Leaderboard(_Shape):
                             f"({_first_problem(exc)}); run tsepipe evaluate again") from None
 
     def write(self, path: Path | str) -> Path:
-        return write_json(path, self.model_dump(mode="json"))
+        return write_json(path, self.as_json())
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON values; a key left unset (a baseline's ``training``) stays absent."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     @property
     def champion_row(self) -> ModelRow:

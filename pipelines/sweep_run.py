@@ -87,7 +87,7 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
                          "baselines; name at least one")
     table = load_table(dataset_path, target_index, feature_sets, settings.feature_set)
     board = leaderboard(evaluate_models(table, {config.name: config}, settings))
-    row = board.models[config.name].model_dump(mode="json")
+    row = board.models[config.name].model_dump(mode="json", exclude_unset=True)
     row["params"] = parameter_count(config, settings.window,
                                     len(table.view(config.features or None).names))
     row["days"] = board.days.model_dump()
@@ -150,7 +150,7 @@ def baseline_rows(dataset_path: Path | str, settings_dict: dict[str, Any], targe
     board = leaderboard(evaluate_models(table, {}, settings))
     seconds = time.perf_counter() - started
     days = board.days.model_dump()
-    return [plain(board.models[name].model_dump(mode="json")
+    return [plain(board.models[name].model_dump(mode="json", exclude_unset=True)
                   | {"days": days, "wall_seconds": seconds})
             for name in settings.baselines]
 

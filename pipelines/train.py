@@ -39,7 +39,7 @@ def train_final(table: FeatureTable, configs: dict[str, ModelConfig], settings: 
         scaler.save(folder / SCALER, view.names)
         eligible, reason = cudnn_eligible(config)
         row = board.models.get(name) if board else None
-        evaluated = row.model_dump(mode="json") if row else {}
+        evaluated = row.model_dump(mode="json", exclude_unset=True) if row else {}
         card = {
             "name": name,
             "config": config.to_dict(),

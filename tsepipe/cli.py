@@ -20,6 +20,7 @@ import typer
 # Light modules here; each command imports its stage's module (pandas, TensorFlow, GX,
 # Evidently behind it) and the flows (Prefect) itself, so `tsepipe --help` and the
 # nothing-to-do `tsepipe run` start in a fraction of a second.
+from flows.unchanged import unchanged_run
 from pipelines import devices  # before TensorFlow: quiets its C++ start-up logs
 from pipelines.config import DEFAULT_PARAMS, load_params, paths
 from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
@@ -426,7 +427,6 @@ def run(
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     1 a stage crashed (its last lines are shown).
     """
-    from flows.unchanged import unchanged_run
 
     project = Path.cwd()
     if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
