@@ -18,13 +18,28 @@ trading day for the merge's calendar.
 A file left out stays where it is, untouched, is recorded in the quarantine folder with
 its reasons and is left out of the merge. A failing target or too few usable files raises
 ``DataError`` with one line per failing expectation (file, lines, column, reason).
+
+Speed, with the verdicts unchanged. GX's cost is per expectation, hardly per row, so the
+files whose suites are alike (same columns, same fields) are validated together, in one
+GX batch of their rows with a ``file`` column: each row-level result names (file, line),
+a file's row count is checked on its own rows (a row condition), and the dates' order and
+uniqueness on ``file_day``, days that never meet another file's. Each file's verdict is
+then judged from its own rows, as if it had been validated alone. And only changed files
+are validated again: a verdict is reused while the table's bytes, the parameters, the
+day and the code are those it was reached with (``cache.json`` beside the report; a run
+that finds no cache, as under ``dvc repro``, which removes the stage's outputs first,
+validates every file).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import importlib.metadata
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +47,22 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import DataError, format_problem
-from pipelines.fileio import write_json
+from pipelines.fileio import file_md5, write_json
 from pipelines.formats import NUMERIC_FIELDS, PRICE_FIELDS, REQUIRED_FIELDS
 from pipelines.report_html import render
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED_LINES = 5
+GX_DIR = "gx"  # in the report folder: GX's own result of each batch of files
+CACHE_FILE = "cache.json"  # in the report folder: each file's verdict and what it depends on
+FILE_COLUMN = "file"  # in a batch of files: which file a row is from
+FILE_DAY = "file_day"  # in a batch: the file's number x DAYS_APART + the row's day number
+DAYS_APART = 10**7  # 27,000 years: one file's days never meet another's
+# What a verdict depends on besides the table and the parameters: our checks and messages,
+# and the libraries that run them (a change to any of them validates every file again).
+VERDICT_CODE = ("pipelines.validate", "pipelines.errors", "pipelines.formats")
+VERDICT_LIBRARIES = ("great-expectations", "pandas", "numpy")
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,7 @@ class FileVerdict:
     unit: str = "line"  # what row numbers count: line (text exports) or record (JSON)
     problems: list[dict[str, Any]] = field(default_factory=list)
     dropped_rows: list[DroppedRow] = field(default_factory=list)
+    gx_result: str | None = None  # GX's own result, relative to the report folder
 
     @property
     def usable(self) -> bool:
@@ -133,12 +158,29 @@ class Check:
 
     ``row_level`` checks judge single rows (a bad price, a duplicated date); a file keeps
     its good rows when few enough fail them. The others judge the file as a whole.
+    In a batch of files, a ``per_file`` check runs once per file, on that file's rows, and
+    one with a ``batch_column`` checks that column instead of the expectation's own.
     """
 
     expectation: Any
     column: str | None
     reason: str
     row_level: bool
+    per_file: bool = False
+    batch_column: str | None = None
+
+
+@dataclass
+class Outcome:
+    """One check's result for one file: GX's result, narrowed to the file's rows."""
+
+    number: int
+    check: Check
+    expectation: str  # GX's name for it
+    success: bool
+    lines: list[int]
+    observed_value: Any = None
+    error: str | None = None  # why the check could not run
 
 
 def present_fields(frame: pd.DataFrame) -> list[str]:
@@ -158,23 +200,24 @@ def _checks(frame: pd.DataFrame, min_rows: int, tolerance: float, today: dt.date
 
     E = gx.expectations
     checks = [Check(E.ExpectTableRowCountToBeBetween(min_value=min_rows), None,
-                    f"fewer than {min_rows} rows", row_level=False)]
+                    f"fewer than {min_rows} rows", row_level=False, per_file=True)]
     for name in REQUIRED_FIELDS:
         checks.append(Check(E.ExpectColumnToExist(column=name), name,
                             "required column is missing", row_level=False))
     fields = present_fields(frame)
     present = ["date"] * ("date" in frame.columns) + fields
 
-    def row(expectation: Any, column: str, reason: str) -> None:
+    def row(expectation: Any, column: str, reason: str, batch_column: str | None = None) -> None:
         expectation.mostly = mostly
-        checks.append(Check(expectation, column, reason, row_level=True))
+        checks.append(Check(expectation, column, reason, row_level=True,
+                            batch_column=batch_column))
 
     for name in present:
         row(E.ExpectColumnValuesToNotBeNull(column=name), name, "empty cell")
     if "date" in frame.columns:
-        row(E.ExpectColumnValuesToBeUnique(column="date"), "date", "duplicate date")
+        row(E.ExpectColumnValuesToBeUnique(column="date"), "date", "duplicate date", FILE_DAY)
         row(E.ExpectColumnValuesToBeIncreasing(column="date", strictly=True), "date",
-            "date not after the previous row's (out of order)")
+            "date not after the previous row's (out of order)", FILE_DAY)
         row(E.ExpectColumnValuesToBeBetween(column="date", max_value=pd.Timestamp(today)),
             "date", f"date in the future (after {today:%Y-%m-%d})")
     for name in PRICE_FIELDS:
@@ -203,7 +246,8 @@ def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
             if name in data.columns:
                 above = data[name] / data["high"] - 1
                 below = 1 - data[name] / data["low"]
-                data[f"{name}_outside_range"] = above.combine(below, max).fillna(0.0)
+                # the larger excess, as max(above, below) per row (above where either is NaN)
+                data[f"{name}_outside_range"] = above.where(~(below > above), below).fillna(0.0)
     return data
 
 
@@ -227,7 +271,7 @@ def _shown_value(frame: pd.DataFrame, line: int, column: str | None, rule: str) 
 
 
 class ExportValidator:
-    """Runs a per-file suite in one ephemeral GX context (cheap to reuse across files)."""
+    """Validates tidy tables in one ephemeral GX context, alike files in one GX batch."""
 
     def __init__(self, min_rows: int, price_tolerance: float, today: dt.date | None = None,
                  quality: RowQuality | None = None):
@@ -243,51 +287,61 @@ class ExportValidator:
         # This GX module pins its logger to INFO and announces a temporary folder per context.
         logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         self._context = gx.get_context(mode="ephemeral")
-        # GX draws tqdm bars per file otherwise; the CLI shows its own progress.
+        # GX draws tqdm bars per batch otherwise; the CLI shows its own progress.
         self._context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
         )
         asset = self._context.data_sources.add_pandas("exports").add_dataframe_asset("export")
-        self._batch = asset.add_batch_definition_whole_dataframe("whole_file")
+        self._batch = asset.add_batch_definition_whole_dataframe("whole_batch")
 
-    def validate(self, verdict: FileVerdict, frame: pd.DataFrame) -> dict[str, Any]:
-        """Validate one tidy table into ``verdict`` (status, problems, dropped rows).
+    def validate(self, tables: list[tuple[FileVerdict, pd.DataFrame]]) -> dict[str, Any]:
+        """Validate tidy tables into their verdicts (status, problems, dropped rows).
 
-        Returns GX's own result as JSON.
+        Tables whose suites are alike go in one GX batch. Returns GX's own result of each
+        batch as JSON, by its path in the report folder (each verdict's ``gx_result``).
         """
+        batches: dict[tuple, list[tuple[FileVerdict, pd.DataFrame]]] = {}
+        for verdict, frame in tables:
+            batches.setdefault(_suite_shape(frame), []).append((verdict, frame))
+        return dict(self._validate_batch(members) for members in batches.values())
+
+    def _validate_batch(self, members: list[tuple[FileVerdict, pd.DataFrame]]
+                        ) -> tuple[str, dict[str, Any]]:
+        """Validate tables of one suite shape together; return (name, GX's result as JSON)."""
         gx = self._gx
-        checks = _checks(frame, self.min_rows, self.price_tolerance, self.today,
+        checks = _checks(members[0][1], self.min_rows, self.price_tolerance, self.today,
                          self.quality.mostly)
-        suite = gx.ExpectationSuite(name=f"export:{verdict.file}")
+        files = [verdict.file for verdict, _ in members]
+        expectations = []
         for number, check in enumerate(checks):
             check.expectation.meta = {"check": number, "column": check.column,
                                       "reason": check.reason, "row_level": check.row_level}
-            suite.add_expectation(check.expectation)
-        suite = self._context.suites.add(suite)
-        definition = self._context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"validate:{verdict.file}", data=self._batch,
-                                    suite=suite)
+            expectations += _batch_expectations(check, files)
+        data = pd.concat([_batch_rows(number, verdict.file, frame)
+                          for number, (verdict, frame) in enumerate(members)],
+                         ignore_index=True)
+        name = f"{GX_DIR}/{_batch_name(files, data)}.json"
+        suite = gx.ExpectationSuite(name=f"exports:{name}", expectations=expectations)
+        result = self._batch.get_batch(batch_parameters={"dataframe": data}).validate(
+            suite,
+            result_format={"result_format": "COMPLETE",
+                           "unexpected_index_column_names": [FILE_COLUMN, "line"]},
         )
-        result = definition.run(
-            batch_parameters={"dataframe": _with_derived_columns(frame)},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["line"]},
-        )
-        self._context.validation_definitions.delete(definition.name)
-        self._context.suites.delete(suite.name)
-        self._judge(verdict, frame, result.results)
-        verdict.expectations = len(checks)
-        return result.to_json_dict()
+        order = _result_order(checks)
+        for verdict, frame in members:
+            outcomes = _file_outcomes(result.results, checks, verdict.file)
+            self._judge(verdict, frame, sorted(outcomes, key=lambda o: order[o.number]))
+            verdict.expectations = len(checks)
+            verdict.gx_result = name
+        return name, result.to_json_dict()
 
-    def _judge(self, verdict: FileVerdict, frame: pd.DataFrame, outcomes: list[Any]) -> None:
+    def _judge(self, verdict: FileVerdict, frame: pd.DataFrame, outcomes: list[Outcome]) -> None:
         """File-level failures leave the file out; bad rows within the limit are dropped."""
-        def row_level_with_rows(outcome: Any) -> bool:
-            return outcome.expectation_config.meta["row_level"] and bool(
-                _unexpected_lines(outcome))
-
         # a row-level check that failed without naming rows (it could not run) is fatal
-        file_level = [o for o in outcomes if not o.success and not row_level_with_rows(o)]
-        row_level = [o for o in outcomes if row_level_with_rows(o)]
-        bad_lines = sorted({line for o in row_level for line in _unexpected_lines(o)})
+        file_level = [o for o in outcomes
+                      if not o.success and not (o.check.row_level and o.lines)]
+        row_level = [o for o in outcomes if o.check.row_level and o.lines]
+        bad_lines = sorted({line for o in row_level for line in o.lines})
         within = self.quality.allows(len(bad_lines), len(frame))
         if file_level or (row_level and not within):
             problems = [self._problem(verdict, o) for o in file_level + row_level]
@@ -304,25 +358,23 @@ class ExportValidator:
             verdict.status = "invalid"
             return
         for outcome in row_level:
-            meta = outcome.expectation_config.meta
-            for line in _unexpected_lines(outcome):
+            column, reason = outcome.check.column, outcome.check.reason
+            for line in outcome.lines:
                 day = frame.at[line, "date"] if "date" in frame.columns else None
                 verdict.dropped_rows.append(DroppedRow(
-                    line, "" if pd.isna(day) else f"{day:%Y-%m-%d}", meta["column"],
-                    _shown_value(frame, line, meta["column"], meta["reason"]), meta["reason"]))
+                    line, "" if pd.isna(day) else f"{day:%Y-%m-%d}", column,
+                    _shown_value(frame, line, column, reason), reason))
         verdict.dropped_rows.sort(key=lambda row: (row.line, row.column or ""))
         verdict.status = "valid"
 
     @staticmethod
-    def _problem(verdict: FileVerdict, outcome: Any) -> dict[str, Any]:
-        meta = outcome.expectation_config.meta
-        details = outcome.result or {}
-        lines = _unexpected_lines(outcome)
-        reason = meta["reason"]
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            reason += f" (check could not run: {outcome.exception_info['exception_message']})"
-        if "observed_value" in details and not lines and meta["column"] is None:
-            reason += f" (found {details['observed_value']})"
+    def _problem(verdict: FileVerdict, outcome: Outcome) -> dict[str, Any]:
+        column, lines = outcome.check.column, outcome.lines
+        reason = outcome.check.reason
+        if outcome.error is not None:
+            reason += f" (check could not run: {outcome.error})"
+        if outcome.observed_value is not None and not lines and column is None:
+            reason += f" (found {outcome.observed_value})"
         shown = ", ".join(map(str, lines[:MAX_LISTED_LINES]))
         if len(lines) > MAX_LISTED_LINES:
             shown += f" and {len(lines) - MAX_LISTED_LINES} more"
@@ -330,18 +382,83 @@ class ExportValidator:
             reason += f" ({len(lines)} row{'s' if len(lines) > 1 else ''})"
         line_ref: int | str | None = (lines[0] if len(lines) == 1 else shown) if lines else None
         return {
-            "check": meta["check"],
-            "expectation": outcome.expectation_config.type,
-            "column": meta["column"],
+            "check": outcome.number,
+            "expectation": outcome.expectation,
+            "column": column,
             "lines": lines,
-            "message": format_problem(verdict.file, reason, line=line_ref,
-                                      column=meta["column"], unit=verdict.unit),
+            "message": format_problem(verdict.file, reason, line=line_ref, column=column,
+                                      unit=verdict.unit),
         }
 
 
-def _unexpected_lines(outcome: Any) -> list[int]:
-    details = outcome.result or {}
-    return sorted({int(row["line"]) for row in details.get("unexpected_index_list") or []})
+def _suite_shape(frame: pd.DataFrame) -> tuple:
+    """What a table's suite and its batch depend on: its columns, their types, its fields."""
+    return tuple(frame.dtypes.astype(str).items()), tuple(present_fields(frame))
+
+
+def _batch_expectations(check: Check, files: list[str]) -> list[Any]:
+    """The GX expectations that run ``check`` on a batch of ``files``."""
+    from great_expectations.expectations.row_conditions import Column
+
+    expectation = check.expectation
+    if check.per_file:
+        return [expectation.copy(update={"row_condition": Column(FILE_COLUMN) == file,
+                                         "meta": expectation.meta | {"file": file}})
+                for file in files]
+    if check.batch_column:
+        return [expectation.copy(update={"column": check.batch_column})]
+    return [expectation]
+
+
+def _batch_rows(number: int, file: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A table's rows as they enter a batch: with the file's name and, if dated, its days."""
+    data = _with_derived_columns(frame)
+    data.insert(0, FILE_COLUMN, file)
+    if "date" in data.columns:
+        days = (data["date"] - pd.Timestamp(0)) / pd.Timedelta(days=1)
+        data[FILE_DAY] = number * DAYS_APART + days
+    return data
+
+
+def _batch_name(files: list[str], data: pd.DataFrame) -> str:
+    """A name for a batch's GX result, from its files and rows (a new batch never reuses one)."""
+    digest = hashlib.sha256(json.dumps(files).encode())
+    digest.update(pd.util.hash_pandas_object(data).to_numpy().tobytes())
+    return f"batch-{digest.hexdigest()[:16]}"
+
+
+def _result_order(checks: list[Check]) -> dict[int, int]:
+    """Each check's place in GX's results for one file's own suite: check number -> rank.
+
+    GX 1.x runs a suite grouped by the column each expectation names, in order of first
+    appearance (those naming none make one group). A row that breaks several rules of one
+    column has always listed them in that order; a batch keeps it.
+    """
+    groups: dict[str | None, list[int]] = {}
+    for number, check in enumerate(checks):
+        groups.setdefault(getattr(check.expectation, "column", None), []).append(number)
+    order = [number for group in groups.values() for number in group]
+    return {number: rank for rank, number in enumerate(order)}
+
+
+def _file_outcomes(results: list[Any], checks: list[Check], file: str) -> list[Outcome]:
+    """Each check's outcome for ``file``, from GX's results for its batch."""
+    outcomes = []
+    for result in results:
+        meta = result.expectation_config.meta
+        if meta.get("file", file) != file:
+            continue  # another file's own check
+        details = result.result or {}
+        lines = sorted({int(row["line"]) for row in details.get("unexpected_index_list") or []
+                        if row[FILE_COLUMN] == file})
+        info = result.exception_info or {}
+        error = info["exception_message"] if info.get("raised_exception") else None
+        check = checks[meta["check"]]
+        # GX judges a row-level check on the whole batch; the file passes it with no bad row
+        success = error is None and not lines if check.row_level else result.success
+        outcomes.append(Outcome(meta["check"], check, result.expectation_config.type, success,
+                                lines, details.get("observed_value"), error))
+    return outcomes
 
 
 def validate(
@@ -361,27 +478,40 @@ def validate(
 
     Reads ``tables_dir/<index_id>.parquet`` and the ingest report. Writes
     ``summary_path`` (JSON, read by the merge: usable files and their dropped lines),
-    ``report_dir/index.html`` and ``report_dir/gx/<index_id>.json`` (GX's own results),
-    and a record per left-out file and per file with dropped rows in ``quarantine_dir``.
-    Raises ``DataError`` when the set is not usable.
+    ``report_dir/index.html``, ``report_dir/gx/batch-<hash>.json`` (GX's own results, a
+    file per batch of files validated together; each verdict's ``gx_result`` names its
+    batch) and ``report_dir/cache.json`` (the verdicts, for the next run to reuse while
+    nothing they depend on changed), and a record per left-out file and per file with
+    dropped rows in ``quarantine_dir``. Raises ``DataError`` when the set is not usable.
     """
     tables_dir, report_dir = Path(tables_dir), Path(report_dir)
     ingested = json.loads(Path(ingest_report).read_text(encoding="utf-8"))
     quality = quality or RowQuality()
-    validator = ExportValidator(min_rows, price_tolerance, today, quality)
+    today = today or dt.date.today()
+    settings = {"min_rows": min_rows, "price_tolerance": price_tolerance,
+                "row_quality": asdict(quality), "today": today.isoformat()}
+    cached = _read_cache(report_dir)
     verdicts: list[FileVerdict] = []
-    gx_dir = report_dir / "gx"
+    keys: dict[str, str] = {}  # file -> what its verdict depends on, hashed
+    pending: list[tuple[FileVerdict, pd.DataFrame]] = []
     for entry in ingested["files"]:
         verdict = FileVerdict(entry["file"], entry["index_id"], entry["index_name"] or "",
                               entry["status"], rows=entry.get("rows", 0),
                               md5=entry.get("md5"), unit=entry.get("row_unit") or "line")
-        if entry["status"] == "ok":
-            frame = pd.read_parquet(tables_dir / f"{entry['index_id']}.parquet")
-            write_json(gx_dir / f"{entry['index_id']}.json", validator.validate(verdict, frame))
-        else:
+        verdicts.append(verdict)
+        if entry["status"] != "ok":
             verdict.problems = [{"check": -1, "expectation": "readable", "column": None,
                                  "lines": [], "message": entry["reason"]}]
-        verdicts.append(verdict)
+            continue
+        table = tables_dir / f"{entry['index_id']}.parquet"
+        keys[verdict.file] = key = _verdict_key(verdict, table, settings)
+        if not _reuse(verdict, cached.get(verdict.file), key, report_dir):
+            pending.append((verdict, pd.read_parquet(table)))
+    if pending:
+        validator = ExportValidator(min_rows, price_tolerance, today, quality)
+        for name, result in validator.validate(pending).items():
+            write_json(report_dir / name, result)
+    _write_cache(report_dir, verdicts, keys)
 
     set_checks = _set_checks(verdicts, target_index, min_usable_files)
     outcome = ValidationOutcome(all(c["passed"] for c in set_checks), verdicts, set_checks)
@@ -405,6 +535,57 @@ def validate(
     if not outcome.passed:
         raise DataError(outcome.failure_lines())
     return outcome
+
+
+def _verdict_key(verdict: FileVerdict, table: Path, settings: dict[str, Any]) -> str:
+    """A hash of what a file's verdict depends on: its table, name, unit, settings, code."""
+    depends_on = {"table_md5": file_md5(table), "file": verdict.file, "unit": verdict.unit,
+                  "settings": settings, "code": _code_version()}
+    return hashlib.sha256(json.dumps(depends_on, sort_keys=True).encode()).hexdigest()
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the code a verdict depends on (``VERDICT_CODE``, ``VERDICT_LIBRARIES``)."""
+    digest = hashlib.sha256()
+    for module in VERDICT_CODE:
+        digest.update(Path(sys.modules[module].__file__).read_bytes())
+    for library in VERDICT_LIBRARIES:
+        digest.update(f"{library} {importlib.metadata.version(library)}".encode())
+    return digest.hexdigest()
+
+
+def _read_cache(report_dir: Path) -> dict[str, dict[str, Any]]:
+    """The previous run's verdicts by file; none when there is no readable cache."""
+    try:
+        return json.loads((report_dir / CACHE_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _reuse(verdict: FileVerdict, cached: dict[str, Any] | None, key: str,
+           report_dir: Path) -> bool:
+    """Fill ``verdict`` from the cache if it was reached from the same ``key``."""
+    if not cached or cached.get("key") != key or not (report_dir / cached["gx_result"]).is_file():
+        return False
+    verdict.status, verdict.expectations = cached["status"], cached["expectations"]
+    verdict.problems = cached["problems"]
+    verdict.dropped_rows = [DroppedRow(**row) for row in cached["dropped_rows"]]
+    verdict.gx_result = cached["gx_result"]
+    return True
+
+
+def _write_cache(report_dir: Path, verdicts: list[FileVerdict], keys: dict[str, str]) -> None:
+    """Keep this run's verdicts for the next, and only the GX results they name."""
+    files = {v.file: {"key": keys[v.file], "status": v.status, "expectations": v.expectations,
+                      "problems": v.problems, "dropped_rows": [asdict(r) for r in v.dropped_rows],
+                      "gx_result": v.gx_result}
+             for v in verdicts if v.file in keys}
+    write_json(report_dir / CACHE_FILE, {"files": files})
+    named = {report_dir / v.gx_result for v in verdicts if v.gx_result}
+    for stale in (report_dir / GX_DIR).glob("*.json"):
+        if stale not in named:
+            stale.unlink()
 
 
 def _set_checks(verdicts: list[FileVerdict], target: str, min_usable: int) -> list[dict]:
