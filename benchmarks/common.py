@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import resource
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-
-def package_version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+from pipelines.fileio import write_json
+from pipelines.provenance import package_versions
 
 
 def machine_info(packages: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -26,7 +24,8 @@ def machine_info(packages: tuple[str, ...] = ()) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        **{package.replace("-", "_"): package_version(package) for package in packages},
+        **{package.replace("-", "_"): version
+           for package, version in (dict.fromkeys(packages) | package_versions(packages)).items()},
     }
 
 
@@ -35,3 +34,12 @@ def peak_rss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes
     return round(peak * scale / 2**20, 1)
+
+
+def finish(result: dict[str, Any], out: Path, started: float,
+           summary: Callable[[dict[str, Any]], None]) -> None:
+    """Record the script's run time, write ``result`` to ``out`` (atomically), summarise it."""
+    result["script_runtime_s"] = round(time.perf_counter() - started, 1)
+    write_json(out, result)
+    summary(result)
+    print(f"wrote {out} in {result['script_runtime_s']} s")

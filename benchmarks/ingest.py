@@ -62,10 +62,10 @@ from typing import Any
 import common  # benchmarks/common.py (this script's folder is on sys.path)
 import pandas as pd
 
+from pipelines.columns import column_name
 from pipelines.config import load_params
-from pipelines.fileio import write_json
 from pipelines.ingest import ingest
-from pipelines.merge import MergePolicy, column_name, merge
+from pipelines.merge import MergePolicy, merge
 from pipelines.sample import DEFAULT_DAYS, DEFAULT_SEED, generate
 from pipelines.validate import RowQuality, validate
 
@@ -424,10 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak_rss_mib": common.peak_rss_mib(),
         "notes": NOTES,
     }
-    result["script_runtime_s"] = round(time.perf_counter() - script_start, 1)
-    write_json(args.out, result)
-    print_table(result)
-    print(f"wrote {args.out} in {result['script_runtime_s']} s")
+    common.finish(result, args.out, script_start, print_table)
     return 0
 
 

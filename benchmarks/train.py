@@ -57,8 +57,9 @@ import numpy as np
 import yaml
 
 from pipelines import devices  # before Keras: quiets TensorFlow's C++ start-up logs
-from pipelines.fileio import write_json, write_text
+from pipelines.fileio import write_text
 from pipelines.models import CELLS, ModelConfig, build_model, cudnn_eligible
+from pipelines.provenance import package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("benchmarks/results/train.json")  # relative to the project root
@@ -409,7 +410,7 @@ def warm_against_cold(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def machine_info(device: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
-    tf_package = "tensorflow-cpu" if common.package_version("tensorflow-cpu") else "tensorflow"
+    tf_package = "tensorflow-cpu" if package_versions(("tensorflow-cpu",)) else "tensorflow"
     return common.machine_info(("keras", "numpy")) | {
         "cpu_model": devices.cpu_model(),
         "tensorflow": tf.__version__,
@@ -529,10 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak_rss_mib": common.peak_rss_mib(),
         "notes": NOTES,
     }
-    result["script_runtime_s"] = round(time.perf_counter() - script_start, 1)
-    write_json(args.out, result)
-    print_table(result)
-    print(f"wrote {args.out} in {result['script_runtime_s']} s")
+    common.finish(result, args.out, script_start, print_table)
     return 0 if all(run["completed"] for modes in runs.values() for run in modes.values()) \
         else 1
 

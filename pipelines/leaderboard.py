@@ -3,9 +3,11 @@
 ``evaluate`` makes it (``evaluate.leaderboard``) and writes it as
 ``<evaluation_dir>/leaderboard.json``; ``train`` copies each network's row into its model
 card, ``predict`` and ``drift`` load its champion (``champion.load_champion``), ``report``
-draws the accuracy page and the front page from it, and ``tsepipe history`` shows each
-version's champion. They all read it through ``Leaderboard.read``, so a damaged or
-foreign file fails with one line naming it, and the shape is written down once, here.
+draws the accuracy page and the front page from it, the CLI and the flows' artifacts
+print it. They read it through ``Leaderboard.read``, so a damaged or foreign file fails
+with one line naming it, and the shape is written down once, here. (``tsepipe history``
+reads only the champion and its test MCC from each past version's file, whatever shape
+that version wrote.)
 
 The metric mappings (``validation``, ``test``: accuracy, balanced_accuracy, mcc, f1,
 roc_auc, brier, log_loss, confusion, n, intervals) are those of
