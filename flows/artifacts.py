@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from flows.dvc import dvc
 from pipelines.config import load_params, paths
 from pipelines.evidently_pages import ranked_drifted
+from pipelines.leaderboard import Leaderboard
+from pipelines.provenance import git_commit
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -37,21 +37,21 @@ def inert_markdown(text: Any) -> str:
 @task
 def publish_leaderboard(board_path: str) -> str | None:
     """Table: every model and baseline on the walk-forward test days."""
-    board = _read(board_path)
+    board = Leaderboard.read(board_path)
     rows = []
-    for name, row in board["models"].items():
-        test = row["test"]
+    for name, row in board.models.items():
+        test = row.test
         rows.append({
-            "model": name, "kind": row["kind"],
-            "validation MCC": round(row["validation"].get("mcc", float("nan")), 3),
+            "model": name, "kind": row.kind,
+            "validation MCC": round(row.validation.get("mcc", float("nan")), 3),
             "test balanced accuracy": round(test["balanced_accuracy"], 3),
             "test MCC": round(test["mcc"], 3),
             "MCC 95% CI": "[{:.3f}, {:.3f}]".format(*test["mcc_ci"]),
-            "p vs best baseline": round(row["vs_best_baseline"]["p_value_one_sided"], 3),
-            "training s": round(row.get("training", {}).get("seconds_total", 0.0), 1),
+            "p vs best baseline": round(row.vs_best_baseline["p_value_one_sided"], 3),
+            "training s": round((row.training or {}).get("seconds_total", 0.0), 1),
         })
-    description = f"champion {board['champion']}: {board.get('champion_reason', '')}"
-    backtest = board.get("backtest")
+    description = f"champion {board.champion}: {board.champion_reason}"
+    backtest = board.backtest
     if backtest:
         own = backtest["strategies"][backtest["champion"]]["cumulative_return"]
         hold = backtest["strategies"]["buy_and_hold"]["cumulative_return"]
@@ -59,7 +59,7 @@ def publish_leaderboard(board_path: str) -> str | None:
                         f"{backtest['cost_bps']:g} bp a trade): {own:.1%} against buy and "
                         f"hold's {hold:.1%}")
     create_table_artifact(key="leaderboard", table=rows, description=description)
-    return board["champion"]
+    return board.champion
 
 
 @task
@@ -107,22 +107,19 @@ REPORTS_URL = "TSEPIPE_REPORTS_URL"  # where the team's reports are served, if a
 
 
 def dvc_remote_url(project: Path) -> str | None:
-    """The URL of the project's default DVC remote (``None`` when there is none)."""
-    default = dvc(project, "remote", "default")
-    name = default.output.strip().splitlines()[-1].strip() if default.ok and (
-        default.output.strip()) else ""
-    listed = dvc(project, "remote", "list")
-    for line in listed.output.splitlines() if listed.ok else []:
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == name:
-            return parts[1]
-    return None
+    """The URL of the project's default DVC remote (``None`` when there is none).
 
+    Read from DVC's merged configuration in this process (0.2 s) rather than by
+    ``dvc remote default`` and ``dvc remote list`` (two processes, 1-1.3 s on 2 cores).
+    """
+    from dvc.config import Config, ConfigError
 
-def _commit(project: Path) -> str | None:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project,
-                          capture_output=True, text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
+    try:
+        config = Config(dvc_dir=str(project / ".dvc"))
+    except ConfigError:
+        return None
+    name = config["core"].get("remote")
+    return config["remote"].get(name, {}).get("url") if name else None
 
 
 @task
@@ -145,7 +142,7 @@ def publish_report_link(front_page: str) -> str:
         return link
     remote = dvc_remote_url(project)
     if remote and "://" in remote and not remote.startswith("file://"):
-        commit = _commit(project) or "HEAD"
+        commit = (git_commit(project) or "HEAD")[:8]
         create_markdown_artifact(key="report", markdown=(
             f"# tsepipe reports\n\nPublished to the DVC remote `{inert_markdown(remote)}` "
             f"with the version committed as `{commit}`. To open them:\n\n"

@@ -18,13 +18,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.dvc import dvc, locked_hash, snapshot_md5
+from flows.dvc import dvc, locked_hash
 from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
 from flows.stages import TransientStageError, publish_version, run_stages
 from pipelines.config import load_params, paths
 from pipelines.errors import FetchError
+from pipelines.fetch import fetch as fetch_exports
 from pipelines.fileio import append_jsonl, atomic_path
 from pipelines.ingest import display_name, export_files, matches, refusal
+from pipelines.provenance import snapshot_md5
 
 DATA_STAGES = ("ingest", "validate", "merge")
 
@@ -77,12 +79,10 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
     Returns the fetch report, or ``{"error": lines}`` when the feed failed (the raw
     folder is then untouched; fetch retries by itself, so the task does not).
     """
-    from pipelines.fetch import fetch
-
     logger = get_run_logger()
     settings = load_params(Path(project) / "params.yaml")["fetch"]
     try:
-        report = fetch(raw_dir, settings["indices"], settings["base_url"],
+        report = fetch_exports(raw_dir, settings["indices"], settings["base_url"],
                        timeout_seconds=settings["timeout_seconds"], retries=settings["retries"],
                        backoff_seconds=settings["backoff_seconds"],
                        pace_seconds=settings["pace_seconds"])
@@ -95,7 +95,7 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
 
 
 @task(retries=2, retry_delay_seconds=3, task_run_name="dvc add raw")
-def snapshot_raw(project: str, raw_dir: str) -> str:
+def snapshot_raw(project: str, raw_dir: str) -> str | None:
     """``dvc add`` the raw folder so this exact input is cached; return its DVC hash."""
     result = dvc(Path(project), "add", "--quiet", raw_dir)
     if not result.ok:

@@ -74,10 +74,3 @@ def locked_hash(project: Path, stage: str, path: Path | str) -> str | None:
         if Path(item["path"]) == Path(path):
             return item.get("md5")
     return None
-
-
-def snapshot_md5(dvc_file: Path) -> str | None:
-    """The MD5 a ``.dvc`` file (``dvc add``'s record, e.g. ``data/raw.dvc``) holds."""
-    record = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
-    outs = record.get("outs") or [{}]
-    return outs[0].get("md5")

@@ -1,8 +1,10 @@
 """The whole pipeline as one flow (``tsepipe run``): the data flow, then training.
 
 ``run_pipeline`` is what the CLI calls: it checks the project, takes the project's run
-lock before Prefect starts, runs ``pipeline_flow`` and turns its final state into the
-summary lines (or the ``PipelineError`` that says why it failed).
+lock before Prefect starts, runs ``pipeline_flow`` (or, with ``retrain=False``, the daily
+path ``flows.daily.daily_flow``: the data flow, then the forecast, drift and reports with
+the current models) and turns its final state into the summary lines (or the
+``PipelineError`` that says why it failed).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, State
 
+from flows.daily import daily_flow
 from flows.data import data_flow
 from flows.runs import exclusive, passed_on, project_lock, raise_for_state
 from flows.train import training_flow
@@ -44,8 +47,13 @@ def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
 
 
 def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = True,
-                 fetch: bool | None = None, wait_seconds: float = 0, commit: bool = True) -> str:
-    """Run the pipeline from the CLI; raise the ``PipelineError`` that says why it failed."""
+                 fetch: bool | None = None, wait_seconds: float = 0, commit: bool = True,
+                 retrain: bool = True) -> str:
+    """Run the pipeline from the CLI; raise the ``PipelineError`` that says why it failed.
+
+    ``train``: after the data, forecast and report (False: the data only); ``retrain``:
+    evaluate and train again first (False: the daily path, with the current models).
+    """
     project = Path.cwd()
     if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
         raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
@@ -55,8 +63,13 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     if not fetching:
         export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
     with project_lock(project, "tsepipe run", wait_seconds):  # busy: before Prefect starts
-        state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
-                              train=train, fetch=fetch, commit=commit, return_state=True)
+        if train and not retrain:
+            state = daily_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
+                               fetch=fetch, commit=commit, return_state=True)
+        else:
+            state = pipeline_flow(raw_dir=str(raw_dir) if raw_dir else None,
+                                  push_remote=push, train=train, fetch=fetch, commit=commit,
+                                  return_state=True)
     raise_for_state(state)
     result = state.result()
     version = result["data"] if train else result

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flows.dvc import LOCK_FILE, dvc, snapshot_md5
+from flows.dvc import LOCK_FILE, dvc
 from pipelines.config import Paths
 from pipelines.errors import printable
+from pipelines.provenance import snapshot_md5
 
 log = logging.getLogger("pipelines.run")
 

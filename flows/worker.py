@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from flows.dvc import dvc
+from pipelines.remote import configure_remote
 
 GIT_URL = "TSEPIPE_GIT_URL"
 GIT_BRANCH = "TSEPIPE_GIT_BRANCH"
@@ -80,8 +81,6 @@ def update_checkout(url: str, base: Path, branch: str | None = None) -> Path:
 
 def pull_data(folder: Path) -> None:
     """Configure the DVC remote from the environment, then pull what the lock file names."""
-    from pipelines.remote import configure_remote
-
     configure_remote(folder)
     result = dvc(folder, "pull", "--allow-missing")
     if not result.ok:

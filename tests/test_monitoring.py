@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from flows.operations import deployment_runs
+from flows.data import DATA_STAGES
+from flows.operations import REPORT_STAGES, deployment_runs
 from pipelines import sample
 from pipelines.evidently_pages import ranked_drifted
 from pipelines.fileio import file_md5
@@ -19,24 +20,21 @@ from pipelines.formats import read_export
 from .conftest import BIN, copy_exports
 from .prefect_server import prefect_server, run_in
 
+DAILY_STAGES = DATA_STAGES + REPORT_STAGES
+
 FLOW = """
 import json
-from flows.operations import {name}
+from flows.{module} import {name}
 state = {name}({args}return_state=True)
 print("RESULT " + json.dumps({{"completed": state.is_completed(), "message": state.message,
                                "result": state.result() if state.is_completed() else None}}))
 """
-DATA_FLOW = """
-from flows.data import data_flow
-state = data_flow(push_remote=False, return_state=True)
-assert state.is_completed(), state.message
-"""
 
 
-def run_flow(project, server, name: str, args: str = "") -> dict:
-    """Run a flow of flows.operations in a subprocess in ``project``, against ``server``."""
-    done = run_in([str(BIN / "python"), "-c", FLOW.format(name=name, args=args)], project,
-                  server)
+def run_flow(project, server, name: str, args: str = "", module: str = "operations") -> dict:
+    """Run a flow of flows.``module`` in a subprocess in ``project``, against ``server``."""
+    done = run_in([str(BIN / "python"), "-c", FLOW.format(module=module, name=name, args=args)],
+                  project, server)
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     assert result["completed"], f"{result['message']}\n{done.stderr[-3000:]}"
@@ -49,6 +47,32 @@ def monitor(project, server) -> dict:
 
 def drift_triggered_runs(client, deployment_id) -> list:
     return deployment_runs(client, deployment_id, tags=["drift-triggered"])
+
+
+def daily_stage_runs(client) -> dict[str, list[str]]:
+    """The stages' task runs of the daily flow's run, by subflow, in the order they ran."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    [daily] = client.read_flow_runs(flow_filter=FlowFilter(
+        name=FlowFilterName(any_=["tsepipe-daily"])))
+    subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[daily.id])))
+    flow_names = {f.id: f.name for f in client.read_flows()}
+    found = {}
+    for subflow in subflows:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[subflow.id])))
+        found[flow_names[subflow.flow_id]] = [
+            run.name for run in sorted(runs, key=lambda run: run.start_time)
+            if run.name in DAILY_STAGES]
+    return found
 
 
 def latest_monitoring_artifact(client):
@@ -123,15 +147,19 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(
 
         # (b) the last 60 days (the drift stage's current span) change regime
         sample.generate(project / "data/raw", n_days=300, regime_change_days=60)
-        run_in([str(BIN / "python"), "-c", DATA_FLOW], project, server)
-        timings["data flow (regime change)"] = time.monotonic() - started
-        # the daily report run: today's forecast with the current champion, drift, pages
-        forecast = run_flow(project, server, "report_flow", "push_remote=False, ")
+        # the daily path in one process: the data flow, then the report flow (today's
+        # forecast with the current champion, drift, pages), each stage a task run
+        daily = run_flow(project, server, "daily_flow", "push_remote=False, ", module="daily")
+        timings["daily flow (regime change)"] = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            assert daily_stage_runs(client) == {
+                "tsepipe-data": ["ingest", "validate", "merge"],
+                "tsepipe-report": ["predict", "drift", "report"]}
+        forecast = daily["forecast"]
         assert forecast["data_version"] == file_md5(project / "data/processed/merged.parquet")
         assert forecast["as_of"] == "2025-09-23"  # the sample data's last day
         assert (project / "reports/index.html").exists()
         assert json.loads((project / "reports/drift/drift.json").read_text())["dataset_drift"]
-        timings["report flow"] = time.monotonic() - started
         drifted = monitor(project, server)
         timings["monitor (drift)"] = time.monotonic() - started
         assert drifted["decision"] == "retrain", drifted

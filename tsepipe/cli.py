@@ -406,7 +406,12 @@ def run(
         True
     ),
     train: Annotated[
-        bool, typer.Option(help="Also evaluate, train and forecast (--no-train: data only).")
+        bool, typer.Option(help="Also forecast, check drift and report (--no-train: data "
+                                "only).")
+    ] = True,
+    retrain: Annotated[
+        bool, typer.Option(help="Evaluate and train the models again first (--no-retrain: "
+                                "the daily path, forecast with the current models).")
     ] = True,
     fetch: Annotated[
         bool | None,
@@ -422,7 +427,9 @@ def run(
     ] = True,
 ) -> None:
     """Run the whole pipeline as Prefect flows through DVC, then dvc push and commit the
-    version (dvc.lock, data/raw.dvc) to git.
+    version (dvc.lock, data/raw.dvc) to git. Every day: `tsepipe run --no-retrain` (the
+    new data, then the forecast, drift and reports with the current models); retrain
+    weekly with a plain `tsepipe run`.
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     1 a stage crashed (its last lines are shown).
@@ -443,7 +450,7 @@ def run(
     from flows.pipeline import run_pipeline
 
     typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
-                            wait_seconds=wait, commit=commit))
+                            wait_seconds=wait, commit=commit, retrain=retrain))
 
 
 @app.command()
