@@ -76,7 +76,7 @@ import atexit, json, os, sys, time
 spawned = float(os.environ["DAILY_SPAWNED"])
 parts = {"process start and flow imports": 0.0}
 calls = []
-import flows.dvc, pipelines.versions
+import flows.dvc_commands, pipelines.versions
 from prefect.server.api.server import SubprocessASGIServer
 
 def timed(name, function):
@@ -88,8 +88,9 @@ def timed(name, function):
             calls.append([name(args), start - spawned, time.time() - start])
     return wrapper
 
-flows.dvc.dvc = timed(lambda a: "dvc " + " ".join(x for x in a[1:] if not x.startswith("-")),
-                      flows.dvc.dvc)
+flows.dvc_commands.dvc = timed(
+    lambda a: "dvc " + " ".join(x for x in a[1:] if not x.startswith("-")),
+    flows.dvc_commands.dvc)
 pipelines.versions.record_version = timed(lambda a: "git commit",
                                           pipelines.versions.record_version)
 SubprocessASGIServer.start = timed(lambda a: "server start", SubprocessASGIServer.start)

@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.dvc import dvc, locked_hash
+from flows.dvc_commands import dvc, locked_hash
 from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
 from flows.stages import TransientStageError, publish_version, run_stages
 from pipelines.config import load_params, paths

@@ -30,7 +30,7 @@ from typing import Any
 
 from prefect.states import Failed, State
 
-from flows.dvc import LOCK_FILE
+from flows.dvc_commands import LOCK_FILE
 from pipelines.errors import BusyError, DataError, FetchError, StageCrash
 
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"

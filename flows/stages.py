@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from flows.dvc import CommandResult, dvc
+from flows.dvc_commands import CommandResult, dvc
 from pipelines.versions import record_version
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flows.dvc import LOCK_FILE, dvc
+from flows.dvc_commands import LOCK_FILE, dvc
 from pipelines.config import Paths
 from pipelines.errors import printable
 from pipelines.provenance import snapshot_md5

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.dvc import dvc
+from flows.dvc_commands import dvc
 from pipelines.remote import configure_remote
 
 GIT_URL = "TSEPIPE_GIT_URL"

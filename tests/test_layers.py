@@ -8,6 +8,8 @@ count: a lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +101,11 @@ def test_the_checks_can_fail():
     assert cycles(graph) == [["pipelines.a", "pipelines.b", "pipelines.c"]]
     assert "pipelines.cli" not in import_graph()  # the CLI lives above (tsepipe.cli)
     assert {"pipelines", "flows"} <= {t.split(".")[0] for t in import_graph()["tsepipe.cli"]}
+
+
+def test_no_flow_module_hides_a_package():
+    """Prefect puts a flow file's folder on sys.path: a flows/dvc.py would hide dvc."""
+    clashes = sorted(path.stem for path in (ROOT / "flows").glob("*.py")
+                     if path.stem != "__init__" and (path.stem in sys.stdlib_module_names
+                                                     or importlib.util.find_spec(path.stem)))
+    assert clashes == []

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.dvc import locked_hash
+from flows.dvc_commands import locked_hash
 from pipelines.config import load_params
 from pipelines.errors import DataError
 from pipelines.remote import ENDPOINT_ENV, URL_ENV, remote_settings

@@ -1,4 +1,8 @@
-"""DVC commands for the flows, run as subprocesses of this Python's own DVC."""
+"""DVC commands for the flows, run as subprocesses of this Python's own DVC.
+
+Not named ``dvc.py``: Prefect puts a deployment's flow file's folder (``flows/``) on
+``sys.path``, where a ``dvc`` module would hide the ``dvc`` package from the flow.
+"""
 
 from __future__ import annotations
 
