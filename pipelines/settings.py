@@ -63,6 +63,8 @@ class EvaluationSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EvaluationSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in values.items() if k in known})
+        """The inverse of ``to_dict`` (lists for tuples); an unknown key is a ValueError."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"evaluation settings: unknown key {unknown[0]!r}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +48,6 @@ def settings_to_dict(settings: EvaluationSettings) -> dict[str, Any]:
     """Plain values (lists for tuples) to send to another process; one process each."""
     return {k: list(v) if isinstance(v, tuple) else v
             for k, v in settings.to_dict().items()} | {"workers": 1}
-
-
-def settings_from_dict(values: dict[str, Any] | EvaluationSettings) -> EvaluationSettings:
-    if isinstance(values, EvaluationSettings):
-        return values
-    known = {f.name for f in fields(EvaluationSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"evaluation settings: unknown key {unknown[0]!r}")
-    return EvaluationSettings.from_dict(values)
 
 
 def load_table(dataset_path: Path | str, target_index: str,
@@ -81,7 +70,7 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
     """
     started = time.perf_counter()
     config = ModelConfig.from_dict(dict(config_dict))
-    settings = settings_from_dict(settings_dict)
+    settings = EvaluationSettings.from_dict(settings_dict)
     if not settings.baselines:
         raise ValueError("evaluate.baselines: the sweep compares every network with the "
                          "baselines; name at least one")
@@ -145,7 +134,7 @@ def baseline_rows(dataset_path: Path | str, settings_dict: dict[str, Any], targe
                   feature_sets: dict[str, list[str]] | str = "stationary") -> list[dict[str, Any]]:
     """The leaderboard rows of ``evaluate.baselines`` (kind "baseline"), in that order."""
     started = time.perf_counter()
-    settings = settings_from_dict(settings_dict)
+    settings = EvaluationSettings.from_dict(settings_dict)
     table = load_table(dataset_path, target_index, feature_sets, settings.feature_set)
     board = leaderboard(evaluate_models(table, {}, settings))
     seconds = time.perf_counter() - started
