@@ -61,7 +61,7 @@ def main() -> None:
         "machine": common.machine_info(("evidently", "jinja2")),
         "repeats": options.repeats,
         "stages": {stage: time_command([tsepipe, stage], project, options.repeats)
-                   for stage in ("drift", "report")},
+                   for stage in ("drift", "accuracy", "report")},
         "pages": {page: {"bytes": (project / page).stat().st_size} for page in PAGES},
     }
     if options.browser:

@@ -19,7 +19,7 @@ from flows.runs import exclusive, stage_failed
 from flows.stages import publish_version, run_stages
 from pipelines.config import load_params, paths
 
-MODEL_STAGES = ("evaluate", "train", "predict", "drift", "report")
+MODEL_STAGES = ("evaluate", "train", "accuracy", "predict", "drift", "report")
 
 
 @flow(name="tsepipe-train",

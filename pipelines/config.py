@@ -34,6 +34,7 @@ BACKTEST = "backtest.json"
 FORECAST = "latest.json"
 FORECAST_LOG = "log.parquet"
 DRIFT_SUMMARY = "drift.json"
+ACCURACY_SUMMARY = "accuracy.json"
 # The files of one model's folder, <models_dir>/<name>/
 MODEL_FILE = "model.keras"
 MODEL_CARD = "card.json"
@@ -83,6 +84,10 @@ class Paths:
     @property
     def drift_summary(self) -> Path:
         return self.drift_dir / DRIFT_SUMMARY
+
+    @property
+    def accuracy_summary(self) -> Path:
+        return self.accuracy_dir / ACCURACY_SUMMARY
 
 
 class _Section(BaseModel):

@@ -2,12 +2,12 @@
 
 ``evaluate`` makes it (``evaluate.leaderboard``) and writes it as
 ``<evaluation_dir>/leaderboard.json``; ``train`` copies each network's row into its model
-card, ``predict`` and ``drift`` load its champion (``champion.load_champion``), ``report``
-draws the accuracy page and the front page from it, the CLI and the flows' artifacts
-print it. They read it through ``Leaderboard.read``, so a damaged or foreign file fails
-with one line naming it, and the shape is written down once, here. (``tsepipe history``
-reads only the champion and its test MCC from each past version's file, whatever shape
-that version wrote.)
+card, ``predict`` and ``drift`` load its champion (``champion.load_champion``),
+``accuracy`` draws the accuracy pages and ``report`` the front page from it (with the model
+cards, ``model_cards``), the CLI and the flows' artifacts print it. They read it through
+``Leaderboard.read``, so a damaged or foreign file fails with one line naming it, and the
+shape is written down once, here. (``tsepipe history`` reads only the champion and its
+test MCC from each past version's file, whatever shape that version wrote.)
 
 The metric mappings (``validation``, ``test``: accuracy, balanced_accuracy, mcc, f1,
 roc_auc, brier, log_loss, confusion, n, intervals) are those of
@@ -21,8 +21,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pipelines.config import MODEL_CARD
 from pipelines.errors import DataError, printable
 from pipelines.fileio import write_json
 
@@ -124,3 +126,15 @@ def _first_problem(exc: Exception) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "top level"
         return f"{where}: {error['msg']}"
     return str(exc).splitlines()[0]
+
+
+def score(value: Any) -> float:
+    """A metric (an MCC, say) for ranking rows: a missing or NaN value ranks lowest."""
+    return float(value) if value is not None and np.isfinite(value) else float("-inf")
+
+
+def model_cards(models_dir: Path | str) -> dict[str, dict[str, Any]]:
+    """Each trained network's model card (``<models_dir>/<name>/card.json``) by name: what
+    ``train`` adds to a network's row (device, parameters, training time)."""
+    return {card.parent.name: json.loads(card.read_text(encoding="utf-8"))
+            for card in sorted(Path(models_dir).glob(f"*/{MODEL_CARD}"))}

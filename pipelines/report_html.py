@@ -6,14 +6,23 @@ Pages carry their own CSS and load nothing from any other host.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
 from pipelines.fileio import write_text
 
 _TEMPLATES = Path(__file__).with_name("templates")
+TEHRAN = "Asia/Tehran"
+
+
+def generated() -> dict[str, str]:
+    """When a page is written: UTC (ISO 8601) and Tehran's wall clock, for its footer."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return {"utc": now.isoformat(), "tehran": f"{now.astimezone(ZoneInfo(TEHRAN)):%Y-%m-%d %H:%M}"}
 
 
 def render(template: str, target: Path | str, **context: Any) -> Path:

@@ -7,7 +7,9 @@ as the stage's ``pipelines/*.py`` dependencies, so editing any of them (``fit_ne
 ``pipelines/fitting.py``, say) makes ``dvc status`` report the stage as changed. The CLI
 (``tsepipe/cli.py``, above this package) is left out on purpose: it only reads the
 options and calls the stage's function, and depending on it would retrain the models
-whenever a command's help text changes.
+whenever a command's help text changes. The Jinja2 templates a stage renders are code too:
+each ``render("NAME.html", ...)`` in its modules, and the templates those extend or
+include.
 
 ``python -m pipelines.stagedeps`` prints, per stage, the modules ``dvc.yaml`` should list
 and says which are missing or extra (exit 1 when any are); ``--write`` first rewrites
@@ -29,6 +31,7 @@ from pipelines.fileio import write_text
 
 PACKAGE = "pipelines"
 PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES = "templates"
 ROOT = PACKAGE_DIR.parent
 # The module of each stage's ``tsepipe`` command (tsepipe/cli.py calls its functions).
 STAGE_MODULES = {
@@ -39,8 +42,11 @@ STAGE_MODULES = {
     "train": "train",
     "predict": "predict",
     "drift": "drift",
+    "accuracy": "accuracy",
     "report": "report",
 }
+_TEMPLATE_REFERENCE = re.compile(  # {% extends "base.html" %}, include, import, from
+    r"""{%-?\s*(?:extends|include|import|from)\s+["']([^"']+)["']""")
 
 
 def _module_path(name: str) -> Path | None:
@@ -90,18 +96,50 @@ def import_closure(name: str) -> set[str]:
     return seen
 
 
+def templates_of(modules: set[str]) -> set[str]:
+    """The templates (names in ``pipelines/templates``) that ``modules`` render: the first
+    argument of each ``render("NAME.html", ...)`` call, and what those templates extend or
+    include, transitively."""
+    folder = PACKAGE_DIR / TEMPLATES
+    todo = []
+    for module in modules:
+        path = _module_path(module)
+        if path is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args and getattr(
+                    node.func, "id", getattr(node.func, "attr", None)) == "render":
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    todo.append(first.value)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and (folder / name).is_file():
+            seen.add(name)
+            todo += _TEMPLATE_REFERENCE.findall((folder / name).read_text(encoding="utf-8"))
+    return seen
+
+
 def code_deps(stage: str) -> list[str]:
-    """The ``pipelines/*.py`` files a stage's ``dvc.yaml`` entry must list, sorted."""
+    """The ``pipelines/*.py`` files and templates a stage's ``dvc.yaml`` entry must list."""
     modules = import_closure(STAGE_MODULES[stage]) | {"__init__"}
-    return sorted(f"{PACKAGE}/{m.replace('.', '/')}.py" for m in modules
-                  if (PACKAGE_DIR / f"{m}.py").is_file())
+    return sorted([f"{PACKAGE}/{m.replace('.', '/')}.py" for m in modules
+                   if (PACKAGE_DIR / f"{m}.py").is_file()]
+                  + [f"{PACKAGE}/{TEMPLATES}/{name}" for name in templates_of(modules)])
+
+
+def _is_code(dep: str) -> bool:
+    return dep.startswith(f"{PACKAGE}/") and (dep.endswith(".py") or dep.endswith(".html")
+                                              or dep == f"{PACKAGE}/{TEMPLATES}")
 
 
 def declared_code_deps(dvc_yaml: Path, stage: str) -> list[str]:
-    """The ``pipelines/*.py`` dependencies that ``dvc.yaml`` lists for ``stage``."""
+    """The code dependencies (modules, templates) that ``dvc.yaml`` lists for ``stage``."""
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in stages[stage].get("deps", [])]
-    return sorted(d for d in deps if d.startswith(f"{PACKAGE}/") and d.endswith(".py"))
+    deps = [d if isinstance(d, str) else next(iter(d))
+            for d in stages.get(stage, {}).get("deps", [])]
+    return sorted(d for d in deps if _is_code(d))
 
 
 def disagreements(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, dict[str, list[str]]]:
@@ -119,13 +157,13 @@ CLOSURE_COMMENT = "# the stage's import closure"
 
 
 def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> None:
-    """Rewrite each stage's ``pipelines/*.py`` lines in ``dvc.yaml`` to its closure.
+    """Rewrite each stage's code lines (modules, templates) in ``dvc.yaml`` to its closure.
 
     The lines go right after the stage's ``CLOSURE_COMMENT`` line, with its indent; every
     other line (comments, templates, data deps) stays as it is.
     """
     stage_line = re.compile(r"^  ([A-Za-z_][\w-]*):\s*$")
-    module_line = re.compile(rf"^\s+- {PACKAGE}/\S+\.py\s*$")
+    module_line = re.compile(rf"^\s+- {PACKAGE}/(\S+\.(py|html)|{TEMPLATES})\s*$")
     out, stage = [], None
     for line in dvc_yaml.read_text(encoding="utf-8").splitlines():
         if match := stage_line.match(line):
@@ -149,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {path}")
     for stage, found in problems.items():
         for path in found["missing"]:
-            print(f"error: dvc.yaml: stage {stage} imports {path} but does not list it",
+            print(f"error: dvc.yaml: stage {stage} uses {path} but does not list it",
                   file=sys.stderr)
         for path in found["extra"]:
-            print(f"error: dvc.yaml: stage {stage} lists {path} but does not import it",
+            print(f"error: dvc.yaml: stage {stage} lists {path} but does not use it",
                   file=sys.stderr)
     return 1 if problems else 0
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from tsepipe.cli import app
 
 COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
-            "predict", "drift", "report", "sweep", "run", "remote", "history", "checkout",
-            "doctor"]
+            "accuracy", "predict", "drift", "report", "sweep", "run", "remote", "history",
+            "checkout", "doctor"]
 
 
 def test_help_lists_every_command():

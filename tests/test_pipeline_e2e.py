@@ -209,8 +209,8 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
 def test_dvc_repro_twice_then_push_and_pull(project):
     run(["tsepipe", "sample-data", "--days", "300"], project)
     first = run(["dvc", "repro"], project)
-    for stage in ("ingest", "validate", "merge", "evaluate", "train", "predict", "drift",
-                  "report"):
+    for stage in ("ingest", "validate", "merge", "evaluate", "train", "accuracy", "predict",
+                  "drift", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout

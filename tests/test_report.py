@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.accuracy import accuracy_report, calibration_bins
 from pipelines.charts import line_chart
+from pipelines.errors import DataError
 from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
 from pipelines.features import FeatureTable, make_labels
-from pipelines.report import accuracy_report, calibration_bins
+from pipelines.report import build_reports
 from pipelines.settings import EvaluationSettings
 
 HOSTILE = "<script>alert(1)</script>"
@@ -69,6 +72,19 @@ def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
     assert json.loads((tmp_path / "accuracy.json").read_text())["champion"] == board.champion
 
 
+def test_the_front_page_refuses_accuracy_drawn_from_another_leaderboard(evaluated, tmp_path):
+    out, board = evaluated
+    accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20)
+    where = SimpleNamespace(leaderboard=out / "leaderboard.json",
+                            accuracy_summary=tmp_path / "accuracy.json")
+    summary = json.loads(where.accuracy_summary.read_text())
+    summary["test_last"] = "1999-01-01"  # an evaluation older than the leaderboard
+    where.accuracy_summary.write_text(json.dumps(summary))
+    with pytest.raises(DataError, match="accuracy.json: drawn from another leaderboard .* run "
+                                        "tsepipe accuracy"):
+        build_reports(where)
+
+
 def test_calibration_bins_count_every_day():
     label = np.array([0, 1, 1, 0, 1, 1])
     proba = np.array([0.05, 0.95, 1.0, 0.45, 0.55, 0.58])
@@ -93,6 +109,11 @@ def test_report_and_drift_without_their_inputs_say_what_is_missing(project):
     assert done.returncode == 3, done.stderr
     assert "error: data/interim/validation.json: missing; run the stages" in done.stderr
     assert "error: reports/drift/drift.json: missing" in done.stderr
+    assert "error: reports/accuracy/accuracy.json: missing" in done.stderr
     assert "Traceback" not in done.stderr
+    done = run(["tsepipe", "accuracy"], project, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "error: reports/evaluation/leaderboard.json: missing; run tsepipe evaluate" in (
+        done.stderr)
     done = run(["tsepipe", "drift"], project, check=False)
     assert done.returncode == 3 and "no merged dataset" in done.stderr

@@ -37,6 +37,20 @@ def test_imports_inside_functions_count():
     assert not any("cli" in dep for dep in stagedeps.code_deps("report"))
 
 
+def test_the_templates_a_stage_renders_count():
+    # validate renders validation.html, which extends base.html: both are its code
+    assert {"pipelines/templates/validation.html", "pipelines/templates/base.html"} <= set(
+        stagedeps.code_deps("validate"))
+    assert "pipelines/templates/accuracy.html" in stagedeps.code_deps("accuracy")
+    # the front page's stage does not depend on the accuracy page's template, nor on the
+    # accuracy page's code (charts, metrics, Evidently's classification page)
+    report = stagedeps.code_deps("report")
+    assert "pipelines/templates/index.html" in report
+    assert not {"pipelines/templates/accuracy.html", "pipelines/accuracy.py",
+                "pipelines/metrics.py", "pipelines/charts.py"} & set(report)
+    assert "pipelines/templates/index.html" not in stagedeps.code_deps("drift")
+
+
 def test_the_closure_follows_imports_through_other_modules(tmp_path, monkeypatch):
     package = tmp_path / "pipelines"
     package.mkdir()

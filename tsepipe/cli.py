@@ -35,9 +35,9 @@ from pipelines.versions import history as read_history
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
-    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> predict "
-    "-> drift -> report. `tsepipe run` runs them all as Prefect flows through DVC and pushes "
-    "the new versions to the DVC remote; then open reports/index.html.",
+    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> accuracy "
+    "-> predict -> drift -> report. `tsepipe run` runs them all as Prefect flows through DVC "
+    "and pushes the new versions to the DVC remote; then open reports/index.html.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -357,15 +357,28 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
 
 @app.command()
 @_stage
+def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Write the accuracy report reports/accuracy/ (ours and Evidently's) from the evaluation."""
+    from pipelines.accuracy import build_accuracy
+
+    where = paths(load_params(params))
+    missing = [str(path) for path in (where.leaderboard, where.predictions) if not path.exists()]
+    if missing:
+        raise DataError([f"{path}: missing; run tsepipe evaluate first (or dvc repro)"
+                         for path in missing])
+    pages = build_accuracy(where)
+    typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
+
+
+@app.command()
+@_stage
 def report(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Write the accuracy report and the front page reports/index.html (offline HTML)."""
+    """Write the front page reports/index.html (offline HTML) from the stages' outputs."""
     from pipelines.report import build_reports
 
     where = paths(load_params(params))
-    needed = [where.validation_summary, where.merge_summary,
-              where.leaderboard,
-              where.predictions, where.drift_summary,
-              where.forecast]
+    needed = [where.validation_summary, where.merge_summary, where.leaderboard,
+              where.accuracy_summary, where.drift_summary, where.forecast]
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         raise DataError([f"{path}: missing; run the stages before report (tsepipe run, or "
