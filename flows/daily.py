@@ -28,7 +28,9 @@ def daily_flow(raw_dir: str | None = None, project_dir: str = ".", push_remote: 
     failed subflow's state (``BadData``, ``FetchFailed``, a crash) as its own.
     """
     data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
-                     fetch=fetch, commit=commit, push_git=push_git, return_state=True)
+                     fetch=fetch, commit=commit, push_git=push_git,
+                     publish_standing=False,  # the report subflow publishes today's
+                     return_state=True)
     if not data.is_completed():
         return passed_on(data)
     report = report_flow(project_dir=project_dir, push_remote=push_remote, commit=commit,

@@ -171,7 +171,7 @@ def publish_dataset(summary_path: str, dataset_md5: str | None, raw_md5: str) ->
 def data_flow(
     raw_dir: str | None = None, project_dir: str = ".", push_remote: bool = True,
     fetch: bool | None = None, lock_wait_seconds: float = 0, commit: bool = True,
-    push_git: bool = False,
+    push_git: bool = False, publish_standing: bool = True,
 ) -> State:
     """Run (fetch ->) ingest -> validate -> merge through DVC; publish artifacts; push.
 
@@ -182,6 +182,8 @@ def data_flow(
     whose message lists each problem on its own line. ``commit``: a changed ``dvc.lock``
     or ``data/raw.dvc`` is committed (``pipelines.versions``); ``push_git``: and pushed to
     the git remote (the deployments do; a local ``tsepipe run`` does not).
+    ``publish_standing``: republish the standing forecast, leaderboard, drift and report
+    link as this run's artifacts (off when a report run follows in the same flow).
     """
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
@@ -212,7 +214,8 @@ def data_flow(
                                         push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     append_jsonl(project / "reports" / "runs.jsonl", version)
-    publish_all(str(project))  # the standing forecast, leaderboard, drift and report link
+    if publish_standing:  # the standing forecast, leaderboard, drift and report link
+        publish_all(str(project))
     return Completed(message=json.dumps(version), data=version)
 
 
