@@ -1,9 +1,10 @@
-"""Benchmark: the drift and report stages, and how heavy their pages are to open.
+"""Benchmark: the drift, accuracy and report stages, and how heavy their pages are to open.
 
 What it measures, in a project where the pipeline has run (``make demo`` leaves one):
 
-- ``tsepipe drift`` and ``tsepipe report``, each as the command DVC runs (a fresh
-  process, so imports included), wall clock, best and median of ``--repeats`` runs;
+- ``tsepipe drift``, ``tsepipe accuracy`` and ``tsepipe report``, each as the command DVC
+  runs (a fresh process, so imports included), wall clock, best and median of
+  ``--repeats`` runs;
 - the size of every page (``reports/index.html``, the accuracy page, Evidently's
   classification and drift pages);
 - with ``--browser``: how long headless Chromium takes to open each page offline
