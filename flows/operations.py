@@ -1,7 +1,9 @@
 """Operations flows: the daily forecast-and-report run and the drift monitor.
 
-``report_flow`` (``tsepipe-report``) runs ``predict -> drift -> report`` through DVC with
-the current champion, publishes the artifacts and pushes. ``monitoring_flow``
+``report_flow`` (``tsepipe-report``) runs ``predict -> drift -> accuracy -> report`` through
+DVC with the current champion (``accuracy`` skipped by DVC unless the evaluation changed
+since the pages were drawn, e.g. a training run that stopped after evaluate), publishes
+the artifacts and pushes. ``monitoring_flow``
 (``tsepipe-monitor``) runs the ``drift`` stage and, when the share of drifted features
 reaches the threshold (``drift.threshold`` in params.yaml unless given), starts a run of
 the training deployment (tag ``drift-triggered``) without waiting for it. Every decision,
@@ -47,7 +49,7 @@ from pipelines.config import load_params, paths
 from pipelines.evidently_pages import ranked_drifted
 from pipelines.fileio import append_jsonl
 
-REPORT_STAGES = ("predict", "drift", "report")
+REPORT_STAGES = ("predict", "drift", "accuracy", "report")
 RETRAIN_TAG = "drift-triggered"
 MONITORING_LOG = Path("reports") / "monitoring.jsonl"
 TOP_FEATURES = 10  # drifted features named in the artifact and the log
@@ -69,7 +71,7 @@ _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateTyp
 def report_flow(project_dir: str = ".", push_remote: bool = True,
                 lock_wait_seconds: float = 0, commit: bool = True,
                 push_git: bool = False) -> State:
-    """Run predict -> drift -> report through DVC; publish artifacts; push.
+    """Run predict -> drift -> accuracy -> report through DVC; publish artifacts; push.
 
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
     Failed one whose message lists the failed stage's problems.

@@ -23,7 +23,7 @@ import pandas as pd
 from pipelines.charts import PALETTE, calibration_chart, line_chart
 from pipelines.config import ACCURACY_SUMMARY
 from pipelines.evidently_pages import classification_page
-from pipelines.fileio import write_json
+from pipelines.fileio import file_md5, write_json
 from pipelines.leaderboard import Leaderboard, model_cards, score
 from pipelines.metrics import rolling_accuracy
 from pipelines.report_html import generated, render
@@ -102,11 +102,14 @@ def _device_text(device: dict[str, Any] | None) -> str:
 def accuracy_report(predictions_path: Path | str, board: Leaderboard,
                     cards: dict[str, dict[str, Any]], out_dir: Path | str,
                     rolling_window: int = 40, calibration_bins_n: int = 10,
-                    equity_path: Path | str | None = None) -> dict[str, Any]:
+                    equity_path: Path | str | None = None,
+                    leaderboard_md5: str | None = None) -> dict[str, Any]:
     """Write ``index.html``, ``classification.html`` and ``accuracy.json`` in ``out_dir``.
 
     ``equity_path``: the backtest's equity curves (``plots/equity.csv``), drawn beside the
-    figures of ``board.backtest``.
+    figures of ``board.backtest``. ``leaderboard_md5``: the MD5 of the file ``board`` was
+    read from, recorded in ``accuracy.json`` so that the front page knows which
+    leaderboard its rows come from.
     """
     out = Path(out_dir)
     predictions = pd.read_parquet(predictions_path)
@@ -133,6 +136,7 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
     always_up = by_name.get("always_up", {}).get("accuracy")
     half_width = 1.96 * np.sqrt(0.25 / STUDY_TEST_SAMPLES)
     summary = {
+        "leaderboard_md5": leaderboard_md5,
         "champion": board.champion,
         "test_days": n_test,
         "test_first": board.days.test_first,
@@ -173,6 +177,7 @@ def build_accuracy(where: Any, rolling_window: int = 40) -> dict[str, Path]:
     accuracy_report(where.predictions, Leaderboard.read(where.leaderboard),
                     model_cards(where.models_dir), where.accuracy_dir,
                     rolling_window=rolling_window,
-                    equity_path=where.evaluation_dir / "plots" / "equity.csv")
+                    equity_path=where.evaluation_dir / "plots" / "equity.csv",
+                    leaderboard_md5=file_md5(where.leaderboard))
     return {"accuracy": where.accuracy_dir / "index.html",
             "classification": where.accuracy_dir / "classification.html"}

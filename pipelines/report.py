@@ -21,6 +21,7 @@ from pipelines import provenance
 from pipelines.errors import DataError
 from pipelines.evidently_pages import ranked_drifted
 from pipelines.features import describe
+from pipelines.fileio import file_md5
 from pipelines.leaderboard import Leaderboard, model_cards, score
 from pipelines.report_html import generated, render
 
@@ -84,9 +85,7 @@ def build_reports(where: Any, raw_dvc: Path | None = None) -> dict[str, Path]:
     """The report stage: the front page (``config.Paths``), linking every detailed page."""
     board = Leaderboard.read(where.leaderboard)
     accuracy = _read_json(where.accuracy_summary)
-    drawn = {row["model"] for row in accuracy.get("leaderboard", [])}
-    if (accuracy.get("champion"), accuracy.get("test_last")) != (
-            board.champion, board.days.test_last) or drawn != set(board.models):
+    if accuracy.get("leaderboard_md5") != file_md5(where.leaderboard):
         raise DataError(f"{where.accuracy_summary}: drawn from another leaderboard than "
                         f"{where.leaderboard}; run tsepipe accuracy (or dvc repro) first")
     raw_md5 = provenance.snapshot_md5(raw_dvc) if raw_dvc is not None else None

@@ -56,13 +56,19 @@ def _module_path(name: str) -> Path | None:
 
 
 @cache
-def direct_imports(name: str) -> frozenset[str]:
-    """The ``pipelines`` modules that module ``name`` imports anywhere in its source."""
+def _tree(name: str) -> ast.Module:
+    """Module ``name``'s parsed source (an empty module for anything not in the package)."""
     path = _module_path(name)
     if path is None:
-        return frozenset()
+        return ast.Module(body=[], type_ignores=[])
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+@cache
+def direct_imports(name: str) -> frozenset[str]:
+    """The ``pipelines`` modules that module ``name`` imports anywhere in its source."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(_tree(name)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith(f"{PACKAGE}."):
@@ -103,10 +109,7 @@ def templates_of(modules: set[str]) -> set[str]:
     folder = PACKAGE_DIR / TEMPLATES
     todo = []
     for module in modules:
-        path = _module_path(module)
-        if path is None:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(module)):
             if isinstance(node, ast.Call) and node.args and getattr(
                     node.func, "id", getattr(node.func, "attr", None)) == "render":
                 first = node.args[0]

@@ -154,7 +154,7 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(
         with get_client(sync_client=True) as client:
             assert daily_stage_runs(client) == {
                 "tsepipe-data": ["ingest", "validate", "merge"],
-                "tsepipe-report": ["predict", "drift", "report"]}
+                "tsepipe-report": ["predict", "drift", "accuracy", "report"]}
         forecast = daily["forecast"]
         assert forecast["data_version"] == file_md5(project / "data/processed/merged.parquet")
         assert forecast["as_of"] == "2025-09-23"  # the sample data's last day

@@ -14,6 +14,7 @@ from pipelines.charts import line_chart
 from pipelines.errors import DataError
 from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
 from pipelines.features import FeatureTable, make_labels
+from pipelines.fileio import file_md5
 from pipelines.report import build_reports
 from pipelines.settings import EvaluationSettings
 
@@ -74,12 +75,17 @@ def test_accuracy_report_pages_and_numbers(evaluated, tmp_path):
 
 def test_the_front_page_refuses_accuracy_drawn_from_another_leaderboard(evaluated, tmp_path):
     out, board = evaluated
-    accuracy_report(out / "predictions.parquet", board, {}, tmp_path, rolling_window=20)
-    where = SimpleNamespace(leaderboard=out / "leaderboard.json",
-                            accuracy_summary=tmp_path / "accuracy.json")
-    summary = json.loads(where.accuracy_summary.read_text())
-    summary["test_last"] = "1999-01-01"  # an evaluation older than the leaderboard
-    where.accuracy_summary.write_text(json.dumps(summary))
+    leaderboard = tmp_path / "leaderboard.json"
+    leaderboard.write_bytes((out / "leaderboard.json").read_bytes())
+    summary = accuracy_report(out / "predictions.parquet", board, {}, tmp_path / "accuracy",
+                              rolling_window=20, leaderboard_md5=file_md5(leaderboard))
+    assert summary["leaderboard_md5"] == file_md5(out / "leaderboard.json")
+    # evaluated again: the same champion, days and models, other numbers
+    changed = json.loads(leaderboard.read_text())
+    changed["models"][board.champion]["test"]["mcc"] = 0.5
+    leaderboard.write_text(json.dumps(changed))
+    where = SimpleNamespace(leaderboard=leaderboard,
+                            accuracy_summary=tmp_path / "accuracy" / "accuracy.json")
     with pytest.raises(DataError, match="accuracy.json: drawn from another leaderboard .* run "
                                         "tsepipe accuracy"):
         build_reports(where)

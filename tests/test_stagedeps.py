@@ -61,10 +61,12 @@ def test_the_closure_follows_imports_through_other_modules(tmp_path, monkeypatch
     (package / "d.py").write_text("")
     (package / "e.py").write_text("")
     monkeypatch.setattr(stagedeps, "PACKAGE_DIR", package)
+    stagedeps._tree.cache_clear()
     stagedeps.direct_imports.cache_clear()
     try:
         assert stagedeps.import_closure("a") == {"a", "b", "c", "d"}
     finally:
+        stagedeps._tree.cache_clear()
         stagedeps.direct_imports.cache_clear()
 
 
