@@ -109,6 +109,9 @@ def ingest(
     with atomic_folder(tables_dir) as staging:
         for path in track(files):
             entries.append(_ingest_one(path, staging, max_file_mb))
+        copies = same_bytes(entries)
+        if copies:  # before the tables are swapped in: the previous ones stay
+            raise DataError(copies)
     report = {
         "raw_dir": str(raw_dir),
         "files_total": len(entries),
@@ -117,6 +120,24 @@ def ingest(
     }
     write_json(report_path, report)
     return report
+
+
+def same_bytes(entries: list[dict[str, Any]]) -> list[str]:
+    """A line per file with the very bytes of an earlier one: one export under two names
+    (a browser saves a second download as ``X (1).csv``), which would count its index
+    twice under two ids."""
+    first: dict[str, str] = {}
+    lines = []
+    for entry in entries:
+        md5 = entry["md5"]
+        if md5 is None:
+            continue
+        if md5 in first:
+            lines.append(f"{first[md5]} and {entry['file']}: the same bytes, one export under "
+                         "two names (its index would count twice); keep one")
+        else:
+            first[md5] = entry["file"]
+    return lines
 
 
 def _ingest_one(path: Path, staging: Path, max_file_mb: float) -> dict[str, Any]:

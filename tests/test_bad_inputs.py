@@ -682,6 +682,10 @@ def same_id_twice(raw_dir: Path) -> None:
     shutil.copy2(raw_dir / EXO_FILE, raw_dir / f"{EXO}.txt")
 
 
+def browser_copy(raw_dir: Path) -> None:
+    shutil.copy2(raw_dir / EXO_FILE, raw_dir / f"{EXO} (1).csv")
+
+
 # 11 of 16 usable, below validate.min_usable_files = 12. Five more kinds of broken file,
 # each of whose messages the case checks (one run of validate instead of five).
 FIVE_BROKEN = {
@@ -754,6 +758,8 @@ FATAL = [
           [("raw: no export files matching *.csv, *.txt",)]),
     Fatal("same-index-id-twice", same_id_twice, "ingest",
           [(f"{EXO}.txt: same index id as {EXO_FILE}", "keep one")]),
+    Fatal("same-export-under-two-names", browser_copy, "ingest",
+          [(f"{EXO} (1).csv and {EXO_FILE}: the same bytes", "count twice", "keep one")]),
 ]
 
 
