@@ -17,7 +17,13 @@ from prefect.states import Completed, State
 
 from flows.daily import daily_flow
 from flows.data import data_flow
-from flows.runs import exclusive, passed_on, project_lock, raise_for_state
+from flows.runs import (
+    ending_with_the_server,
+    exclusive,
+    passed_on,
+    project_lock,
+    raise_for_state,
+)
 from flows.train import training_flow
 from pipelines.config import load_params, paths
 from pipelines.errors import DataError, printable
@@ -62,7 +68,8 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     fetching = fetch if fetch is not None else params["fetch"]["enabled"]
     if not fetching:
         export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
-    with project_lock(project, "tsepipe run", wait_seconds):  # busy: before Prefect starts
+    # busy: before Prefect starts; Ctrl-C: exit at once, not after minutes of retries
+    with project_lock(project, "tsepipe run", wait_seconds), ending_with_the_server():
         if train and not retrain:
             state = daily_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
                                fetch=fetch, commit=commit, return_state=True)

@@ -28,10 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed, State
 
 from flows.dvc_commands import LOCK_FILE
-from pipelines.errors import BusyError, DataError, FetchError, StageCrash
+from pipelines.errors import INTERRUPTED_EXIT, BusyError, DataError, FetchError, StageCrash
 
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown
@@ -93,6 +95,61 @@ def project_lock(project: Path | str, what: str, wait_seconds: float = 0.0) -> I
                 os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+STAGES_GRACE_S = 30  # a stopped run waits this long for its stages' processes to end
+INTERRUPTED = ("error: interrupted: the run stopped, and with it the temporary Prefect "
+               "server (Ctrl-C reaches both); the stages that had finished are kept, the "
+               "one that was running left the last good outputs in place; tsepipe run "
+               "again to go on")
+
+
+@contextlib.contextmanager
+def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
+    """Exit at once (status 130) when the ephemeral Prefect server stops under a run.
+
+    Ctrl-C in a terminal signals the whole process group: the flow's process, its
+    stages' processes and the temporary server Prefect started for this process. Left
+    alone, the flow would retry its API calls against the dead server for minutes while
+    holding the project's run lock, so the next ``tsepipe run`` would be told another run
+    is in progress. There is nothing left to record: the stages died with the same
+    signal and every output is written atomically. A server seen stopped twice in a row
+    (Prefect restarts one that could not take its port at start-up) is told in one line
+    (``INTERRUPTED``); the process exits once the stages' processes have ended (killed after
+    ``STAGES_GRACE_S``): DVC releases its locks as a stage ends, and a run started right
+    after must not find them held. With a Prefect server of its own (``PREFECT_API_URL``)
+    the run is left to Prefect.
+    """
+    if PREFECT_API_URL.value():
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        # the server's module (2.5 s to import) only where an ephemeral server runs
+        from prefect.server.api.server import SubprocessASGIServer
+
+        dead = None
+        while not done.wait(poll_seconds):
+            server = SubprocessASGIServer._instances.get(None)
+            process = getattr(server, "server_process", None)
+            stopped = process is not None and process.poll() is not None
+            if stopped and process is dead and not done.is_set():
+                os.write(2, (INTERRUPTED + "\n").encode())
+                stages = psutil.Process().children(recursive=True)
+                _, alive = psutil.wait_procs(stages, timeout=STAGES_GRACE_S)
+                for child in alive:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
+                os._exit(INTERRUPTED_EXIT)
+            dead = process if stopped else None
+
+    watcher = threading.Thread(target=watch, name="tsepipe: the server's watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def exclusive(flow_function: Callable[..., State]) -> Callable[..., State]:

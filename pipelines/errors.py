@@ -8,6 +8,8 @@ error's ``exit_code``:
 - 5 ``FetchError``: the daily feed failed (offline, HTTP errors, a malformed answer);
 - 1 ``StageCrash``: a stage failed for a reason other than its input (a bug, a full disk);
   its last lines of output are shown.
+
+``tsepipe run`` stopped by Ctrl-C exits with 130 (``INTERRUPTED_EXIT``, ``flows.runs``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ CRASH_EXIT = 1
 DATA_ERROR_EXIT = 3
 BUSY_EXIT = 4
 FETCH_ERROR_EXIT = 5
+INTERRUPTED_EXIT = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
 
 
 class PipelineError(Exception):

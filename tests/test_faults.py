@@ -2,6 +2,8 @@
 own, raw files untouched and the last good outputs kept.
 
 - a second run while one holds the project: exit 4 "another run is in progress";
+- Ctrl-C during a run: exit 130 at once with one line, and a run started right after
+  finds the project free (no run lock, no DVC lock held);
 - a symbolic link in data/raw: refused before DVC reads it (nothing cached or pushed);
 - a killed or failed evaluate: the last good leaderboard and predictions stay, and the
   daily forecast still works; a stage that crashes is a crash (exit 1), not bad data;
@@ -92,6 +94,41 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
     assert not (project / "data/processed/merged.parquet").exists()  # nothing ran
     done = tsepipe(["run", "--no-train", "--no-push"], project, tmp_path)  # the lock is free
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, small_sample_dir,
+                                                                   tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+
+    def as_a_terminal_would() -> None:  # Ctrl-C's default action (a shell's & ignores it)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
+                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=as_a_terminal_would)
+    output = []
+    assert started.stdout is not None
+    for line in started.stdout:  # until evaluate trains
+        output.append(line)
+        if "refits done" in line:
+            break
+    assert started.poll() is None, "".join(output[-20:])
+    # Ctrl-C: the terminal signals the whole process group, the ephemeral server included
+    os.killpg(started.pid, signal.SIGINT)
+    try:
+        rest, _ = started.communicate(timeout=120)  # minutes of API retries without the fix
+    except subprocess.TimeoutExpired:
+        os.killpg(started.pid, signal.SIGKILL)
+        raise AssertionError("tsepipe run still running 120 s after Ctrl-C") from None
+    assert started.returncode == 130, rest[-3000:]
+    assert error_lines(rest) == [next(line for line in rest.splitlines()
+                                      if line.startswith("error: interrupted: the run "
+                                                         "stopped"))], rest[-3000:]
+    # nothing of the run holds the project: the next run goes through
+    done = tsepipe(["run", "--no-push"], project, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "forecast for" in done.stdout
 
 
 def test_a_symlink_in_the_raw_folder_is_refused_before_dvc_reads_it(project, small_sample_dir,

@@ -445,7 +445,7 @@ def run(
     weekly with a plain `tsepipe run`.
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
-    1 a stage crashed (its last lines are shown).
+    1 a stage crashed (its last lines are shown), 130 stopped by Ctrl-C.
     """
 
     project = Path.cwd()
