@@ -59,8 +59,8 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append(f"{len(excluded)} index(es) left out of the merge")
     dropped_rows = [{"file": f["file"], "unit": f.get("unit", "line")} | row
                     for f in files if f["usable"] for row in f.get("dropped_rows", [])]
-    if dropped_rows:
-        attention.append(f"{len(dropped_rows)} bad row(s) dropped")
+    if dropped_rows:  # a row per failed check; a row failing three checks is one row
+        attention.append(f"{validation['rows_dropped']} bad row(s) dropped")
     if drift["dataset_drift"]:
         attention.append("data drift")
     if forecast.get("note"):

@@ -72,8 +72,17 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
                                                       tmp_path):
     before = md5s(real_dir)
     exports = hostile_copy(real_dir, tmp_path / "exports")
+    # one dirty row: a low above its high fails three checks (high >= low, open and close
+    # within [low, high]) and is dropped as one row
+    dirty = exports / "IRX6XAFF0005.csv"
+    lines = dirty.read_bytes()[2:].decode("utf-16-le").split("\n")
+    fields = lines[39].split(",")
+    fields[3] = f"{float(fields[2]) * 1.5:.2f}"
+    lines[39] = ",".join(fields)
+    dirty.write_bytes(b"\xff\xfe" + "\n".join(lines).encode("utf-16-le"))
     done = run(["tsepipe", "run", "--raw-dir", str(exports)], project)
     assert "417 trading days" in done.stdout, done.stdout + done.stderr
+    assert "warning: 1 bad row(s) dropped by validation" in done.stderr
     frame, meta = read_dataset(project / "data/processed/merged.parquet")
     assert len(frame) == 417
     assert frame["date"].iloc[0] == pd.Timestamp("2018-03-25")
@@ -123,6 +132,8 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         html = (project / page).read_text(encoding="utf-8")
         assert "<script>alert(1)" not in html and "<img src=x" not in html, page
     front = (project / "reports/index.html").read_text(encoding="utf-8")
+    assert "1 bad row(s) dropped" in front  # the attention badge counts rows, not checks
+    assert "Bad rows dropped (1; 3 failed checks)" in front
     for page in ("reports/index.html", "reports/validation/index.html"):
         html = (project / page).read_text(encoding="utf-8")
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page
