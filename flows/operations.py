@@ -44,7 +44,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
 from flows.runs import exclusive, stage_failed
-from flows.stages import publish_version, repro_stage, run_stages
+from flows.stages import publish_version, repro_stage, stages_to_forecast
 from pipelines.config import load_params, paths
 from pipelines.evidently_pages import ranked_drifted
 from pipelines.fileio import append_jsonl
@@ -76,17 +76,8 @@ def report_flow(project_dir: str = ".", push_remote: bool = True,
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
     Failed one whose message lists the failed stage's problems.
     """
-    project = Path(project_dir).resolve()
-    where = paths(load_params(project / "params.yaml"))
-    failed = run_stages(str(project), REPORT_STAGES)
-    if failed:
-        return stage_failed(failed)
-    forecast = json.loads((project / where.forecast).read_text(
-        encoding="utf-8"))
-    forecast["commit"] = publish_version(str(project), "tsepipe-report", push_remote, commit,
-                                         push_git)
-    publish_all(str(project))
-    return Completed(message=json.dumps(forecast), data=forecast)
+    return stages_to_forecast(project_dir, REPORT_STAGES, "tsepipe-report", push_remote,
+                              commit, push_git)
 
 
 def deployment_runs(client: Any, deployment_id: Any, states: list[StateType] | None = None,

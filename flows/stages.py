@@ -8,13 +8,18 @@ publishes its version: the data to the DVC remote first, then ``dvc.lock`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.states import Completed, State
 
+from flows.artifacts import publish_all
 from flows.dvc_commands import CommandResult, dvc
+from flows.runs import stage_failed
+from pipelines.config import load_params, paths
 from pipelines.versions import record_version
 
 
@@ -73,3 +78,23 @@ def run_stages(project: str, stages: Iterable[str],
         if not result.ok:
             return result
     return None
+
+
+def stages_to_forecast(project_dir: str, stages: Iterable[str], flow_name: str,
+                       push_remote: bool, commit: bool, push_git: bool) -> State:
+    """The body of the flows that end with a forecast (report, training): ``stages``
+    through DVC, then the version (``publish_version``) and the artifacts.
+
+    Returns a Completed state carrying the forecast (``forecasts/latest.json``) with the
+    version's commit, or a Failed one whose message lists the failed stage's problems.
+    """
+    project = Path(project_dir).resolve()
+    where = paths(load_params(project / "params.yaml"))
+    failed = run_stages(str(project), stages)
+    if failed:
+        return stage_failed(failed)
+    forecast = json.loads((project / where.forecast).read_text(encoding="utf-8"))
+    forecast["commit"] = publish_version(str(project), flow_name, push_remote, commit,
+                                         push_git)
+    publish_all(str(project))
+    return Completed(message=json.dumps(forecast), data=forecast)

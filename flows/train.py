@@ -8,16 +8,11 @@ and pushes to the DVC remote. In ``prefect.yaml`` it is its own deployment on th
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from prefect import flow
-from prefect.states import Completed, State
+from prefect.states import State
 
-from flows.artifacts import publish_all
-from flows.runs import exclusive, stage_failed
-from flows.stages import publish_version, run_stages
-from pipelines.config import load_params, paths
+from flows.runs import exclusive
+from flows.stages import stages_to_forecast
 
 MODEL_STAGES = ("evaluate", "train", "accuracy", "predict", "drift", "report")
 
@@ -34,14 +29,5 @@ def training_flow(project_dir: str = ".", push_remote: bool = True,
     The new models and ``dvc.lock`` go to the DVC remote, then the version is committed
     (and pushed to git with ``push_git``), so the next report on any worker pulls them.
     """
-    project = Path(project_dir).resolve()
-    where = paths(load_params(project / "params.yaml"))
-    failed = run_stages(str(project), MODEL_STAGES)
-    if failed:
-        return stage_failed(failed)
-    forecast = json.loads((project / where.forecast).read_text(
-        encoding="utf-8"))
-    forecast["commit"] = publish_version(str(project), "tsepipe-train", push_remote, commit,
-                                         push_git)
-    publish_all(str(project))
-    return Completed(message=json.dumps(forecast), data=forecast)
+    return stages_to_forecast(project_dir, MODEL_STAGES, "tsepipe-train", push_remote, commit,
+                              push_git)
