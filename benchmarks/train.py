@@ -17,7 +17,7 @@ Two parts:
   timing was measured (``present: false``). The fits here have no validation data and no
   early stopping; the pipeline's fits have both, so their epochs cost a little more.
 - the default full runs: for each dataset, the 1,200-day sample data (``demo``) and
-  TEDPIX's real 2008-2019 history alone (``tedpix``, TSETMC's JSON from the shared folder,
+  TEDPIX's real 2008-2019 history alone (``tedpix``, TSETMC's JSON in ``data/examples``,
   ``validate.min_usable_files: 1``), a throw-away project in
   ``benchmarks/work/train-full/<dataset>-<warm|cold>/`` (ignored by git): a copy of
   ``params.yaml`` whose ``paths:`` point into that folder, then ``sample-data`` (demo
@@ -322,10 +322,8 @@ def full_run_outcome(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def tedpix_history() -> Path:
-    """TEDPIX's recorded 2008-2019 history (the shared folder beside the project)."""
-    folder = Path(os.environ.get("TSEPIPE_TEDPIX_HISTORY",
-                                 ROOT.parent / "shared" / "data" / "tedpix-history-2008-2019"))
-    return folder / "GetIndexB2History_32097828799138957.json"
+    """TEDPIX's recorded 2008-2019 history, as the repository carries it (data/examples)."""
+    return ROOT / "data" / "examples" / "tedpix-2008-2019" / "IRX6XTPI0009.json"
 
 
 def full_run(work_dir: Path, params_path: Path, dataset: str = "demo", warm: bool = True

@@ -28,7 +28,7 @@ from pipelines.leaderboard import Leaderboard, model_cards, score
 from pipelines.metrics import rolling_accuracy
 from pipelines.report_html import generated, render
 
-# The study's reported test accuracies (../shared/docs/study-notes.md), shown beside ours.
+# The study's reported test accuracies (docs/study-notes.md), shown beside ours.
 STUDY_ROWS = (
     ("A", "LSTM, 1 layer (units 32-180)", "0.489 - 0.578",
      "shuffled split, scaler fitted on all days, 23-45 test samples, no baseline"),

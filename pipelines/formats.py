@@ -1,4 +1,4 @@
-"""Readers for TSETMC index exports (layouts A-D: ../shared/docs/input-formats.md).
+"""Readers for TSETMC index exports (layouts A-D: docs/input-formats.md).
 
 ``read_export(path)`` turns one file into a typed tidy table: ``date`` (datetime64),
 ``index_id`` (the file name's stem, e.g. the ISIN), ``index_name`` and the canonical numeric

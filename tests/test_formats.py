@@ -26,6 +26,8 @@ from pipelines.formats import (
 )
 from pipelines.ingest import ingest
 
+from .tsetmc_server import recorded_answer_path
+
 LAYOUT_A = (
     "<TICKER>,<DTYYYYMMDD>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>,<OPENINT>,<OPENINT>,"
     "<PER>,<NAME>,<LAST>\n"
@@ -343,12 +345,8 @@ def test_a_row_count_that_does_not_match_the_lines_is_an_error(real_dir, tmp_pat
 # --- layout D: the TSETMC API's JSON index history ---------------------------------------
 
 @pytest.fixture
-def tedpix_json(real_dir) -> Path:
-    path = (real_dir.parent / "tedpix-history-2008-2019"
-            / "GetIndexB2History_32097828799138957.json")
-    if not path.exists():
-        pytest.fail(f"the recorded TSETMC answer is expected at {path}")
-    return path
+def tedpix_json() -> Path:
+    return recorded_answer_path()
 
 
 def write_json(folder: Path, answer: object, name: str = "IRX6XTPI0009.json") -> Path:

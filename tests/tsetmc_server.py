@@ -3,9 +3,9 @@
 A real HTTP server (``http.server.ThreadingHTTPServer`` on 127.0.0.1, a free port, in a
 daemon thread) answering ``GET [/api]/Index/GetIndexB2History/{insCode}`` like
 ``https://cdn.tsetmc.com/api`` does, from a dict ``insCode -> answer bytes``. By default it
-serves the recorded TEDPIX answer (2,679 days, 2008-12-04 .. 2019-12-31) from the shared
-data folder (``$TSEPIPE_TEDPIX_HISTORY``, else ``../shared/data/tedpix-history-2008-2019``
-beside the repository). Any other path or code is answered 404.
+serves the recorded TEDPIX answer (2,679 days, 2008-12-04 .. 2019-12-31) that the
+repository carries (``data/examples/tedpix-2008-2019/IRX6XTPI0009.json``). Any other path
+or code is answered 404.
 
     with TsetmcServer() as server:                     # or TsetmcServer(answers={code: bytes})
         server.base_url                                # http://127.0.0.1:PORT/api
@@ -30,7 +30,6 @@ import copy
 import dataclasses
 import functools
 import json
-import os
 import re
 import socket
 import threading
@@ -42,9 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-HISTORY_DIR = Path(os.environ.get(
-    "TSEPIPE_TEDPIX_HISTORY", ROOT.parent / "shared" / "data" / "tedpix-history-2008-2019"
-))
+EXAMPLES = ROOT / "data" / "examples"  # the real data in the repository (its README.md)
 TEDPIX_ISIN = "IRX6XTPI0009"
 TEDPIX_CODE = 32097828799138957
 TEDPIX_DAYS = 2679
@@ -58,17 +55,13 @@ Rows = list[dict[str, Any]]
 
 def recorded_answer_path() -> Path:
     """The recorded answer of GetIndexB2History/32097828799138957 (TEDPIX)."""
-    return HISTORY_DIR / f"GetIndexB2History_{TEDPIX_CODE}.json"
+    return EXAMPLES / "tedpix-2008-2019" / f"{TEDPIX_ISIN}.json"
 
 
 @functools.cache
 def recorded_answer() -> bytes:
     """The recorded TEDPIX answer, as TSETMC sent it."""
-    path = recorded_answer_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the recorded TSETMC answer is expected here "
-                                "(../shared beside the repo, or set TSEPIPE_TEDPIX_HISTORY)")
-    return path.read_bytes()
+    return recorded_answer_path().read_bytes()
 
 
 def recorded_rows() -> Rows:
