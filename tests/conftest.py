@@ -18,10 +18,11 @@ import flows.data  # noqa: F401
 import pipelines  # noqa: F401  (telemetry off before any tool is imported)
 from pipelines import sample
 
+from . import browser
+from .tsetmc_server import EXAMPLES
+
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(
-    os.environ.get("TSEPIPE_REAL_DATA", ROOT.parent / "shared" / "data" / "tse-indices-1397-1398")
-)
+REAL_DATA = EXAMPLES / "tse-indices-1397-1398"  # the 16 real exports (data/examples/README.md)
 TARGET = "IRX6XTPI0009"
 BIN = Path(sys.executable).parent
 
@@ -39,8 +40,7 @@ def _restore_root_log_handlers():
 
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
-    if not (REAL_DATA / f"{TARGET}.csv").exists():
-        pytest.fail(f"the real study files are expected in {REAL_DATA} (../shared beside the repo)")
+    """The 16 real exports of 1397-1398 in the repository (read-only: copy before changing)."""
     return REAL_DATA
 
 
@@ -58,6 +58,19 @@ def small_sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("small-sample") / "raw"
     sample.generate(folder, n_days=300)
     return folder
+
+
+def chromium_or_skip() -> str:
+    """The headless browser the browser tests need. Missing, the test fails where it could
+    have been installed (as root, as CI runs, or with TSEPIPE_REQUIRE_BROWSER=1) and is
+    skipped with the reason otherwise: tools/ensure-chromium installs it only as root."""
+    try:
+        return browser.find_chromium()
+    except browser.BrowserError as error:
+        reason = str(error)
+    if os.geteuid() == 0 or os.environ.get("TSEPIPE_REQUIRE_BROWSER"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(f"{reason} (skipped: not root, so tools/ensure-chromium could not install it)")
 
 
 def tracked_files() -> list[str]:

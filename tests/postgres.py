@@ -1,15 +1,20 @@
-"""A throw-away PostgreSQL cluster for the tests: Debian's ``postgresql``, on 127.0.0.1.
+"""A throw-away PostgreSQL cluster for the tests, on 127.0.0.1.
 
 ``postgres_database()`` runs ``initdb`` in a fresh folder, starts the server on a free
 port (TCP on 127.0.0.1 only, its socket in that folder, fsync off), creates a database
 and yields its SQLAlchemy URL for Prefect (``postgresql+asyncpg://...``). The server is
-always stopped and the folder removed. PostgreSQL refuses to run as root: as root the
-cluster belongs to the ``postgres`` user (Debian's package creates it).
+always stopped and the folder removed.
+
+The binaries (``pg_bin()``): ``TSEPIPE_PG_BIN`` if set, else Debian's ``postgresql``
+(``tools/ensure-postgresql`` installs it as root), else ``initdb`` on the PATH, else the
+ones inside the ``pgserver`` wheel (pip; no root needed). PostgreSQL refuses to run as
+root: as root the cluster belongs to the ``postgres`` user (Debian's package creates it).
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -22,18 +27,51 @@ from pathlib import Path
 from .prefect_server import free_port
 
 START_TIMEOUT = 60
+OWNER_AS_ROOT = "postgres"
+
+
+def pgserver_bin() -> Path | None:
+    """The binaries inside the pip package ``pgserver``, if installed (found, not imported:
+    importing it creates folders)."""
+    spec = importlib.util.find_spec("pgserver")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bin_dir = Path(folder) / "pginstall" / "bin"
+        if (bin_dir / "initdb").is_file():
+            return bin_dir
+    return None
 
 
 def pg_bin() -> Path:
-    """The folder of ``initdb`` and ``pg_ctl`` (Debian keeps them out of the PATH)."""
+    """The folder of ``initdb``, ``pg_ctl`` and ``createdb`` (Debian keeps them out of the
+    PATH)."""
+    override = os.environ.get("TSEPIPE_PG_BIN")
+    if override:
+        if not (Path(override) / "initdb").is_file():
+            raise AssertionError(f"TSEPIPE_PG_BIN={override} has no initdb")
+        return Path(override)
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    raise AssertionError("PostgreSQL is not installed (Debian: apt-get install postgresql); "
-                         ".ci/run installs it")
+    bundled = pgserver_bin()
+    if bundled:
+        return bundled
+    raise AssertionError("PostgreSQL not found: run tools/ensure-postgresql (as root) or "
+                         "pip install -c constraints.txt pgserver (any user)")
+
+
+def _owner() -> str | None:
+    """Who runs the cluster: ourselves, or as root the ``postgres`` user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(OWNER_AS_ROOT)
+    except KeyError:
+        raise AssertionError("as root PostgreSQL runs as the 'postgres' user, which is missing: "
+                             "run tools/ensure-postgresql, or the tests as another user") from None
+    return OWNER_AS_ROOT
 
 
 def _as_owner(command: list[str], owner: str | None) -> list[str]:
@@ -43,13 +81,13 @@ def _as_owner(command: list[str], owner: str | None) -> list[str]:
 @contextmanager
 def postgres_database(name: str = "prefect") -> Iterator[str]:
     """Start a cluster, create database ``name``; yield its ``postgresql+asyncpg`` URL."""
-    owner = "postgres" if os.geteuid() == 0 else None
+    bin_dir, owner = pg_bin(), _owner()
     folder = Path(tempfile.mkdtemp(prefix="tsepipe-pg-"))
     folder.chmod(0o755)
     if owner:
         user = pwd.getpwnam(owner)
         os.chown(folder, user.pw_uid, user.pw_gid)
-    bin_dir, data, port = pg_bin(), folder / "data", free_port()
+    data, port = folder / "data", free_port()
     log = folder / "server.log"
 
     def run(command: list[str]) -> None:
@@ -60,9 +98,9 @@ def postgres_database(name: str = "prefect") -> Iterator[str]:
             raise AssertionError(f"{' '.join(command)} exited {done.returncode}:\n"
                                  f"{done.stdout}\n{done.stderr}\n{server_log}")
 
-    run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-         "-E", "UTF8", "--no-sync"])
     try:
+        run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--no-locale", "--no-sync"])
         run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
              "-t", str(START_TIMEOUT), "-o",
              f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "

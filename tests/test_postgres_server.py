@@ -1,0 +1,67 @@
+"""The tests' throw-away PostgreSQL (tests/postgres.py): which binaries, and that it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from . import postgres
+from .postgres import pg_bin, pgserver_bin, postgres_database
+
+
+def no_system_postgresql(monkeypatch) -> None:
+    monkeypatch.delenv("TSEPIPE_PG_BIN", raising=False)
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
+
+
+def test_pg_bin_falls_back_to_pgserver(monkeypatch):
+    bundled = pgserver_bin()
+    assert bundled is not None, "pgserver (the dev extra) is not installed"
+    no_system_postgresql(monkeypatch)
+    assert pg_bin() == bundled
+    done = subprocess.run([str(bundled / "initdb"), "--version"], capture_output=True,
+                          text=True, timeout=30, check=True)
+    assert done.stdout.startswith("initdb (PostgreSQL)")
+
+
+def test_pg_bin_says_what_to_do_without_postgresql(monkeypatch):
+    no_system_postgresql(monkeypatch)
+    monkeypatch.setattr(postgres, "pgserver_bin", lambda: None)
+    with pytest.raises(AssertionError, match="tools/ensure-postgresql.*pgserver"):
+        pg_bin()
+
+
+def test_pg_bin_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("TSEPIPE_PG_BIN", str(tmp_path))
+    with pytest.raises(AssertionError, match="has no initdb"):
+        pg_bin()
+    (tmp_path / "initdb").write_text("")
+    assert pg_bin() == Path(tmp_path)
+
+
+@pytest.mark.parametrize("binaries", ["found", "pgserver"])
+def test_postgres_database_answers(binaries, monkeypatch):
+    """The cluster the tests use answers, on the binaries pg_bin() finds (the system's where
+    it has them) and on pgserver's, which a user without root gets from pip."""
+    import asyncpg
+
+    if binaries == "pgserver":
+        monkeypatch.setenv("TSEPIPE_PG_BIN", str(pgserver_bin()))
+
+    async def select_one(url: str) -> int:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            return await connection.fetchval("select 1")
+        finally:
+            await connection.close()
+
+    before = set(Path(tempfile.gettempdir()).glob("tsepipe-pg-*"))
+    with postgres_database("probe") as url:
+        assert url.endswith("/probe")
+        assert asyncio.run(select_one(url)) == 1
+    assert set(Path(tempfile.gettempdir()).glob("tsepipe-pg-*")) <= before  # removed
