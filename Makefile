@@ -1,7 +1,12 @@
 # tsepipe: `make demo` and `make test` each set up .venv on first use (pinned stack,
-# about 2 minutes and 2.8 GB), then run the main job on the sample data / the tests.
-PYTHON ?= python3
+# about 2 minutes and 2.8 GB), then run the main job on real data / the tests.
+# The Python that makes .venv: 3.11, found by tools/find-python (python3 when it is 3.11,
+# else python3.11; `make PYTHON=/path/to/python3.11` to choose). Without one, make stops
+# with one line saying what to install, before anything is created.
+PYTHON ?=
 VENV   ?= .venv
+FOUND_PYTHON = $(shell tools/find-python $(PYTHON) 2>&1)
+VENV_PYTHON  = $(if $(filter /%,$(FOUND_PYTHON)),$(FOUND_PYTHON),$(error $(FOUND_PYTHON)))
 BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # telemetry off for every tool (the package sets these too; here they cover pip and make)
@@ -10,12 +15,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo test lint bench clean-data
+.PHONY: setup demo demo-indices test lint bench clean-data
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -27,16 +32,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup-gpu: $(VENV)/.installed-gpu  ## then `tsepipe doctor` says what TensorFlow sees
 
 $(VENV)/.installed-gpu: pyproject.toml constraints.txt constraints-gpu.txt
-	$(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints-gpu.txt -e ".[dev,gpu]"
 	$(BIN)/pip uninstall --quiet --yes tensorflow-cpu
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
 		-c constraints-gpu.txt "tensorflow==2.21.0"
 	touch $@ $(VENV)/.installed
 
-demo: setup  ## the main job on the embedded sample data
-	tsepipe sample-data --out data/raw
-	tsepipe run
+demo: setup  ## the whole pipeline on TEDPIX's real 2008-2019 history, in demo/tedpix/
+	python tools/demo.py tedpix
+
+demo-indices: setup  ## the whole pipeline on the 16 real exports of 1397-1398, in demo/indices/
+	python tools/demo.py indices
 
 test: setup lint  ## every test, slow and browser ones included (as CI runs them)
 	tools/ensure-chromium

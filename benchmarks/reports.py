@@ -1,6 +1,7 @@
 """Benchmark: the drift, accuracy and report stages, and how heavy their pages are to open.
 
-What it measures, in a project where the pipeline has run (``make demo`` leaves one):
+What it measures, in a project where the pipeline has run (``make demo-indices`` leaves one
+of 16 indices in ``demo/indices``, the default ``--project``):
 
 - ``tsepipe drift``, ``tsepipe accuracy`` and ``tsepipe report``, each as the command DVC
   runs (a fresh process, so imports included), wall clock, best and median of
@@ -13,7 +14,7 @@ What it measures, in a project where the pipeline has run (``make demo`` leaves 
 The stages rewrite their outputs atomically with the same content, so running this in
 the demo project changes nothing but the pages' time stamps. Run from the project root::
 
-    .venv/bin/python benchmarks/reports.py [--project .] [--repeats 3] [--browser]
+    .venv/bin/python benchmarks/reports.py [--project demo/indices] [--repeats 3] [--browser]
         [--out benchmarks/results/reports.json]
 """
 
@@ -47,7 +48,7 @@ def time_command(args: list[str], project: Path, repeats: int) -> dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, default=Path("."))
+    parser.add_argument("--project", type=Path, default=ROOT / "demo" / "indices")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--browser", action="store_true", help="also time Chromium")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reports.json")

@@ -1,6 +1,7 @@
 """Benchmark: ``tsepipe run`` with nothing changed, against the run through the flow.
 
-In a project where the pipeline has run (``make demo`` leaves one), nothing changed since:
+In a project where the pipeline has run (``make demo`` leaves one in ``demo/tedpix``, the
+default ``--project``), nothing changed since:
 
 - ``tsepipe run`` as a user types it (a fresh process): ``dvc status`` finds every stage
   up to date, ``dvc push`` has nothing to send, no Prefect server is started
@@ -12,7 +13,7 @@ In a project where the pipeline has run (``make demo`` leaves one), nothing chan
 Budget: 3 s on 2 cores (the issue measured 13 s before the shortcut). Run from the
 project root::
 
-    .venv/bin/python benchmarks/run_unchanged.py [--project .] [--repeats 5]
+    .venv/bin/python benchmarks/run_unchanged.py [--project demo/tedpix] [--repeats 5]
         [--out benchmarks/results/run.json]
 """
 
@@ -46,7 +47,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, default=ROOT)
+    parser.add_argument("--project", type=Path, default=ROOT / "demo" / "tedpix")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--flow-repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/run.json")

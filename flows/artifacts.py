@@ -69,7 +69,7 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
     create_markdown_artifact(
         key="forecast",
         markdown=(f"# TEDPIX on {result['next_trading_day']}: **{result['direction']}**\n"
-                  f"- probability of up: {result['probability_up']:.3f}\n"
+                  f"- probability of up: {result['probability_up']:.4f}\n"
                   f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
                   f"version `{result['model_version']}`\n"
                   f"- data version `{result['data_version']}` (as of {result['as_of']})\n"))

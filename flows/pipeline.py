@@ -95,7 +95,7 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     if train:
         forecast = result["forecast"]
         lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
-                     f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
+                     f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
         lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
     commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
                if c]

@@ -85,6 +85,6 @@ def unchanged_run(project: Path, where: Paths, push: bool, train: bool) -> str |
     if train:
         forecast = json.loads((project / where.forecast).read_text(encoding="utf-8"))
         lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
-                     f"(P(up) = {forecast['probability_up']:.3f}) by {forecast['champion']}")
+                     f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
         lines.append(f"reports: {where.front_page} (open it in a browser)")
     return "\n".join(lines)

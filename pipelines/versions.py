@@ -269,7 +269,7 @@ def commit_message(flow: str, facts: dict[str, Any]) -> str:
     return f"{subject}\n\n" + "\n".join(trailers) + "\n"
 
 
-def _identity(project: Path) -> list[str]:
+def git_identity(project: Path) -> list[str]:
     """``-c user.name=... -c user.email=...`` for whichever git has no value configured."""
     args = []
     for key, env_names in (("user.name", ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")),
@@ -322,7 +322,7 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     if not changed:
         return None
     facts = _workspace_facts(project, layout)
-    identity = _identity(project)
+    identity = git_identity(project)
     _git(project, "add", "--", *changed)  # an untracked path cannot be given to --only
     try:
         _git(project, *identity, "commit", "--quiet", "--only", "--file=-", "--", *changed,

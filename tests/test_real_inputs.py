@@ -175,4 +175,11 @@ def test_tedpix_history_fetched_from_tsetmc_runs_end_to_end(project, tmp_path, m
     assert (project / "data/quarantine" / f"{TARGET}.json.json").exists()
     forecast = json.loads((project / "forecasts/latest.json").read_text())
     assert forecast["as_of"] == "2019-12-31"
+    # the front page sets every network and baseline side by side, each with its interval
+    table = front[front.index('id="leaderboard"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr") == len(models) + 1
+    for name, row in models.items():
+        low, high = row["test"]["mcc_ci"]
+        assert f"<td>{name}" in table and f"[{low:.3f}, {high:.3f}]" in table, name
     shutil.rmtree(tmp_path / "prefect-home", ignore_errors=True)

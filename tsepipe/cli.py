@@ -329,7 +329,7 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
         typer.echo(f"warning: {result['note']}", err=True)
     path = publish(result, where.forecasts_dir)
     typer.echo(f"{result['next_trading_day']}: {result['direction']} "
-               f"(P(up) = {result['probability_up']:.3f}) by {result['champion']}; data "
+               f"(P(up) = {result['probability_up']:.4f}) by {result['champion']}; data "
                f"{data_version[:8]}, model {result['model_version'][:16]} -> {path}")
 
 
