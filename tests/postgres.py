@@ -74,6 +74,27 @@ def _owner() -> str | None:
     return OWNER_AS_ROOT
 
 
+def _within_reach(bin_dir: Path, owner: str | None, folder: Path) -> Path:
+    """``bin_dir``, or as root, when the cluster's owner cannot run the binaries there (the
+    venv's pgserver in a checkout under a private folder, such as ``mktemp -d``), a copy in
+    the cluster's ``folder`` (pgserver's ``pginstall`` and the ``pgserver.libs`` its rpath
+    names, 35 MB)."""
+    if not owner or subprocess.run(_as_owner(["test", "-x", str(bin_dir / "initdb")], owner),
+                                   capture_output=True, check=False).returncode == 0:
+        return bin_dir
+    install = bin_dir.parent
+    if install.name != "pginstall":
+        raise AssertionError(f"{bin_dir}: the '{owner}' user cannot run PostgreSQL's binaries "
+                             "there; set TSEPIPE_PG_BIN to a folder it can read")
+    copy = folder / "pgserver"
+    shutil.copytree(install, copy / "pgserver" / "pginstall")
+    libs = install.parent.parent / "pgserver.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, copy / "pgserver.libs")
+    subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
+    return copy / "pgserver" / "pginstall" / "bin"
+
+
 def _as_owner(command: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *command] if owner else command
 
@@ -99,6 +120,7 @@ def postgres_database(name: str = "prefect") -> Iterator[str]:
                                  f"{done.stdout}\n{done.stderr}\n{server_log}")
 
     try:
+        bin_dir = _within_reach(bin_dir, owner, folder)
         run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
              "-E", "UTF8", "--no-locale", "--no-sync"])
         run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",

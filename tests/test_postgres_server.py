@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,14 +45,23 @@ def test_pg_bin_override(monkeypatch, tmp_path):
     assert pg_bin() == Path(tmp_path)
 
 
-@pytest.mark.parametrize("binaries", ["found", "pgserver"])
-def test_postgres_database_answers(binaries, monkeypatch):
+@pytest.mark.parametrize("binaries", ["found", "pgserver", "pgserver in a private folder"])
+def test_postgres_database_answers(binaries, monkeypatch, tmp_path):
     """The cluster the tests use answers, on the binaries pg_bin() finds (the system's where
-    it has them) and on pgserver's, which a user without root gets from pip."""
+    it has them) and on pgserver's, which a user without root gets from pip, also from a
+    checkout under a folder only its owner may enter (as root the cluster runs as the
+    ``postgres`` user, who then gets a copy)."""
     import asyncpg
 
     if binaries == "pgserver":
         monkeypatch.setenv("TSEPIPE_PG_BIN", str(pgserver_bin()))
+    elif binaries == "pgserver in a private folder":
+        site = tmp_path / "private" / "site-packages"
+        installed = pgserver_bin().parents[2]  # site-packages/pgserver/pginstall/bin
+        shutil.copytree(installed / "pgserver" / "pginstall", site / "pgserver" / "pginstall")
+        shutil.copytree(installed / "pgserver.libs", site / "pgserver.libs")
+        (tmp_path / "private").chmod(0o700)
+        monkeypatch.setenv("TSEPIPE_PG_BIN", str(site / "pgserver" / "pginstall" / "bin"))
 
     async def select_one(url: str) -> int:
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
