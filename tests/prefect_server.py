@@ -41,6 +41,9 @@ def server_env(home: Path, port: int) -> dict[str, str]:
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_WORKER_PREFETCH_SECONDS": "0",  # leave scheduled (future) runs alone
         "PYTHONUNBUFFERED": "1",
+        # a worker keeps each run's files in $TMPDIR/runner_storage: in /tmp, whoever made
+        # that folder first (another user) would lock everyone else out of it
+        "TMPDIR": str(home / "tmp"),
     }
 
 
@@ -77,7 +80,7 @@ def prefect_server(folder: Path, database_url: str | None = None
     ``tests/postgres.py``); by default SQLite in its ``PREFECT_HOME``.
     """
     home = folder / "prefect-home"
-    home.mkdir(parents=True, exist_ok=True)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = server_env(home, port)
     server_only = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}

