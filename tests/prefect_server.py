@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(home: Path, port: int) -> dict[str, str]:
+def server_env(home: Path, port: int, tmp: Path) -> dict[str, str]:
     return env() | {
         "PREFECT_HOME": str(home),
         "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
@@ -42,8 +44,9 @@ def server_env(home: Path, port: int) -> dict[str, str]:
         "PREFECT_WORKER_PREFETCH_SECONDS": "0",  # leave scheduled (future) runs alone
         "PYTHONUNBUFFERED": "1",
         # a worker keeps each run's files in $TMPDIR/runner_storage: in /tmp, whoever made
-        # that folder first (another user) would lock everyone else out of it
-        "TMPDIR": str(home / "tmp"),
+        # that folder first (another user) would lock everyone else out of it. Short: the
+        # stages' multiprocessing sockets live there too (AF_UNIX paths: 107 bytes at most)
+        "TMPDIR": str(tmp),
     }
 
 
@@ -80,9 +83,10 @@ def prefect_server(folder: Path, database_url: str | None = None
     ``tests/postgres.py``); by default SQLite in its ``PREFECT_HOME``.
     """
     home = folder / "prefect-home"
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tsepipe-tmp-"))
     port = free_port()
-    server = server_env(home, port)
+    server = server_env(home, port, tmp)
     server_only = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     log = (folder / "prefect-server.log").open("w", encoding="utf-8")
     process = subprocess.Popen(
@@ -102,6 +106,7 @@ def prefect_server(folder: Path, database_url: str | None = None
     finally:
         stop(process)
         log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_in(args: list[str], cwd: Path, environment: dict[str, str], timeout: float = 300,
