@@ -120,8 +120,10 @@ def commit(project: Path, demo: Demo) -> None:
 
     if not (project / ".git").is_dir():
         git(project, "init", "--quiet")
-    git(project, "add", "--all")
-    if not git(project, "status", "--porcelain"):
+    # the code and settings only: dvc.lock and the .dvc files are the runs' own versions
+    git(project, "add", "--all", "--", ".", *(f":!{name}" for name in OWN_FILES),
+        *(f":!*{suffix}" for suffix in OWN_SUFFIXES))
+    if not git(project, "diff", "--cached", "--name-only"):
         return
     checkout = git(ROOT, "rev-parse", "--short", "HEAD").strip()
     dirty = " with uncommitted changes" if git(ROOT, "status", "--porcelain", "--",
