@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.fileio import write_json
-from pipelines.provenance import package_versions
+from pipelines.core.fileio import write_json
+from pipelines.core.provenance import package_versions
 
 
 def machine_info(packages: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -50,8 +50,8 @@ from typing import Any
 import common  # benchmarks/common.py (this script's folder is on sys.path)
 import numpy as np
 
-from pipelines.config import TRADING_WEEKDAYS
-from pipelines.sample import LAYOUT_A_HEADER, SAMPLE_INDICES, TARGET_ISIN
+from pipelines.core.calendar import TRADING_WEEKDAYS
+from pipelines.data.sample import LAYOUT_A_HEADER, SAMPLE_INDICES, TARGET_ISIN
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 15.0
@@ -78,7 +78,7 @@ import atexit, json, os, sys, time
 spawned = float(os.environ["DAILY_SPAWNED"])
 parts = {"process start and flow imports": 0.0}
 calls = []
-import flows.dvc_commands, pipelines.versions
+import flows.dvc_commands, pipelines.ops.versions
 from prefect.server.api.server import SubprocessASGIServer
 
 def timed(name, function):
@@ -93,8 +93,8 @@ def timed(name, function):
 flows.dvc_commands.dvc = timed(
     lambda a: "dvc " + " ".join(x for x in a[1:] if not x.startswith("-")),
     flows.dvc_commands.dvc)
-pipelines.versions.record_version = timed(lambda a: "git commit",
-                                          pipelines.versions.record_version)
+pipelines.ops.versions.record_version = timed(lambda a: "git commit",
+                                          pipelines.ops.versions.record_version)
 SubprocessASGIServer.start = timed(lambda a: "server start", SubprocessASGIServer.start)
 SubprocessASGIServer.stop = timed(lambda a: "server stop", SubprocessASGIServer.stop)
 import flows.data, flows.operations
@@ -170,7 +170,7 @@ def _next_trading_day(day: dt.date) -> dt.date:
 def append_trading_day(raw_dir: Path, seed: int = 1404) -> dt.date:
     """Append the next trading day to each sample export in ``raw_dir``; return the day.
 
-    The day after the target's last; the market moves as in ``pipelines.sample`` (drift
+    The day after the target's last; the market moves as in ``pipelines.data.sample`` (drift
     0.18 %, deviation 0.8 %, each index by its beta plus its own noise), open near the
     previous close, high and low around them, volume as the demo's.
     """

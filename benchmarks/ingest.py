@@ -4,10 +4,10 @@ What it measures, on two generated input sets (the 16 default sample files of 1,
 trading days each, and 16 files of 6,000 trading days each), wall clock with
 ``time.perf_counter``:
 
-- ours: ``pipelines.ingest.ingest`` (read every export into a typed Parquet table),
-  ``pipelines.validate.validate`` (Great Expectations, one suite per file, alike files in
+- ours: ``pipelines.data.ingest.ingest`` (read every export into a typed Parquet table),
+  ``pipelines.data.validate.validate`` (Great Expectations, one suite per file, alike files in
   one GX batch; HTML report, quarantine, the verdicts' cache) and
-  ``pipelines.merge.merge`` (the target's calendar, bounded forward fill, coverage rule,
+  ``pipelines.data.merge.merge`` (the target's calendar, bounded forward fill, coverage rule,
   Parquet out), each on its own and in total, with the values of ``params.yaml``
   (``validate:``, ``merge:``, ``data:``), in three cases:
 
@@ -62,12 +62,13 @@ from typing import Any
 import common  # benchmarks/common.py (this script's folder is on sys.path)
 import pandas as pd
 
-from pipelines.columns import column_name
-from pipelines.config import load_params
-from pipelines.ingest import ingest
-from pipelines.merge import MergePolicy, merge
-from pipelines.sample import DEFAULT_DAYS, DEFAULT_SEED, generate
-from pipelines.validate import RowQuality, validate
+from pipelines.core.columns import column_name
+from pipelines.core.params.load import Params, load_params
+from pipelines.core.params.paths import Paths
+from pipelines.data.ingest import ingest
+from pipelines.data.merge import merge
+from pipelines.data.sample import generate
+from pipelines.data.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("benchmarks/results/ingest.json")  # relative to the project root
@@ -126,33 +127,28 @@ def time_gx_import() -> float | None:
     return time.perf_counter() - start
 
 
-def run_ours(raw_dir: Path, stage_dir: Path, params: dict[str, Any],
+def run_ours(raw_dir: Path, stage_dir: Path, params: Params,
              cached: bool) -> tuple[Timings, dict]:
     """Ingest, validate and merge ``raw_dir`` into ``stage_dir``; return (timings, summary).
 
     Without ``cached``, the validation report folder (which holds the cache) is removed
     first, untimed, so every file is validated.
     """
-    validate_params = params["validate"]
-    target = params["data"]["target_index"]
-    tables, ingest_report = stage_dir / "tables", stage_dir / "ingest.json"
-    validation_summary = stage_dir / "validation.json"
+    paths = Paths(tables_dir=stage_dir / "tables", ingest_report=stage_dir / "ingest.json",
+                  validation_summary=stage_dir / "validation.json",
+                  validation_report_dir=stage_dir / "validation_report",
+                  quarantine_dir=stage_dir / "quarantine",
+                  dataset=stage_dir / "merged.parquet",
+                  merge_summary=stage_dir / "merge_summary.json")
     if not cached:
-        shutil.rmtree(stage_dir / "validation_report", ignore_errors=True)
+        shutil.rmtree(paths.validation_report_dir, ignore_errors=True)
 
     start = time.perf_counter()
-    ingest(raw_dir, tables, ingest_report, params["ingest"]["file_patterns"])
+    ingest(raw_dir, paths.tables_dir, paths.ingest_report, params.ingest)
     read_done = time.perf_counter()
-    validate(tables, ingest_report, validation_summary, stage_dir / "validation_report",
-             stage_dir / "quarantine", target,
-             min_usable_files=validate_params["min_usable_files"],
-             min_rows=validate_params["min_rows"],
-             price_tolerance=validate_params["price_tolerance"],
-             quality=RowQuality.from_params(params))
+    validate(paths, params.validation, params.data)
     validate_done = time.perf_counter()
-    summary = merge(tables, validation_summary, stage_dir / "merged.parquet",
-                    stage_dir / "merge_summary.json", target,
-                    MergePolicy.from_params(params))
+    summary = merge(paths, params.merge, params.data, params.validation)
     merge_done = time.perf_counter()
     timings = {
         "read_s": read_done - start,
@@ -260,7 +256,7 @@ def benchmark_set(name: str, days: int, seed: int, work_dir: Path, params: dict[
     start = time.perf_counter()
     files = sorted(generate(raw_dir, n_days=days, seed=seed), key=lambda p: p.name)
     generate_s = time.perf_counter() - start
-    target = params["data"]["target_index"]
+    target = params.data.target_index
     repeats = args.repeats
 
     cold, cold_warmup, summary = repeat(
@@ -399,12 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_at_start = [round(load, 2) for load in os.getloadavg()]  # 1, 5, 15 minutes
     gx_import_s = time_gx_import()
     params = load_params(args.params)
-    sample = params.get("sample", {})
-    input_sets = {
-        f"sample_{sample.get('days', DEFAULT_DAYS)}d": sample.get("days", DEFAULT_DAYS),
-        f"long_{LONG_SET_DAYS}d": LONG_SET_DAYS,
-    }
-    seed = sample.get("seed", DEFAULT_SEED)
+    sample = params.sample
+    input_sets = {f"sample_{sample.days}d": sample.days, f"long_{LONG_SET_DAYS}d": LONG_SET_DAYS}
+    seed = sample.seed
     sets = {}
     for name, days in input_sets.items():
         print(f"{name}: 16 files of {days} trading days, {args.repeats} timed runs a case ...",
@@ -416,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "load_average_at_start": load_at_start,
         "repeats": args.repeats,
-        "params": {key: params[key] for key in ("data", "validate", "merge")},
+        "params": params.model_dump(mode="json", by_alias=True,
+                                    include={"data", "validation", "merge"}),
         "gx_import_s": round(gx_import_s, 4) if gx_import_s is not None else None,
         "budget": budget(sets),
         "before": BEFORE,

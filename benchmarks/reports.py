@@ -9,7 +9,7 @@ of 16 indices in ``demo/indices``, the default ``--project``):
 - the size of every page (``reports/index.html``, the accuracy page, Evidently's
   classification and drift pages);
 - with ``--browser``: how long headless Chromium takes to open each page offline
-  (``tests/browser.py``, the same check the tests run).
+  (``tests/support/browser.py``, the same check the tests run).
 
 The stages rewrite their outputs atomically with the same content, so running this in
 the demo project changes nothing but the pages' time stamps. Run from the project root::
@@ -74,7 +74,7 @@ def main() -> None:
             shown = browser.render(project / page)
             results["pages"][page]["chromium_s"] = round(shown.seconds, 2)
             results["pages"][page]["requests"] = len(shown.requests)
-    from pipelines.fileio import write_json
+    from pipelines.core.fileio import write_json
 
     write_json(options.out, results)
     print(json.dumps(results["stages"] | {"pages": results["pages"]}, indent=1))

@@ -3,7 +3,7 @@
 Two parts:
 
 - per cell (``lstm``, ``gru``, ``simple_rnn``; one recurrent layer of 64 units, L1 0.001
-  as in ``params.yaml``, Adam, batch 32, the direction head of ``pipelines.models``), on
+  as in ``params.yaml``, Adam, batch 32, the direction head of ``pipelines.modelling.models``), on
   synthetic data of ``--samples`` samples (default 800) shaped like ours, (10, 45), and
   like the study's, (4, 145): the seconds of every epoch of one ``model.fit`` of
   ``--epochs`` epochs (the first separately, since it includes tracing, and the median
@@ -11,7 +11,7 @@ Two parts:
   samples per second (``model.predict`` on all samples, median of ``--repeats`` calls
   after one warm-up call; at batch 32 as the pipeline predicts, and in one batch). On the
   CPU always (pinned with ``tf.device("/CPU:0")``, cuDNN off, as on a CPU-only machine).
-  When ``pipelines.devices.detect_device`` finds a GPU, the networks of ``GPU_CONFIGS``
+  When ``pipelines.core.devices.detect_device`` finds a GPU, the networks of ``GPU_CONFIGS``
   (LSTM(64), GRU(32), LSTM(128)) are timed on the GPU (``tf.device("/GPU:0")``) and on the
   CPU, compared in the result's ``gpu`` entry; without one, ``gpu`` says that no GPU
   timing was measured (``present: false``). The fits here have no validation data and no
@@ -56,10 +56,11 @@ import common  # benchmarks/common.py (this script's folder is on sys.path)
 import numpy as np
 import yaml
 
-from pipelines import devices  # before Keras: quiets TensorFlow's C++ start-up logs
-from pipelines.fileio import write_text
-from pipelines.models import CELLS, ModelConfig, build_model, cudnn_eligible
-from pipelines.provenance import package_versions
+from pipelines.core import devices  # before Keras: quiets TensorFlow's C++ start-up logs
+from pipelines.core.fileio import write_text
+from pipelines.core.params.train import CELLS, ModelConfig
+from pipelines.core.provenance import package_versions
+from pipelines.modelling.models import build_model, cudnn_eligible
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("benchmarks/results/train.json")  # relative to the project root
@@ -168,7 +169,7 @@ def bench_cell(cell: str, shape: tuple[int, int], device: str, args: argparse.Na
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.samples, *shape)).astype("float32")
     y = rng.integers(0, 2, args.samples).astype("float32")
-    devices.configure(args.seed)
+    devices.configure(args.seed, deterministic=False, mixed_precision=False)
     with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
         model = build_model(config, shape)
         if device == "cpu":
@@ -422,7 +423,8 @@ def machine_info(device: dict[str, Any]) -> dict[str, Any]:
 NOTES = [
     "Times are wall clock (time.perf_counter) in seconds.",
     "cells: one fresh model per cell, shape and device, one Recurrent(64) layer with L1 "
-    "0.001 and a sigmoid Dense(1) head (pipelines.models.build_model), Adam 1e-3, batch 32, "
+    "0.001 and a sigmoid Dense(1) head (pipelines.modelling.models.build_model), Adam 1e-3, "
+    "batch 32, "
     "shuffled, no validation data and no early stopping. first_epoch_s includes tracing "
     "the train function; epoch_s_median is over the epochs after the first; "
     "train_samples_per_s = samples / epoch_s_median.",

@@ -19,10 +19,10 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from pipelines.config import load_params, paths
-from pipelines.evidently_pages import ranked_drifted
-from pipelines.leaderboard import Leaderboard
-from pipelines.provenance import git_commit
+from pipelines.core.params.load import load_params
+from pipelines.core.provenance import git_commit
+from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.reporting.evidently_pages import ranked_drifted
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def publish_report_link(front_page: str) -> str:
 def publish_all(project: str) -> list[str]:
     """Publish every artifact whose file exists in ``project``; return their keys."""
     root = Path(project)
-    where = paths(load_params(root / "params.yaml"))
+    where = load_params(root / "params.yaml").paths
     published = []
     for key, publish, path in (
         ("forecast", publish_forecast, where.forecast),

@@ -21,18 +21,19 @@ from flows.artifacts import inert_markdown, publish_all
 from flows.dvc_commands import dvc, locked_hash
 from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
 from flows.stages import TransientStageError, publish_version, run_stages
-from pipelines.config import load_params, paths
-from pipelines.errors import FetchError
-from pipelines.fetch import fetch as fetch_exports
-from pipelines.fileio import append_jsonl, atomic_path
-from pipelines.ingest import display_name, export_files, matches, refusal
-from pipelines.provenance import snapshot_md5
+from pipelines.core.errors import FetchError
+from pipelines.core.fileio import append_jsonl, atomic_path
+from pipelines.core.params.ingest import IngestSection
+from pipelines.core.params.load import load_params
+from pipelines.core.provenance import snapshot_md5
+from pipelines.data.fetch import fetch as fetch_exports
+from pipelines.data.ingest import display_name, export_files, matches, refusal
 
 DATA_STAGES = ("ingest", "validate", "merge")
 
 
 @task(retries=2, retry_delay_seconds=3)
-def stage_raw_files(source: str, raw_dir: str, patterns: list[str], max_file_mb: float) -> str:
+def stage_raw_files(source: str, raw_dir: str, settings: IngestSection) -> str:
     """Copy the export files of ``source`` into ``raw_dir`` (the originals are only read).
 
     A file ingest would refuse (a symbolic link, a name that cannot be an index id, a file
@@ -43,8 +44,9 @@ def stage_raw_files(source: str, raw_dir: str, patterns: list[str], max_file_mb:
     if source_dir == target_dir:
         return str(target_dir)
     files = []
+    patterns = settings.file_patterns
     for path in export_files(source_dir, patterns):
-        refused = refusal(path, max_file_mb)
+        refused = refusal(path, settings.max_file_mb)
         if refused:
             logger.warning("warning: %s: %s; not copied", display_name(path.name), refused[1])
         else:
@@ -80,12 +82,9 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
     folder is then untouched; fetch retries by itself, so the task does not).
     """
     logger = get_run_logger()
-    settings = load_params(Path(project) / "params.yaml")["fetch"]
+    settings = load_params(Path(project) / "params.yaml").fetch
     try:
-        report = fetch_exports(raw_dir, settings["indices"], settings["base_url"],
-                       timeout_seconds=settings["timeout_seconds"], retries=settings["retries"],
-                       backoff_seconds=settings["backoff_seconds"],
-                       pace_seconds=settings["pace_seconds"])
+        report = fetch_exports(raw_dir, settings)
     except FetchError as exc:
         for line in exc.lines:
             logger.error("error: %s", line)
@@ -180,20 +179,20 @@ def data_flow(
     into the raw folder first (default: ``fetch.enabled``). Returns a Completed state
     carrying the dataset version, or a Failed one (``BadData``, ``FetchFailed``, ``Busy``)
     whose message lists each problem on its own line. ``commit``: a changed ``dvc.lock``
-    or ``data/raw.dvc`` is committed (``pipelines.versions``); ``push_git``: and pushed to
+    or ``data/raw.dvc`` is committed (``pipelines.ops.versions``); ``push_git``: and pushed to
     the git remote (the deployments do; a local ``tsepipe run`` does not).
     ``publish_standing``: republish the standing forecast, leaderboard, drift and report
     link as this run's artifacts (off when a report run follows in the same flow).
     """
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
-    where = paths(params)
-    if fetch if fetch is not None else params["fetch"]["enabled"]:
+    where = params.paths
+    if fetch if fetch is not None else params.fetch.enabled:
         fetched = fetch_raw(str(project), str(project / where.raw_dir))
         if "error" in fetched:
             return Failed(name=FETCH_FAILED, message="\n".join(fetched["error"]))
     raw = stage_raw_files(raw_dir or str(project / where.raw_dir), str(project / where.raw_dir),
-                          params["ingest"]["file_patterns"], params["ingest"]["max_file_mb"])
+                          params.ingest)
     links = refuse_links(raw)
     if links:
         return bad_data(links)
@@ -213,7 +212,7 @@ def data_flow(
     version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
                                         push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    append_jsonl(project / "reports" / "runs.jsonl", version)
+    append_jsonl(project / where.run_log, version)
     if publish_standing:  # the standing forecast, leaderboard, drift and report link
         publish_all(str(project))
     return Completed(message=json.dumps(version), data=version)

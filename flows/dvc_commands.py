@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.errors import DATA_ERROR_EXIT
+from pipelines.core.errors import DATA_ERROR_EXIT
 
 # the project's run lock (flows.runs.project_lock): one run at a time per checkout
 LOCK_FILE = Path(".dvc") / "tmp" / "tsepipe-run.lock"

@@ -8,7 +8,7 @@ the artifacts and pushes. ``monitoring_flow``
 reaches the threshold (``drift.threshold`` in params.yaml unless given), starts a run of
 the training deployment (tag ``drift-triggered``) without waiting for it. Every decision,
 retraining or not, is recorded with its reason: a markdown artifact (key ``monitoring``)
-and one JSON line in ``reports/monitoring.jsonl``.
+and one JSON line in ``monitoring.jsonl`` beside the front page (``paths.monitoring_log``).
 
 The triggered run is linked to the monitoring run (Prefect's ``run_deployment`` inside a
 flow: the training run shows up as its subflow, and a placeholder task run mirrors its
@@ -45,13 +45,12 @@ from prefect.states import Completed, Failed, State
 from flows.artifacts import inert_markdown, publish_all
 from flows.runs import exclusive, stage_failed
 from flows.stages import publish_version, repro_stage, stages_to_forecast
-from pipelines.config import load_params, paths
-from pipelines.evidently_pages import ranked_drifted
-from pipelines.fileio import append_jsonl
+from pipelines.core.fileio import append_jsonl
+from pipelines.core.params.load import load_params
+from pipelines.reporting.evidently_pages import ranked_drifted
 
 REPORT_STAGES = ("predict", "drift", "accuracy", "report")
 RETRAIN_TAG = "drift-triggered"
-MONITORING_LOG = Path("reports") / "monitoring.jsonl"
 TOP_FEATURES = 10  # drifted features named in the artifact and the log
 
 RETRAIN = "retrain"
@@ -167,6 +166,37 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
 
 
 
+def _decide(record: dict[str, Any], verdict: str, names: str, trigger: bool,
+            retrain_deployment: str, monitor_run: Any) -> State | None:
+    """Fill the record's decision and reason: below the threshold, nothing; at or above it,
+    start ``retrain_deployment`` (unless ``trigger`` is off or a run is pending). A Failed
+    state when the run could not be started, else None."""
+    if record["share"] < record["threshold"]:
+        record["decision"], record["reason"] = NO_RETRAINING, verdict
+        return None
+    reason = f"{verdict} (most drifted: {names})"
+    if not trigger:
+        record["decision"], record["reason"] = NOT_TRIGGERED, f"{reason}; trigger=False"
+        return None
+    key = f"{RETRAIN_TAG}:{monitor_run.id}" if monitor_run else None
+    started = start_retraining(retrain_deployment, key, return_state=True)
+    found = started.result() if started.is_completed() else {"error": started.message}
+    if "pending" in found:
+        record["decision"] = ALREADY_PENDING
+        record["pending_flow_run"] = found["pending"]
+        record["reason"] = (f"{reason}; run {found['pending']['name']} of "
+                            f"{retrain_deployment} is still {found['pending']['state']}")
+    elif "triggered" in found:
+        record["decision"] = RETRAIN
+        record["triggered_flow_run"] = found["triggered"]
+        record["reason"] = reason
+    else:
+        record["decision"] = TRIGGER_FAILED
+        record["reason"] = f"{reason}; starting {retrain_deployment} FAILED: {found['error']}"
+        return Failed(message=f"could not start {retrain_deployment}: {found['error']}")
+    return None
+
+
 @flow(name="tsepipe-monitor",
       description="Drift check; at or above the threshold it starts the training deployment.")
 @exclusive
@@ -179,14 +209,14 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
 
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
     ``trigger=False`` records the decision without starting a run. Returns a Completed
-    state carrying the decision record (also appended to ``reports/monitoring.jsonl``).
+    state carrying the decision record (also appended to ``paths.monitoring_log``).
     """
     logger = get_run_logger()
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
-    where = paths(params)
+    where = params.paths
     if threshold is None:
-        threshold = float(params["drift"]["threshold"])
+        threshold = params.drift.threshold
     result = repro_stage(str(project), "drift")
     if not result.ok:
         return stage_failed(result)
@@ -209,37 +239,14 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
         "monitoring_flow_run": str(monitor_run.id) if monitor_run else None,
         "triggered_flow_run": None,
     }
-    outcome: State | None = None
-    if share < threshold:
-        record["decision"] = NO_RETRAINING
-        record["reason"] = f"{drifted} < threshold {threshold:.3f}"
-    elif not trigger:
-        record["decision"] = NOT_TRIGGERED
-        record["reason"] = (f"{drifted} >= threshold {threshold:.3f} (most drifted: {names}); "
-                            "trigger=False")
-    else:
-        key = f"{RETRAIN_TAG}:{monitor_run.id}" if monitor_run else None
-        started = start_retraining(retrain_deployment, key, return_state=True)
-        found = started.result() if started.is_completed() else {"error": started.message}
-        reason = f"{drifted} >= threshold {threshold:.3f} (most drifted: {names})"
-        if "pending" in found:
-            record["decision"] = ALREADY_PENDING
-            record["pending_flow_run"] = found["pending"]
-            record["reason"] = (f"{reason}; run {found['pending']['name']} of "
-                                f"{retrain_deployment} is still {found['pending']['state']}")
-        elif "triggered" in found:
-            record["decision"] = RETRAIN
-            record["triggered_flow_run"] = found["triggered"]
-            record["reason"] = reason
-        else:
-            record["decision"] = TRIGGER_FAILED
-            record["reason"] = f"{reason}; starting {retrain_deployment} FAILED: {found['error']}"
-            outcome = Failed(message=f"could not start {retrain_deployment}: {found['error']}")
+    outcome = _decide(record, f"{drifted} {'<' if share < threshold else '>='} threshold "
+                              f"{threshold:.3f}", names, trigger, retrain_deployment,
+                      monitor_run)
     logger.info("monitoring: %s (%s)", record["decision"], record["reason"])
     create_markdown_artifact(
         key="monitoring", markdown=_markdown(record, drift, top, retrain_deployment),
         description=inert_markdown(f"{record['decision']}: {record['reason']}"))
-    append_jsonl(project / MONITORING_LOG, record)
+    append_jsonl(project / where.monitoring_log, record)
     publish_all(str(project))
     if outcome is not None:
         return outcome

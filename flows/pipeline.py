@@ -25,9 +25,9 @@ from flows.runs import (
     raise_for_state,
 )
 from flows.train import training_flow
-from pipelines.config import load_params, paths
-from pipelines.errors import DataError, printable
-from pipelines.ingest import export_files
+from pipelines.core.errors import DataError, printable
+from pipelines.core.params.load import load_params
+from pipelines.data.ingest import export_files
 
 log = logging.getLogger("pipelines.run")
 
@@ -65,9 +65,9 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
                         "run tsepipe from the project root")
     params = load_params(project / "params.yaml")
-    fetching = fetch if fetch is not None else params["fetch"]["enabled"]
+    fetching = fetch if fetch is not None else params.fetch.enabled
     if not fetching:
-        export_files(raw_dir or paths(params).raw_dir, params["ingest"]["file_patterns"])
+        export_files(raw_dir or params.paths.raw_dir, params.ingest.file_patterns)
     # busy: before Prefect starts; Ctrl-C: exit at once, not after minutes of retries
     with project_lock(project, "tsepipe run", wait_seconds), ending_with_the_server():
         if train and not retrain:
@@ -82,10 +82,10 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     version = result["data"] if train else result
     if version["files_left_out"]:
         log.warning("warning: %d export file(s) left out by validation; see %s",
-                    version["files_left_out"], paths(params).validation_report_dir / "index.html")
+                    version["files_left_out"], params.paths.validation_page)
     if version["rows_dropped"]:
         log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
-                    version["rows_dropped"], paths(params).validation_report_dir / "index.html")
+                    version["rows_dropped"], params.paths.validation_page)
     for warning in version["warnings"]:
         log.warning("warning: %s", printable(warning))
     lines = [f"dataset {version['dataset']} ({version['rows']} trading days x "
@@ -96,7 +96,7 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         forecast = result["forecast"]
         lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
                      f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
-        lines.append(f"reports: {paths(params).front_page} (open it in a browser)")
+        lines.append(f"reports: {params.paths.front_page} (open it in a browser)")
     commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
                if c]
     if commits:

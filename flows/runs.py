@@ -33,7 +33,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed, State
 
 from flows.dvc_commands import LOCK_FILE
-from pipelines.errors import INTERRUPTED_EXIT, BusyError, DataError, FetchError, StageCrash
+from pipelines.core.errors import INTERRUPTED_EXIT, BusyError, DataError, FetchError, StageCrash
 
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown

@@ -3,7 +3,7 @@
 Each stage is ``dvc repro --single-item STAGE`` (so ``dvc.lock`` always describes what was
 published), a task run named after the stage in the Prefect UI. After the stages a flow
 publishes its version: the data to the DVC remote first, then ``dvc.lock`` and
-``data/raw.dvc`` committed to git (``pipelines.versions``) and pushed when asked.
+``data/raw.dvc`` committed to git (``pipelines.ops.versions``) and pushed when asked.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from prefect.states import Completed, State
 from flows.artifacts import publish_all
 from flows.dvc_commands import CommandResult, dvc
 from flows.runs import stage_failed
-from pipelines.config import load_params, paths
-from pipelines.versions import record_version
+from pipelines.core.params.load import load_params
+from pipelines.ops.versions import record_version
 
 
 class TransientStageError(RuntimeError):
@@ -89,7 +89,7 @@ def stages_to_forecast(project_dir: str, stages: Iterable[str], flow_name: str,
     version's commit, or a Failed one whose message lists the failed stage's problems.
     """
     project = Path(project_dir).resolve()
-    where = paths(load_params(project / "params.yaml"))
+    where = load_params(project / "params.yaml").paths
     failed = run_stages(str(project), stages)
     if failed:
         return stage_failed(failed)

@@ -4,12 +4,12 @@
 local cluster of ``n_workers`` worker processes with one thread each, or an existing
 Dask scheduler (``scheduler_address``, e.g. ``tcp://10.0.0.5:8786``), and runs
 ``sweep_flow`` with it. Tasks get the dataset's path and plain dicts, never DataFrames,
-and return plain dicts (``pipelines.sweep_run`` rows); the flow writes
+and return plain dicts (``pipelines.modelling.sweep.run`` rows); the flow writes
 ``<out_dir>/leaderboard.parquet`` and ``leaderboard.json`` and publishes the table
 artifact ``sweep-leaderboard``.
 
 Each config trains in a fresh child process of its worker (TensorFlow/Keras leak about
-27 MB per model fit, see ``pipelines.sweep_run``; ``isolate=False`` trains in the worker
+27 MB per model fit, see ``pipelines.modelling.sweep.run``; ``isolate=False`` trains in the worker
 itself). TensorFlow threads: one intra-op and one inter-op thread per training process
 (``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``: set in the local workers'
 environment, passed on to the child, applied through ``tf.config.threading`` too), so
@@ -38,13 +38,15 @@ from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
-from pipelines.config import LEADERBOARD, load_params
-from pipelines.devices import TF_THREAD_ENV, limit_tensorflow_threads
-from pipelines.models import ModelConfig
-from pipelines.settings import EvaluationSettings
-from pipelines.sweep_grid import grid_from_params
-from pipelines.sweep_leaderboard import flat_row, write_leaderboard
-from pipelines.sweep_run import (
+from pipelines.core.devices import TF_THREAD_ENV, limit_tensorflow_threads
+from pipelines.core.params.load import load_params
+from pipelines.core.params.paths import FILES
+from pipelines.core.params.sweep import SweepSection
+from pipelines.core.params.train import ModelConfig
+from pipelines.modelling.settings import EvaluationSettings
+from pipelines.modelling.sweep.grid import grid_from_params
+from pipelines.modelling.sweep.leaderboard import flat_row, write_leaderboard
+from pipelines.modelling.sweep.run import (
     baseline_rows,
     evaluate_config,
     evaluate_config_isolated,
@@ -57,8 +59,11 @@ ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
                     "p_vs_best_baseline", "epochs_mean", "training_seconds", "worker")
 
 
-def task_runner(scheduler_address: str | None = None, n_workers: int = 2) -> DaskTaskRunner:
-    """A runner on the Dask scheduler at ``scheduler_address``, else on a local cluster."""
+def task_runner(scheduler_address: str | None = None, n_workers: int | None = None
+                ) -> DaskTaskRunner:
+    """A runner on the Dask scheduler at ``scheduler_address``, else on a local cluster of
+    ``n_workers`` processes (default: the schema's ``sweep.n_workers``)."""
+    n_workers = SweepSection().n_workers if n_workers is None else n_workers
     if scheduler_address:
         return DaskTaskRunner(address=scheduler_address)
     if n_workers < 1:
@@ -81,11 +86,10 @@ def worker_info() -> dict[str, Any]:
 @task(name="sweep-config", task_run_name="evaluate {config[name]}")
 def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[str, Any],
                          target_index: str, feature_sets: dict[str, list[str]],
-                         isolate: bool = True
-                         ) -> dict[str, Any]:
+                         isolate: bool) -> dict[str, Any]:
     """One config's leaderboard row, tagged with the worker (and process) that computed it.
 
-    ``isolate``: train in a fresh child process of the worker (``pipelines.sweep_run``'s
+    ``isolate``: train in a fresh child process of the worker (``pipelines.modelling.sweep.run``'s
     Memory note), else in the worker process itself.
     """
     if isolate:
@@ -119,31 +123,36 @@ def cluster_info() -> dict[str, Any]:
 
 @flow(name="tsepipe-sweep", task_runner=task_runner(),
       description="Every config of a grid through the walk-forward evaluation, on Dask.")
-def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "reports/sweep",
+def sweep_flow(dataset: str | None = None, out_dir: str | None = None,
                grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,
-               n_workers: int = 2, params_path: str = "params.yaml", isolate: bool = True
-               ) -> State:
+               n_workers: int | None = None, params_path: str = "params.yaml",
+               isolate: bool | None = None) -> State:
     """Evaluate each config of ``grid`` (default: ``params.yaml``'s ``sweep`` grid).
 
     ``scheduler_address`` and ``n_workers`` describe the task runner ``run_sweep`` chose;
-    called directly, the flow runs on its default runner, a local 2-worker cluster. The
-    evaluation settings, target and feature kind come from ``params_path``. Returns a
+    called directly, the flow runs on its default runner, a local cluster of
+    ``sweep.n_workers`` workers. Unset, ``dataset``, ``out_dir`` and ``isolate`` are
+    ``paths.dataset``, ``sweep.out_dir`` and ``sweep.isolate``; the evaluation settings,
+    target and feature kind come from ``params_path`` too. Returns a
     Completed state with a summary, or Failed (after writing the leaderboard of what did
     finish) when a task failed.
     """
     log = get_run_logger()
     started = time.perf_counter()
     params = load_params(params_path)
-    settings = settings_to_dict(EvaluationSettings.from_params(params))
-    configs = grid if grid is not None else grid_from_params(params.get("sweep"))
-    configs = _checked(configs, reserved=settings["baselines"])
+    dataset = dataset or str(params.paths.dataset)
+    out_dir = out_dir or params.sweep.out_dir
+    isolate = params.sweep.isolate if isolate is None else isolate
+    settings = settings_to_dict(EvaluationSettings.of(params))
+    configs = grid if grid is not None else grid_from_params(params.sweep.model_dump())
+    configs = _checked(configs, reserved=settings["evaluate"]["baselines"])
     dataset_path = str(Path(dataset).resolve())
-    target, sets = params["data"]["target_index"], params["features"]["sets"]
+    target, sets = params.data.target_index, params.features.sets
     problem = _dataset_problem(dataset_path, target)
     if problem:
         return Failed(message=problem)
     cluster = cluster_info()
-    log.info("sweep of %d configs x %d seeds on %s", len(configs), len(settings["seeds"]),
+    log.info("sweep of %d configs x %d seeds on %s", len(configs), len(settings["train"]["seeds"]),
              f"Dask workers {cluster['workers']}" if cluster else "the flow's task runner")
 
     baselines = baselines_task.submit(dataset_path, settings, target, sets)
@@ -161,11 +170,11 @@ def sweep_flow(dataset: str = "data/processed/merged.parquet", out_dir: str = "r
         rows.extend(result if isinstance(result, list) else [result])
 
     meta = {"settings": settings, "dataset": dataset_path, "target_index": target,
-            "feature_set": settings["feature_set"], "configs": len(configs), "failed": failed,
+            "feature_set": settings["features"]["set"], "configs": len(configs), "failed": failed,
             "dask": cluster, "seconds": round(time.perf_counter() - started, 3)}
     board = write_leaderboard(rows, out_dir, meta)
     _publish(board)
-    summary = {"leaderboard": str(Path(out_dir) / LEADERBOARD),
+    summary = {"leaderboard": str(Path(out_dir) / FILES["leaderboard"]),
                "rows": len(board["rows"]), "failed": [f["model"] for f in failed],
                "best": board["rows"][0]["model"] if board["rows"] else None,
                "workers": cluster.get("workers", [])}
@@ -228,12 +237,12 @@ def run_sweep(dataset: str | None = None, out_dir: str | None = None,
     flow's defaults.
     """
     params = load_params(params_path)
-    sweep = params.get("sweep") or {}
-    dataset = dataset or params.get("paths", {}).get("dataset") or "data/processed/merged.parquet"
-    out_dir = out_dir or sweep.get("out_dir") or "reports/sweep"
-    scheduler_address = scheduler_address or sweep.get("scheduler_address")
-    n_workers = n_workers or sweep.get("n_workers") or 2
-    isolate = sweep.get("isolate", True) if isolate is None else isolate
+    sweep = params.sweep
+    dataset = dataset or str(params.paths.dataset)
+    out_dir = out_dir or sweep.out_dir
+    scheduler_address = scheduler_address or sweep.scheduler_address
+    n_workers = n_workers or sweep.n_workers
+    isolate = sweep.isolate if isolate is None else isolate
     runner = task_runner(scheduler_address, n_workers)
     return sweep_flow.with_options(task_runner=runner)(
         dataset=dataset, out_dir=out_dir, grid=grid, scheduler_address=scheduler_address,

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from flows.dvc_commands import LOCK_FILE, dvc
-from pipelines.config import Paths
-from pipelines.errors import printable
-from pipelines.provenance import snapshot_md5
+from pipelines.core.errors import printable
+from pipelines.core.params.paths import Paths
+from pipelines.core.provenance import snapshot_md5
 
 log = logging.getLogger("pipelines.run")
 

@@ -8,7 +8,7 @@ makes it the working directory:
   ``TSEPIPE_WORKER_DIR`` (default ``~/.cache/tsepipe/checkouts``), cloned the first time
   and brought to the remote's head afterwards (a worker's checkout is disposable: its own
   commits were pushed by the run that made them); then the DVC remote is configured from
-  the environment (``pipelines.remote``) and ``dvc pull`` brings the data and models the
+  the environment (``pipelines.ops.remote``) and ``dvc pull`` brings the data and models the
   lock file names (what is not in the remote yet, e.g. before the first data run, is
   skipped);
 - otherwise ``TSEPIPE_PROJECT_DIR``: one machine, the checkout the workers were started
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from flows.dvc_commands import dvc
-from pipelines.remote import configure_remote
+from pipelines.ops.remote import configure_remote
 
 GIT_URL = "TSEPIPE_GIT_URL"
 GIT_BRANCH = "TSEPIPE_GIT_BRANCH"

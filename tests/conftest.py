@@ -16,10 +16,9 @@ import pytest
 # temporary stream, which is closed afterwards (a later write kills the interpreter).
 import flows.data  # noqa: F401
 import pipelines  # noqa: F401  (telemetry off before any tool is imported)
-from pipelines import sample
-
-from . import browser
-from .tsetmc_server import EXAMPLES
+from pipelines.data import sample
+from tests.support import browser
+from tests.support.tsetmc_server import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = EXAMPLES / "tse-indices-1397-1398"  # the 16 real exports (data/examples/README.md)

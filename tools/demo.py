@@ -116,7 +116,7 @@ def apply_settings(params_file: Path, settings: dict[str, Any]) -> None:
 
 
 def commit(project: Path, demo: Demo) -> None:
-    from pipelines.versions import git_identity
+    from pipelines.ops.versions import git_identity
 
     if not (project / ".git").is_dir():
         git(project, "init", "--quiet")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     sync(project)
     apply_settings(project / "params.yaml", demo.settings)
 
-    from pipelines.config import load_params  # the settings pass the schema, or it says why
+    from pipelines.core.params.load import load_params  # the settings pass the schema, or why not
 
     load_params(project / "params.yaml")
     commit(project, demo)

@@ -21,17 +21,13 @@ import typer
 # Evidently behind it) and the flows (Prefect) itself, so `tsepipe --help` and the
 # nothing-to-do `tsepipe run` start in a fraction of a second.
 from flows.unchanged import unchanged_run
-from pipelines import devices  # before TensorFlow: quiets its C++ start-up logs
-from pipelines.config import DEFAULT_PARAMS, load_params, paths
-from pipelines.errors import CRASH_EXIT, DataError, PipelineError, printable
-from pipelines.fileio import file_md5
-from pipelines.leaderboard import Leaderboard
-from pipelines.models import cudnn_eligible, model_configs
-from pipelines.provenance import package_versions
-from pipelines.remote import configure_remote
-from pipelines.settings import EvaluationSettings
-from pipelines.versions import checkout, uncommitted
-from pipelines.versions import history as read_history
+from pipelines.core import devices  # noqa: F401  (before TensorFlow: quiets its start-up logs)
+from pipelines.core.errors import CRASH_EXIT, DataError, PipelineError, printable
+from pipelines.core.params.load import DEFAULT_PARAMS, load_params
+from pipelines.modelling.settings import EvaluationSettings
+from pipelines.ops.remote import configure_remote
+from pipelines.ops.versions import checkout, uncommitted
+from pipelines.ops.versions import history as read_history
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
@@ -109,12 +105,13 @@ def sample_data(
     out: Annotated[Path, typer.Option(help="Folder to write the 16 export files into.")] = Path(
         "data/raw"
     ),
-    days: Annotated[int, typer.Option(help="Trading days per file (1200 is about 5 years).")] = (
-        1200
-    ),
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = (
-        1397
-    ),
+    days: Annotated[
+        int | None, typer.Option(help="Trading days per file (default: sample.days).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; the same seed gives the same bytes "
+                                      "(default: sample.seed).")
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Write even if the folder holds other files.")
     ] = False,
@@ -124,10 +121,21 @@ def sample_data(
                                  "volatility, 2.5x the volume level) to demonstrate drift "
                                  "monitoring; 0: none."),
     ] = 0,
+    params: Annotated[
+        Path | None, typer.Option("--params", help="Parameters file for sample: (default: "
+                                                   "params.yaml if here, else the defaults).")
+    ] = None,
 ) -> None:
     """Write the embedded demo data: 16 UTF-16 exports shaped like the study's files."""
-    from pipelines import sample
+    from pipelines.core.params.sample import SampleSection
+    from pipelines.data import sample
 
+    if params is None and not DEFAULT_PARAMS.is_file():
+        settings = SampleSection()  # outside a project: the schema's defaults
+    else:
+        settings = load_params(params or DEFAULT_PARAMS).sample
+    days = settings.days if days is None else days
+    seed = settings.seed if seed is None else seed
     foreign = sample.foreign_files(out)
     if foreign and not force:
         raise DataError(
@@ -154,19 +162,10 @@ def fetch(
     One file per index, <ISIN>.json (the API's own layout, D), merged with the days
     already held. Any failure leaves the raw folder untouched and exits with status 5.
     """
-    from pipelines.fetch import fetch as run_fetch
+    from pipelines.data.fetch import fetch as run_fetch
 
     p = load_params(params)
-    settings = p["fetch"]
-    report = run_fetch(
-        raw_dir or paths(p).raw_dir,
-        settings["indices"],
-        settings["base_url"],
-        timeout_seconds=settings["timeout_seconds"],
-        retries=settings["retries"],
-        backoff_seconds=settings["backoff_seconds"],
-        pace_seconds=settings["pace_seconds"],
-    )
+    report = run_fetch(raw_dir or p.paths.raw_dir, p.fetch)
     typer.echo(report["summary"])
 
 
@@ -179,18 +178,12 @@ def ingest(
     ] = None,
 ) -> None:
     """Read every export file into a typed tidy Parquet table (unreadable ones recorded)."""
-    from pipelines.ingest import ingest as run_ingest
+    from pipelines.data.ingest import ingest as run_ingest
 
     p = load_params(params)
-    where = paths(p)
-    report = run_ingest(
-        raw_dir or where.raw_dir,
-        where.tables_dir,
-        where.ingest_report,
-        patterns=p["ingest"]["file_patterns"],
-        track=_track("reading"),
-        max_file_mb=p["ingest"]["max_file_mb"],
-    )
+    where = p.paths
+    report = run_ingest(raw_dir or where.raw_dir, where.tables_dir, where.ingest_report,
+                        p.ingest, track=_track("reading"))
     typer.echo(f"read {report['files_read']} of {report['files_total']} export files "
                f"into {where.tables_dir}")
 
@@ -199,24 +192,10 @@ def ingest(
 @_stage
 def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Validate each file (Great Expectations) and the set; quarantine failing files."""
-    from pipelines.validate import RowQuality
-    from pipelines.validate import validate as run_validate
+    from pipelines.data.validate import validate as run_validate
 
     p = load_params(params)
-    where = paths(p)
-    settings = p["validate"]
-    outcome = run_validate(
-        where.tables_dir,
-        where.ingest_report,
-        where.validation_summary,
-        where.validation_report_dir,
-        where.quarantine_dir,
-        target_index=p["data"]["target_index"],
-        min_usable_files=settings["min_usable_files"],
-        min_rows=settings["min_rows"],
-        price_tolerance=settings["price_tolerance"],
-        quality=RowQuality.from_params(p),
-    )
+    outcome = run_validate(p.paths, p.validation, p.data)
     dropped = 0
     for verdict in outcome.verdicts:
         for line in verdict.lines():
@@ -227,70 +206,35 @@ def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
             dropped += len(verdict.dropped_lines)
     rows = f"; {dropped} bad rows dropped" if dropped else ""
     typer.echo(f"{len(outcome.usable_ids)} of {len(outcome.verdicts)} files usable{rows}; "
-               f"report: {where.validation_report_dir / 'index.html'}")
+               f"report: {p.paths.validation_page}")
 
 
 @app.command()
 @_stage
 def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Merge the usable tables by the target's trading days into one Parquet dataset."""
-    from pipelines.merge import MergePolicy
-    from pipelines.merge import merge as run_merge
+    from pipelines.data.merge import merge as run_merge
 
     p = load_params(params)
-    where = paths(p)
-    summary = run_merge(
-        where.tables_dir,
-        where.validation_summary,
-        where.dataset,
-        where.merge_summary,
-        target_index=p["data"]["target_index"],
-        policy=MergePolicy.from_params(p),
-    )
+    summary = run_merge(p.paths, p.merge, p.data, p.validation)
     for warning in summary["warnings"]:
         typer.echo(f"warning: {printable(warning)}", err=True)
     typer.echo(
         f"merged {summary['indices_included']} indices into {summary['rows']} trading days "
         f"x {summary['columns']} columns ({summary['first_date']} .. {summary['last_date']}), "
-        f"{summary['values_filled']} days filled; {where.dataset} md5 {summary['md5']}"
+        f"{summary['values_filled']} days filled; {p.paths.dataset} md5 {summary['md5']}"
     )
-
-
-def _modelling_inputs(params: Path) -> tuple[Any, Any, Any, str]:
-    """(params, paths, feature table, data version) for the modelling stages."""
-    from pipelines.features import feature_table
-    from pipelines.merge import read_dataset
-
-    p = load_params(params)
-    where = paths(p)
-    if not where.dataset.exists():
-        raise DataError(f"{where.dataset}: no merged dataset; run tsepipe merge first")
-    frame, _ = read_dataset(where.dataset)
-    table = feature_table(frame, p["data"]["target_index"], p["features"]["sets"],
-                          p["features"]["set"])
-    return p, where, table, file_md5(where.dataset)
-
-
-def _leaderboard(where: Any, required: bool = True) -> Leaderboard | None:
-    """The evaluate stage's leaderboard; missing: a DataError, or None if not required."""
-    if not required and not where.leaderboard.exists():
-        return None
-    return Leaderboard.read(where.leaderboard)
 
 
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Walk-forward evaluation of every network and baseline; pick the champion."""
-    from pipelines.evaluate import evaluate_models, leaderboard, write_evaluation
+    from pipelines.modelling.evaluate import evaluate as run_evaluate
 
-    p, where, table, _ = _modelling_inputs(params)
-    settings = EvaluationSettings.from_params(p)
-    evaluation = evaluate_models(table, model_configs(p), settings,
-                                 progress=lambda message: log.info(message))
-    board = leaderboard(evaluation)
-    write_evaluation(evaluation, board, where.evaluation_dir, where.evaluation_metrics,
-                     backtest=p["backtest"])
+    p = load_params(params)
+    board = run_evaluate(p.paths, p.data, EvaluationSettings.of(p), p.backtest,
+                         progress=lambda message: log.info(message))
     for name, row in board.models.items():
         test = row.test
         typer.echo(f"{name:12s} test balanced accuracy {test['balanced_accuracy']:.3f} "
@@ -304,69 +248,60 @@ def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @_stage
 def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Refit every network on all labelled days; save model.keras and its model card."""
-    from pipelines.train import train_final
+    from pipelines.modelling.train import train as run_train
 
-    p, where, table, data_version = _modelling_inputs(params)
-    board = _leaderboard(where, required=False)
-    cards = train_final(table, model_configs(p), EvaluationSettings.from_params(p),
-                        where.models_dir, data_version, board)
+    p = load_params(params)
+    cards = run_train(p.paths, p.data, EvaluationSettings.of(p))
     for name, card in cards.items():
         typer.echo(f"{name}: {card['params']['total']} parameters, {card['training']['epochs']}"
                    f" epochs in {card['training']['seconds']:.1f} s on "
-                   f"{card['device']['kind']} -> {where.models_dir / name / 'model.keras'}")
+                   f"{card['device']['kind']} -> {p.paths.model_dir(name)}")
 
 
 @app.command()
 @_stage
 def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Forecast the next trading day with the champion; write forecasts/latest.json."""
-    from pipelines.predict import forecast, publish
+    from pipelines.modelling.predict import predict as run_predict
 
-    p, where, table, data_version = _modelling_inputs(params)
-    board = _leaderboard(where)
-    result = forecast(table, p["features"]["window"], board, where.models_dir, data_version)
+    p = load_params(params)
+    result, path = run_predict(p.paths, p.data, p.features)
     if result["note"]:
         typer.echo(f"warning: {result['note']}", err=True)
-    path = publish(result, where.forecasts_dir)
     typer.echo(f"{result['next_trading_day']}: {result['direction']} "
                f"(P(up) = {result['probability_up']:.4f}) by {result['champion']}; data "
-               f"{data_version[:8]}, model {result['model_version'][:16]} -> {path}")
+               f"{result['data_version'][:8]}, model {result['model_version'][:16]} -> {path}")
 
 
 @app.command()
 @_stage
 def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Data drift (Evidently): the champion's training window against the latest days."""
-    from pipelines.drift import champion_drift
+    from pipelines.reporting.drift import drift as run_drift
 
-    p, where, table, _ = _modelling_inputs(params)
-    board = _leaderboard(where)
-    settings = p["drift"]
-    summary = champion_drift(table, board, where.models_dir, p["features"]["window"],
-                             settings["current_days"], settings["threshold"], where.drift_dir,
-                             method=settings["method"],
-                             method_threshold=settings["method_threshold"],
-                             refit_every=p["evaluate"]["refit_every"])
+    p = load_params(params)
+    summary = run_drift(p.paths, p.data, p.features, p.evaluate, p.drift)
     verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
     typer.echo(f"{verdict}: {summary['n_drifted']} of {summary['n_features']} features drifted "
                f"(share {summary['share_of_drifted_features']:.2f}, threshold "
                f"{summary['threshold']:.2f}); last {summary['current']['rows']} days against "
                f"{summary['reference']['rows']} of the champion's training days -> "
-               f"{where.drift_dir / 'index.html'}")
+               f"{p.paths.drift_page}")
 
 
 @app.command()
 @_stage
 def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Write the accuracy report reports/accuracy/ (ours and Evidently's) from the evaluation."""
-    from pipelines.accuracy import build_accuracy
+    from pipelines.reporting.accuracy import build_accuracy
 
-    where = paths(load_params(params))
+    p = load_params(params)
+    where = p.paths
     missing = [str(path) for path in (where.leaderboard, where.predictions) if not path.exists()]
     if missing:
         raise DataError([f"{path}: missing; run tsepipe evaluate first (or dvc repro)"
                          for path in missing])
-    pages = build_accuracy(where)
+    pages = build_accuracy(where, p.evaluate)
     typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
 
 
@@ -374,16 +309,16 @@ def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @_stage
 def report(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Write the front page reports/index.html (offline HTML) from the stages' outputs."""
-    from pipelines.report import build_reports
+    from pipelines.reporting.front_page import build_reports
 
-    where = paths(load_params(params))
+    where = load_params(params).paths
     needed = [where.validation_summary, where.merge_summary, where.leaderboard,
               where.accuracy_summary, where.drift_summary, where.forecast]
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         raise DataError([f"{path}: missing; run the stages before report (tsepipe run, or "
                          "dvc repro)" for path in missing])
-    pages = build_reports(where, raw_dvc=where.raw_dir.with_name(where.raw_dir.name + ".dvc"))
+    pages = build_reports(where)
     typer.echo(f"reports: {pages['front_page']} (accuracy: {pages['accuracy']}, drift: "
                f"{pages['drift']}, validation: {pages['validation']})")
 
@@ -451,8 +386,8 @@ def run(
     project = Path.cwd()
     if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
         params = load_params(project / DEFAULT_PARAMS)
-        where = paths(params)
-        fetching = fetch if fetch is not None else params["fetch"]["enabled"]
+        where = params.paths
+        fetching = fetch if fetch is not None else params.fetch.enabled
         same_raw = raw_dir is None or (project / raw_dir).resolve() == (
             project / where.raw_dir).resolve()
         if not fetching and same_raw:
@@ -464,6 +399,22 @@ def run(
 
     typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
                             wait_seconds=wait, commit=commit, retrain=retrain))
+
+
+@app.command("params")
+@_stage
+def show_params(
+    params: ParamsOption = DEFAULT_PARAMS,
+    section: Annotated[
+        str | None, typer.Argument(help="Show this section only (e.g. evaluate).")
+    ] = None,
+) -> None:
+    """Every setting: its value in params.yaml, the schema's default when it differs, and
+    its help (each declared once, in pipelines/core/params/<section>.py)."""
+    from pipelines.core.params.load import describe
+
+    for line in describe(load_params(params), section):
+        typer.echo(line)
 
 
 @app.command()
@@ -560,79 +511,17 @@ def doctor(
     train.models whether Keras runs it with the fused cuDNN kernel on a GPU (and why not).
     A machine without a GPU is reported, not an error: the exit status is 0.
     """
-    import keras
-    import tensorflow as tf
+    from pipelines.modelling.doctor import diagnose, report_lines
 
-    def plain(value: Any) -> Any:  # JSON-ready: lists of text, scalars as they are
-        if isinstance(value, list | tuple):
-            return [str(item) for item in value]
-        return value if isinstance(value, bool | int | float | str | None) else str(value)
-
-    build = {key: plain(value) for key, value in tf.sysconfig.get_build_info().items()}
-    packages = list(package_versions(("tensorflow", "tensorflow-cpu")))
-    device = devices.detect_device()
-    models: dict[str, dict[str, Any]] | None = None
     params_path = params if params is not None else DEFAULT_PARAMS
-    if params is not None or params_path.exists():
-        models = {}
-        for name, config in model_configs(load_params(params_path)).items():
-            eligible, reason = cudnn_eligible(config)
-            models[name] = {"cell": config.cell, "units": list(config.units),
-                            "recurrent_dropout": config.recurrent_dropout,
-                            "cudnn_eligible": eligible, "reason": reason}
-    notes = []
-    if len(packages) > 1:
-        notes.append("both tensorflow and tensorflow-cpu are installed: the module is "
-                     "whichever came last (run `make setup-gpu` again, or rm -r .venv and "
-                     "`make setup`)")
-    if device["kind"] == "cpu":
-        if build.get("is_cuda_build"):
-            notes.append("a CUDA build, but TensorFlow sees no GPU: check nvidia-smi, the "
-                         "driver (CUDA 12.5 needs R555+, or R525+ with minor-version "
-                         "compatibility) and CUDA_VISIBLE_DEVICES")
-        else:
-            notes.append("the CPU build of TensorFlow: GPU workers install the CUDA build "
-                         "with `make setup-gpu`")
-        if models and any(m["cudnn_eligible"] for m in models.values()):
-            notes.append("cuDNN applies on a GPU only: on this machine every model runs "
-                         "Keras's generic recurrent loop")
-    result = {
-        "tensorflow": {"version": tf.__version__, "packages": packages, "build": build},
-        "keras": keras.__version__,
-        "cuda": build.get("cuda_version"),
-        "cudnn": build.get("cudnn_version"),
-        "device": device,
-        "params": str(params_path) if models is not None else None,
-        "models": models,
-        "notes": notes,
-    }
+    networks = (load_params(params_path).train.models
+                if params is not None or params_path.exists() else None)
+    result = diagnose(networks, params_path)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"TensorFlow {tf.__version__} ({', '.join(packages) or 'package unknown'}), "
-               f"Keras {keras.__version__}")
-    if build.get("is_cuda_build"):
-        capabilities = ", ".join(build.get("cuda_compute_capabilities") or []) or "unknown"
-        typer.echo(f"built with CUDA {build.get('cuda_version') or 'unknown'}, cuDNN "
-                   f"{build.get('cudnn_version') or 'unknown'} (compute capabilities: "
-                   f"{capabilities})")
-    else:
-        typer.echo("built with CUDA none, cuDNN none (the CPU-only build)")
-    if device["kind"] == "gpu":
-        typer.echo(f"device: GPU x{device['count']}: {device['name']}")
-    else:
-        typer.echo(f"device: CPU ({device['name']}, {device['count']} logical cores); "
-                   "no GPU visible to TensorFlow")
-    if models is None:
-        typer.echo(f"models: {params_path} not found here (pass --params)")
-    else:
-        typer.echo(f"models ({params_path}, train.models):")
-        width = max((len(name) for name in models), default=0)
-        for name, model in models.items():
-            verdict = "cuDNN-eligible" if model["cudnn_eligible"] else "not cuDNN-eligible"
-            typer.echo(f"  {name:<{width}}  {verdict}: {model['reason']}")
-    for note in notes:
-        typer.echo(f"note: {note}")
+    for line in report_lines(result):
+        typer.echo(line)
 
 
 def main() -> None:

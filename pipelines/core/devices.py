@@ -1,0 +1,125 @@
+"""The machine a network trains on, and the global TensorFlow/Keras settings of a run.
+
+TensorFlow is imported inside the functions, so importing this module is cheap. Importing
+it does quiet TensorFlow's C++ start-up logs (``TF_CPP_MIN_LOG_LEVEL=2``, unless the
+environment already says otherwise); import it before anything that imports Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+log = logging.getLogger(__name__)
+
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _gpus() -> list[Any]:
+    """The physical GPUs TensorFlow sees, each with memory growth turned on."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            # Take GPU memory as needed rather than all of it at start-up.
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError) as exc:  # already initialised: keep its setting
+            log.debug("memory growth left unchanged on %s: %s", gpu.name, exc)
+    return gpus
+
+
+def _gpu_name(gpu: Any) -> str:
+    import tensorflow as tf
+
+    try:
+        details = tf.config.experimental.get_device_details(gpu)
+    except (RuntimeError, ValueError):
+        details = {}
+    return str(details.get("device_name") or gpu.name)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
+    try:
+        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def detect_device() -> dict[str, Any]:
+    """Describe where Keras will run; turn on memory growth on every GPU found.
+
+    Returns ``{"kind": "gpu" | "cpu", "name", "count", "tensorflow"}``: for a GPU, the
+    first GPU's name and the number of GPUs; for a CPU, the CPU model and its logical cores.
+    """
+    import tensorflow as tf
+
+    gpus = _gpus()
+    if gpus:
+        names = sorted({_gpu_name(gpu) for gpu in gpus})
+        return {"kind": "gpu", "name": ", ".join(names), "count": len(gpus),
+                "tensorflow": tf.__version__}
+    return {"kind": "cpu", "name": cpu_model(), "count": os.cpu_count() or 1,
+            "tensorflow": tf.__version__}
+
+
+def configure(seed: int, *, deterministic: bool, mixed_precision: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; optionally deterministic ops and mixed precision.
+
+    ``deterministic`` turns on TensorFlow op determinism for the rest of the process (it
+    cannot be turned off again). ``mixed_precision`` sets the ``mixed_float16`` policy
+    only where a GPU is present: on a CPU float16 is slower, so the policy stays float32
+    and a warning says so. Without ``mixed_precision`` the policy is reset to float32.
+    """
+    import keras
+    import tensorflow as tf
+
+    # Every walk-forward refit is a new model, so tf.function retracing is expected.
+    tf.get_logger().setLevel("ERROR")
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = "float32"
+    if mixed_precision:
+        if _gpus():
+            policy = "mixed_float16"
+        else:
+            log.warning("mixed precision asked for but no GPU found: training in float32")
+    keras.mixed_precision.set_global_policy(policy)
+
+
+# One intra-op and one inter-op TensorFlow thread per process, so n workers use n cores.
+TF_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def limit_tensorflow_threads() -> dict[str, int]:
+    """Hold TensorFlow to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (default 1).
+
+    TensorFlow reads those variables when its runtime starts; setting them through
+    ``tf.config.threading`` too makes the limit visible and holds where the environment
+    lacks them. Once the runtime has started the values cannot change (a later call in
+    the same process keeps the first values). Returns the limits in force.
+    """
+    import tensorflow as tf
+
+    wanted = {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")),
+              "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS", "1"))}
+    setters = {"intra_op": tf.config.threading.set_intra_op_parallelism_threads,
+               "inter_op": tf.config.threading.set_inter_op_parallelism_threads}
+    for key, setter in setters.items():
+        try:
+            setter(wanted[key])
+        except RuntimeError:  # the runtime has started in this process: keep its values
+            pass
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}

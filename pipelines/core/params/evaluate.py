@@ -1,0 +1,42 @@
+"""``evaluate:``: the walk-forward, the baselines, the champion rule, the intervals."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from pipelines.core.params.base import NonNegative, Positive, Section
+
+BASELINES = ("majority", "always_up", "persistence", "logistic", "logistic_window")
+Baseline = Literal["majority", "always_up", "persistence", "logistic", "logistic_window"]
+Metric = Literal["mcc", "balanced_accuracy", "accuracy", "f1", "roc_auc"]
+
+
+class EvaluateSection(Section):
+    refit_every: Positive = Field(60, description=(
+        "walk-forward, validation and test: refit every k days on all the labelled days "
+        "before the block (an expanding window)"))
+    gap: NonNegative = Field(1, description=(
+        "labelled days left out between training and each block (and between drift's "
+        "reference and current days)"))
+    warm_start: bool = Field(True, description=(
+        "refits after the first continue from the previous block's weights for warm_epochs "
+        "(false: every refit from scratch)"))
+    warm_epochs: Positive = Field(8, description="epochs of a warm-started refit")
+    workers: NonNegative = Field(0, description=(
+        "processes for the (network, seed) walk-forwards; 0: one per core"))
+    champion_metric: Metric = Field("mcc", description=(
+        "on the pooled walk-forward validation days"))
+    promotion_margin: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description=(
+        "a network is champion only if it beats the best baseline's validation score by at "
+        "least this; else that baseline is"))
+    baselines: Annotated[list[Baseline], Field(min_length=1)] = Field(
+        default_factory=lambda: list(BASELINES), description=(
+            "logistic: on the last 5 log returns of the target; logistic_window: on the "
+            "window of features.set the networks read (standardised on training rows, C = 1)"))
+    bootstrap_block: Positive = Field(10, description=(
+        "moving-block bootstrap for the confidence intervals: block length in days"))
+    bootstrap_samples: Positive = Field(1000, description="bootstrap resamples")
+    rolling_window: Positive = Field(40, description=(
+        "trading days of the rolling accuracy drawn per model (plots and accuracy page)"))

@@ -1,0 +1,130 @@
+"""Reading ``params.yaml``: every section checked against its schema, once, into ``Params``.
+
+``load_params`` reads the file and returns the typed, validated parameters: every section
+known, every key known, each value of the right type and range (a key left out takes the
+schema's default). A wrong file gives one ``error:`` line per wrong key, e.g.
+``params.yaml: validate.max_bad_row_share: Input should be less than or equal to 1 (got
+2.0)``, and nothing runs. The CLI and the flows call it and hand each stage its sections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.core.errors import DataError
+from pipelines.core.params.backtest import BacktestSection
+from pipelines.core.params.base import Section
+from pipelines.core.params.data import DataSection
+from pipelines.core.params.drift import DriftSection
+from pipelines.core.params.evaluate import EvaluateSection
+from pipelines.core.params.features import FeaturesSection
+from pipelines.core.params.fetch import FetchSection
+from pipelines.core.params.ingest import IngestSection
+from pipelines.core.params.merge import MergeSection
+from pipelines.core.params.paths import Paths
+from pipelines.core.params.remote import RemoteSection
+from pipelines.core.params.sample import SampleSection
+from pipelines.core.params.split import SplitSection
+from pipelines.core.params.sweep import SweepSection
+from pipelines.core.params.train import TrainSection
+from pipelines.core.params.validate import ValidateSection
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class Params(Section):
+    """The whole of params.yaml: one section per stage (and paths)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              validate_by_name=True, validate_by_alias=True)
+
+    paths: Paths = Field(default_factory=Paths)
+    data: DataSection = Field(default_factory=DataSection)
+    remote: RemoteSection = Field(default_factory=RemoteSection)
+    fetch: FetchSection = Field(default_factory=FetchSection)
+    ingest: IngestSection = Field(default_factory=IngestSection)
+    # `validate` is a method of pydantic's models: the section is `validation` in code
+    validation: ValidateSection = Field(default_factory=ValidateSection, alias="validate")
+    merge: MergeSection = Field(default_factory=MergeSection)
+    features: FeaturesSection = Field(default_factory=FeaturesSection)
+    split: SplitSection = Field(default_factory=SplitSection)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    drift: DriftSection = Field(default_factory=DriftSection)
+    sample: SampleSection = Field(default_factory=SampleSection)
+    sweep: SweepSection = Field(default_factory=SweepSection)
+    backtest: BacktestSection = Field(default_factory=BacktestSection)
+
+    @model_validator(mode="after")
+    def _model_feature_sets(self) -> Params:
+        for name, config in self.train.models.items():
+            if config.features and config.features not in self.features.sets:
+                raise ValueError(f"train.models.{name}.features: {config.features!r} is not "
+                                 f"one of features.sets ({', '.join(self.features.sets)})")
+        return self
+
+
+def _problem_lines(path: Path, error: ValidationError) -> list[str]:
+    """One line per wrong key: ``FILE: section.key: what is wrong (got VALUE)``."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            message = ("unknown section" if len(problem["loc"]) == 1 else "unknown key")
+        elif kind == "missing":
+            message = "missing"
+        elif kind == "value_error":  # our own checks name the key and the value
+            key, _, message = message.partition(": ")
+            where = f"{where}.{key}" if where else key
+        else:
+            message = f"{message} (got {problem['input']!r})"
+        lines.append(f"{path}: {where}: {message}")
+    return lines
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """Read and check params.yaml; a missing, malformed or wrong file is a DataError."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: parameters file not found (run tsepipe from the project root, "
+            "or pass --params)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise DataError(_problem_lines(path, exc)) from None
+
+
+def describe(params: Params, only: str | None = None) -> list[str]:
+    """Lines ``section.key: value  (default ...)  help`` for every setting (or ``only``'s
+    section); a value is shown as JSON, the default only where it differs."""
+    import json
+
+    lines = []
+    values = params.model_dump(mode="json", by_alias=True)
+    fields = {field.alias or name: field for name, field in Params.model_fields.items()}
+    if only is not None and only not in fields:
+        raise DataError(f"{only}: not a section of params.yaml (one of {', '.join(fields)})")
+    for section, field in fields.items():
+        if only is not None and section != only:
+            continue
+        defaults = field.annotation().model_dump(mode="json")
+        for key, setting in field.annotation.model_fields.items():
+            value = values[section][key]
+            default = "" if value == defaults[key] else \
+                f"  (default {json.dumps(defaults[key])})"
+            lines.append(f"{section}.{key}: {json.dumps(value)}{default}  "
+                         f"# {setting.description}")
+    return lines

@@ -1,0 +1,134 @@
+"""``paths:``: where each stage reads and writes, and the file names inside those folders.
+
+The folders and top-level files are settings (params.yaml, relative to the project root);
+the names of the files inside the folders are fixed, written once in
+``pipelines/core/files.yaml`` (which ``dvc.yaml`` reads too) and reached here as
+properties, e.g. ``paths.leaderboard`` for ``reports/evaluation/leaderboard.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import Field
+
+from pipelines.core.params.base import Section
+
+FILES: dict[str, str] = yaml.safe_load(
+    Path(__file__).parents[1].joinpath("files.yaml").read_text(encoding="utf-8"))["files"]
+# the files of one model's folder, <models_dir>/<name>/
+MODEL_FILE, MODEL_CARD, SCALER, TRAINING_HISTORY = (
+    FILES["model"], FILES["card"], FILES["scaler"], FILES["history"])
+PAGE = FILES["page"]
+PLOTS = FILES["plots_dir"]
+
+Place = Annotated[Path, Field(strict=False)]  # written as text in params.yaml
+
+
+class Paths(Section):
+    """``paths:`` of params.yaml (relative to the project root)."""
+
+    raw_dir: Place = Field(Path("data/raw"), description=(
+        "the export files (DVC-tracked)"))
+    tables_dir: Place = Field(Path("data/interim/tables"), description=(
+        "one typed tidy Parquet table per file"))
+    ingest_report: Place = Field(Path("data/interim/ingest.json"), description=(
+        "what ingest read and left out"))
+    validation_summary: Place = Field(Path("data/interim/validation.json"), description=(
+        "validation's verdicts"))
+    validation_report_dir: Place = Field(Path("reports/validation"), description=(
+        "the validation page and Great Expectations' results per file"))
+    quarantine_dir: Place = Field(Path("data/quarantine"), description=(
+        "one record per file left out"))
+    dataset: Place = Field(Path("data/processed/merged.parquet"), description=(
+        "the merged dataset"))
+    merge_summary: Place = Field(Path("data/processed/merge_summary.json"), description=(
+        "the merge's summary (a DVC metric)"))
+    evaluation_dir: Place = Field(Path("reports/evaluation"), description=(
+        "predictions, leaderboard, backtest and plot tables (replaced whole by evaluate)"))
+    evaluation_metrics: Place = Field(Path("reports/evaluation/metrics.json"), description=(
+        "the evaluation's metrics (a DVC metric)"))
+    models_dir: Place = Field(Path("models"), description=(
+        "one folder per network: model, card, scaler, training history"))
+    forecasts_dir: Place = Field(Path("forecasts"), description=(
+        "the latest forecast and the log of every forecast"))
+    drift_dir: Place = Field(Path("reports/drift"), description=(
+        "Evidently's drift page and its summary"))
+    accuracy_dir: Place = Field(Path("reports/accuracy"), description=(
+        "the accuracy page (ours), the classification page (Evidently), their summary"))
+    front_page: Place = Field(Path("reports/index.html"), description=(
+        "the one page a reviewer opens"))
+
+    # the files inside those folders (names: pipelines/core/files.yaml)
+    @property
+    def validation_page(self) -> Path:
+        return self.validation_report_dir / PAGE
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.evaluation_dir / FILES["leaderboard"]
+
+    @property
+    def predictions(self) -> Path:
+        return self.evaluation_dir / FILES["predictions"]
+
+    @property
+    def backtest(self) -> Path:
+        return self.evaluation_dir / FILES["backtest"]
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.evaluation_dir / PLOTS
+
+    @property
+    def equity_plot(self) -> Path:
+        return self.plots_dir / FILES["equity_plot"]
+
+    @property
+    def forecast(self) -> Path:
+        return self.forecasts_dir / FILES["forecast"]
+
+    @property
+    def forecast_log(self) -> Path:
+        return self.forecasts_dir / FILES["forecast_log"]
+
+    @property
+    def drift_page(self) -> Path:
+        return self.drift_dir / PAGE
+
+    @property
+    def drift_summary(self) -> Path:
+        return self.drift_dir / FILES["drift_summary"]
+
+    @property
+    def accuracy_page(self) -> Path:
+        return self.accuracy_dir / PAGE
+
+    @property
+    def classification_page(self) -> Path:
+        return self.accuracy_dir / FILES["classification_page"]
+
+    @property
+    def accuracy_summary(self) -> Path:
+        return self.accuracy_dir / FILES["accuracy_summary"]
+
+    @property
+    def run_log(self) -> Path:
+        """One JSON line per published run (appended by the flows after each run; not a
+        DVC output, so no stage depends on it)."""
+        return self.front_page.parent / FILES["run_log"]
+
+    @property
+    def monitoring_log(self) -> Path:
+        """One JSON line per monitoring run: the drift share and the decision."""
+        return self.front_page.parent / FILES["monitoring_log"]
+
+    @property
+    def raw_dvc(self) -> Path:
+        """The ``.dvc`` file that versions the raw folder (``tsepipe run`` writes it)."""
+        return self.raw_dir.with_name(self.raw_dir.name + ".dvc")
+
+    def model_dir(self, name: str) -> Path:
+        return self.models_dir / name

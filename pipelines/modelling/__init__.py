@@ -1,0 +1,2 @@
+"""Modelling: features, networks and baselines, walk-forward evaluation, the champion,
+training, the forecast, and hyper-parameter sweeps."""

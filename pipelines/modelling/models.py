@@ -1,0 +1,207 @@
+"""Recurrent networks (LSTM, GRU, SimpleRNN) built and compiled from a ``ModelConfig``.
+
+A network's config is a ``train.models`` entry of ``params.yaml``; its schema, with every
+key's default and check, is ``pipelines.core.params.train.ModelConfig``.
+
+Dropout: ``dropout`` is the recurrent layer's own input dropout (one mask per sequence,
+the same at every time step), on every recurrent layer. No separate ``Dropout`` layer
+follows a recurrent layer: in a stack that would drop the same activations twice (once
+after layer k, again as layer k+1's input dropout). Input dropout, unlike
+``recurrent_dropout``, leaves LSTM and GRU eligible for the fused cuDNN kernel. What it
+does not reach is the last layer's output into the ``Dense(1)`` head, a single linear
+read-out.
+
+Keras and TensorFlow are imported inside the functions: reading and checking configs
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.core import devices  # noqa: F401  (quiets TensorFlow before Keras is imported)
+from pipelines.core.errors import StageCrash
+from pipelines.core.params.train import DIRECTION_LOSS, ModelConfig
+
+if TYPE_CHECKING:
+    import keras
+
+CUDNN_CELLS = ("lstm", "gru")
+# Training steps run per call into TensorFlow: the same updates, less Python between them
+# (small networks on a CPU spend most of a step there: 1.3-1.5x faster epochs measured).
+STEPS_PER_EXECUTION = 16
+
+
+# Keras's defaults, passed explicitly: they are what the fused cuDNN kernel needs, and
+# ``cudnn_eligible`` reads them from here.
+_CELL_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "lstm": {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+             "unroll": False},
+    "gru": {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+            "unroll": False, "reset_after": True},
+    "simple_rnn": {"activation": "tanh", "use_bias": True, "unroll": False},
+}
+
+
+def _cell_arguments(config: ModelConfig) -> dict[str, Any]:
+    """The arguments every recurrent layer of ``config`` gets, regulariser aside."""
+    return _CELL_ARGUMENTS[config.cell] | {"dropout": config.dropout,
+                                          "recurrent_dropout": config.recurrent_dropout}
+
+
+def _recurrent_layer(config: ModelConfig, units: int, return_sequences: bool, number: int
+                     ) -> keras.layers.Layer:
+    import keras
+
+    layer_class = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
+                   "simple_rnn": keras.layers.SimpleRNN}[config.cell]
+    name = f"{config.cell}_{number}"
+    regularizer = (keras.regularizers.L1L2(l1=config.l1, l2=config.l2)
+                   if config.l1 > 0 or config.l2 > 0 else None)
+    layer = layer_class(units, return_sequences=return_sequences, kernel_regularizer=regularizer,
+                        name=name, **_cell_arguments(config))
+    if config.bidirectional:
+        return keras.layers.Bidirectional(layer, name=f"bidirectional_{name}")
+    return layer
+
+
+def _loss(config: ModelConfig) -> Any:
+    import keras
+
+    return {
+        DIRECTION_LOSS: keras.losses.BinaryCrossentropy(),
+        "mse": "mean_squared_error",
+        "mape": "mean_absolute_percentage_error",
+        "huber": keras.losses.Huber(),
+    }[config.loss]
+
+
+def _metrics(config: ModelConfig) -> list[Any]:
+    import keras
+
+    if config.task == "direction":  # ROC AUC is scored after the fit: per batch it is costly
+        return [keras.metrics.BinaryAccuracy(name="accuracy")]
+    return [keras.metrics.MeanAbsoluteError(name="mae"),
+            keras.metrics.MeanAbsolutePercentageError(name="mape")]
+
+
+def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    import keras
+
+    optimizer_class = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
+                       "rmsprop": keras.optimizers.RMSprop}[config.optimizer]
+    return optimizer_class(learning_rate=config.learning_rate)
+
+
+def build_model(config: ModelConfig, input_shape: tuple[int, int]) -> keras.Model:
+    """A compiled network for samples of ``input_shape`` = (window, features).
+
+    Stacked recurrent layers (all but the last return sequences), then ``Dense(1)``:
+    sigmoid for the direction task (binary cross-entropy and accuracy), linear for
+    regression (the config's loss, MAE and MAPE). The head computes in float32 even
+    under a ``mixed_float16`` policy, so probabilities and losses keep full precision.
+    """
+    import keras
+
+    inputs = keras.Input(shape=tuple(int(n) for n in input_shape), name="window")
+    x = inputs
+    last = len(config.units) - 1
+    for number, units in enumerate(config.units):
+        x = _recurrent_layer(config, units, return_sequences=number < last, number=number)(x)
+    activation = "sigmoid" if config.task == "direction" else None
+    outputs = keras.layers.Dense(1, activation=activation, dtype="float32", name="head")(x)
+    model = keras.Model(inputs, outputs, name=config.name)
+    model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=_metrics(config),
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model
+
+
+def cudnn_eligible(config: ModelConfig) -> tuple[bool, str]:
+    """Whether Keras runs this config's recurrent layers with the fused cuDNN kernel on a GPU.
+
+    Returns (eligible, reason). The conditions are Keras's own: an LSTM or GRU with
+    tanh/sigmoid activations, a bias, no unrolling, no recurrent dropout and, for a GRU,
+    ``reset_after=True``. SimpleRNN has no cuDNN kernel. Input ``dropout`` does not matter
+    (Keras applies its mask before the kernel).
+    """
+    if config.cell not in CUDNN_CELLS:
+        return False, f"{config.cell} has no cuDNN kernel (only lstm and gru have one)"
+    arguments = _cell_arguments(config)
+    problems = []
+    if arguments["recurrent_dropout"] > 0:
+        problems.append(f"recurrent_dropout is {arguments['recurrent_dropout']} "
+                        "(cuDNN needs 0)")
+    if (arguments["activation"], arguments["recurrent_activation"]) != ("tanh", "sigmoid"):
+        problems.append("activations other than tanh and sigmoid")
+    if not arguments["use_bias"]:
+        problems.append("no bias")
+    if arguments["unroll"]:
+        problems.append("unroll is on")
+    if config.cell == "gru" and not arguments["reset_after"]:
+        problems.append("GRU reset_after is False")
+    if problems:
+        return False, "; ".join(problems)
+    return True, (f"{config.cell} with default activations and no recurrent dropout: "
+                  "Keras uses the fused cuDNN kernel when a GPU is present")
+
+
+def early_stopping(config: ModelConfig) -> keras.callbacks.EarlyStopping:
+    """Stop when validation loss has not improved for ``patience`` epochs; keep the best."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                         restore_best_weights=True)
+
+
+def count_params(model: keras.Model) -> dict[str, Any]:
+    """Parameters per layer (input layer left out) and in total, trainable or not."""
+    import keras
+
+    layers = {layer.name: int(layer.count_params()) for layer in model.layers
+              if not isinstance(layer, keras.layers.InputLayer)}
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    total = int(model.count_params())
+    return {"layers": layers, "trainable": trainable, "non_trainable": total - trainable,
+            "total": total}
+
+
+def save_model(model: keras.Model, path: Path | str) -> Path:
+    """Write ``model`` to ``path`` (a ``.keras`` file) atomically; return the path.
+
+    Keras wants the ``.keras`` suffix, so the temporary file beside the target has it too;
+    it is created by Keras (usual file mode) and renamed onto the target.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: a Keras model file must end in .keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_model(path: Path | str) -> keras.Model:
+    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs).
+
+    A missing, truncated or corrupt file raises ``StageCrash`` with one line naming it.
+    """
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise StageCrash(f"{path}: no model file; run tsepipe train (or dvc checkout) first")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a damaged archive
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise StageCrash(f"{path}: the model file cannot be loaded ({path.stat().st_size} "
+                         f"bytes; truncated or corrupt: {reason}); restore it with dvc "
+                         "checkout, or retrain with tsepipe train") from None

@@ -1,0 +1,93 @@
+"""Tomorrow's forecast from the champion: ``forecasts/latest.json`` and an appended log.
+
+The forecast is for the trading day after the dataset's last day (the next Saturday to
+Wednesday; holidays are not known ahead). It names the champion and the data and model
+versions it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.calendar import TRADING_WEEKDAYS
+from pipelines.core.fileio import atomic_path, write_json
+from pipelines.core.params.data import DataSection
+from pipelines.core.params.features import FeaturesSection
+from pipelines.core.params.paths import Paths
+from pipelines.modelling.baselines import run_baseline
+from pipelines.modelling.champion import load_champion
+from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
+from pipelines.modelling.fitting import predict_network
+from pipelines.modelling.leaderboard import Leaderboard
+
+
+def predict(paths: Paths, data: DataSection, features: FeaturesSection
+            ) -> tuple[dict[str, Any], Path]:
+    """The predict stage: the champion's forecast for the next trading day, published to
+    ``paths.forecast`` and appended to ``paths.forecast_log``; (the forecast, its file)."""
+    table, data_version = dataset_table(paths, data, features)
+    board = Leaderboard.read(paths.leaderboard)
+    result = forecast(table, features.window, board, paths.models_dir, data_version)
+    return result, publish(result, paths)
+
+
+def next_trading_day(day: dt.date) -> dt.date:
+    following = day + dt.timedelta(days=1)
+    while following.weekday() not in TRADING_WEEKDAYS:
+        following += dt.timedelta(days=1)
+    return following
+
+
+def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: Path | str,
+             data_version: str) -> dict[str, Any]:
+    """Probability that the day after the last one closes higher, by the champion.
+
+    ``table``: the feature table of the default set. If the champion network cannot read
+    today's features, the best baseline forecasts and ``note`` says why.
+    """
+    last_day = len(table.labels) - 1
+    champion = load_champion(board, models_dir, table)
+    if champion.kind == "network":
+        proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
+                                      np.array([last_day]))[0])
+        up = proba >= 0.5
+    else:
+        train_days = labelled_sample_days(table, window)
+        values, classes = run_baseline(champion.name, table, window, train_days,
+                                       np.array([last_day]))
+        proba = float(np.asarray(values)[0])
+        up = bool(np.asarray(classes)[0])  # a rule's class, not always proba >= 0.5
+    as_of = table.dates[last_day].date()
+    return {
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "next_trading_day": f"{next_trading_day(as_of):%Y-%m-%d}",
+        "probability_up": round(proba, 4),
+        "direction": "up" if up else "down",
+        "champion": champion.name,
+        "champion_kind": champion.kind,
+        "leaderboard_champion": board.champion,
+        "note": champion.note,
+        "data_version": data_version,
+        "model_version": champion.version,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def publish(result: dict[str, Any], paths: Paths) -> Path:
+    """Write the latest forecast and append it to the log (one row per as_of and champion)."""
+    write_json(paths.forecast, result)
+    log_path = paths.forecast_log
+    row = pd.DataFrame([result])
+    if log_path.exists():
+        log = pd.concat([pd.read_parquet(log_path), row], ignore_index=True)
+        log = log.drop_duplicates(subset=["as_of", "champion", "data_version"], keep="last")
+    else:
+        log = row
+    with atomic_path(log_path) as tmp:
+        log.to_parquet(tmp, index=False)
+    return paths.forecast

@@ -1,0 +1,1 @@
+"""Hyper-parameter sweeps: the grid, one config's run, their leaderboard."""

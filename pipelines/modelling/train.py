@@ -1,0 +1,82 @@
+"""Final models: each network refitted on every labelled day, saved with a model card.
+
+``models/<name>/model.keras`` (loads with Keras safe mode), ``scaler.json`` (the
+training-rows-only standardisation), ``card.json`` (config, parameter count, cuDNN
+eligibility, data version, git commit, device, training time, walk-forward metrics) and
+``history.csv`` (loss and accuracy per epoch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.core import devices
+from pipelines.core.fileio import file_md5, write_json, write_text
+from pipelines.core.params.data import DataSection
+from pipelines.core.params.paths import MODEL_CARD, MODEL_FILE, SCALER, TRAINING_HISTORY, Paths
+from pipelines.core.provenance import git_commit
+from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
+from pipelines.modelling.fitting import fit_network
+from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.modelling.models import count_params, cudnn_eligible, save_model
+from pipelines.modelling.settings import EvaluationSettings
+
+
+def train(paths: Paths, data: DataSection, settings: EvaluationSettings
+          ) -> dict[str, dict[str, Any]]:
+    """The train stage: every network refitted on the merged dataset, into
+    ``paths.models_dir`` (with the evaluation's figures on its card when there are some)."""
+    table, data_version = dataset_table(paths, data, settings.features)
+    board = Leaderboard.read(paths.leaderboard) if paths.leaderboard.exists() else None
+    return train_final(table, settings, paths.models_dir, data_version, board)
+
+
+def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: Path | str,
+                data_version: str, board: Leaderboard | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """Fit each network of ``train.models`` on all labelled days with the first seed; write
+    its folder."""
+    device = devices.detect_device()
+    days = labelled_sample_days(table, settings.features.window)
+    cards = {}
+    for name, config in settings.train.models.items():
+        view = table.view(config.features or None)
+        model, scaler, run = fit_network(config, view, settings.features.window, days,
+                                         settings.train.seeds[0],
+                                         deterministic=settings.train.deterministic,
+                                         mixed_precision=settings.train.mixed_precision)
+        folder = Path(models_dir) / name
+        save_model(model, folder / MODEL_FILE)
+        scaler.save(folder / SCALER, view.names)
+        eligible, reason = cudnn_eligible(config)
+        row = board.models.get(name) if board else None
+        evaluated = row.model_dump(mode="json", exclude_unset=True) if row else {}
+        card = {
+            "name": name,
+            "config": config.to_dict(),
+            "input_shape": [settings.features.window, len(view.names)],
+            "feature_set": view.set_name,
+            "features": list(view.names),  # per index, from the fields its file has
+            "params": count_params(model),
+            "cudnn_eligible": eligible,
+            "cudnn_note": reason,
+            "data_version": data_version,
+            "git_commit": git_commit(),
+            "device": device,
+            "trained_on": {"days": len(days), "first": f"{table.dates[days[0]]:%Y-%m-%d}",
+                           "last": f"{table.dates[days[-1]]:%Y-%m-%d}",
+                           "seed": settings.train.seeds[0]},
+            "training": {"epochs": run.epochs, "seconds": round(run.seconds, 3),
+                         "seconds_per_epoch": round(run.seconds / max(run.epochs, 1), 4)},
+            "walk_forward": {k: evaluated.get(k) for k in ("test", "test_by_seed", "training")},
+            "model_md5": file_md5(folder / MODEL_FILE),
+        }
+        write_json(folder / MODEL_CARD, card)
+        epochs = range(1, run.epochs + 1)
+        keys = sorted(run.history)
+        lines = ["epoch," + ",".join(keys)] + [
+            f"{e}," + ",".join(f"{run.history[k][e - 1]:.6g}" for k in keys) for e in epochs]
+        write_text(folder / TRAINING_HISTORY, "\n".join(lines) + "\n")
+        cards[name] = card
+    return cards

@@ -1,0 +1,567 @@
+"""Every data and model version in git: record one, list them, go back to one.
+
+A version is what ``dvc.lock`` and the raw folder's DVC file (``data/raw.dvc``) record:
+the hashes of the raw exports, the merged dataset and every stage's outputs. The data
+themselves live in the DVC cache and on the DVC remote; git holds these two small files,
+one commit per version, with the facts as git trailers so that ``history`` can show them
+without the data::
+
+    Version from tsepipe-train: dataset 22277fa3, 300 rows; champion gru, test MCC +0.052
+
+    Flow: tsepipe-train
+    Dataset-md5: 22277fa37c09fdf8dea3127504d8f021
+    Raw-md5: 43045a7f712f01fb25b35b1aef49adf9.dir
+    Rows: 300
+    Champion: gru
+    Test-MCC: 0.0520
+
+Plain functions over git and DVC (``python -m dvc`` of this interpreter), no Prefect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.core.errors import DataError, printable
+from pipelines.core.fileio import file_md5
+from pipelines.core.params.load import load_params
+from pipelines.core.provenance import recorded_md5
+
+log = logging.getLogger("pipelines.ops.versions")
+
+LOCK_FILE = "dvc.lock"
+MERGE_STAGE = "merge"
+EVALUATE_STAGE = "evaluate"
+GIT_TIMEOUT_S = 60.0  # local git commands
+PUSH_TIMEOUT_S = 120.0  # git push / pull --rebase, each
+DVC_CHECKOUT_TIMEOUT_S = 600.0
+DVC_PULL_TIMEOUT_S = 900.0
+FALLBACK_IDENTITY = {"user.name": "tsepipe", "user.email": "tsepipe@localhost"}
+TRAILERS = {  # trailer key -> Version field
+    "Flow": "flow",
+    "Dataset-md5": "dataset_md5",
+    "Raw-md5": "raw_md5",
+    "Rows": "rows",
+    "Champion": "champion",
+    "Test-MCC": "test_mcc",
+}
+
+
+class VersionError(DataError):
+    """A version cannot be recorded, read or checked out (exit status 3)."""
+
+
+@dataclass
+class Version:
+    """One recorded version: a git commit of ``dvc.lock`` and the raw folder's DVC file."""
+
+    commit: str  # full hash
+    date: str  # author date, ISO 8601
+    flow: str | None = None
+    dataset_md5: str | None = None
+    raw_md5: str | None = None
+    rows: int | None = None
+    champion: str | None = None
+    test_mcc: float | None = None
+    subject: str = ""
+    pushed: bool | None = None  # record_version only: None when not asked or no remote
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- subprocesses ------------------------------------------------------------------------
+
+
+def _run(args: list[str], cwd: Path, timeout: float | None = None, input: str | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``args``; on timeout kill its whole process group (ssh too) and return 124."""
+    with subprocess.Popen(args, cwd=cwd, env=env, text=True, start_new_session=True,
+                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            out, err = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            return subprocess.CompletedProcess(
+                args, 124, out, f"{err}\ntimed out after {timeout:g} s".lstrip())
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def _git_env() -> dict[str, str]:
+    # never wait for a password: no terminal prompt (and no tty: start_new_session)
+    return os.environ | {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
+def _git(project: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S,
+         input: str | None = None) -> subprocess.CompletedProcess:
+    done = _run(["git", *args], project, timeout=timeout, input=input, env=_git_env())
+    if check and done.returncode != 0:
+        raise VersionError(f"git {' '.join(args[:2])} failed: {_last_lines(done)}")
+    return done
+
+
+def _dvc(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``dvc ARGS`` with this interpreter's DVC, this environment's ``tsepipe`` on the PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = os.environ | {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    return _run([sys.executable, "-m", "dvc", *args], project, timeout=timeout, env=env)
+
+
+def _last_lines(done: subprocess.CompletedProcess, n: int = 3) -> str:
+    lines = [line.strip() for line in f"{done.stdout or ''}\n{done.stderr or ''}".splitlines()
+             if line.strip()]
+    return printable("; ".join(lines[-n:]) or f"exit status {done.returncode}")
+
+
+# -- the project's version files ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    raw_dvc: str  # the raw folder's DVC file, relative to the project (posix)
+    dataset: Path  # relative to the project
+    merge_summary: Path
+    leaderboard: Path
+
+    @property
+    def files(self) -> list[str]:
+        return [LOCK_FILE, self.raw_dvc]
+
+
+def _layout(project: Path, params_file: Path | None) -> _Layout:
+    # params_file: as given (relative to the working folder, like --params)
+    where = load_params(project / "params.yaml" if params_file is None else params_file).paths
+    return _Layout(raw_dvc=where.raw_dvc.as_posix(), dataset=where.dataset,
+                   merge_summary=where.merge_summary,
+                   leaderboard=where.leaderboard)
+
+
+def version_files(project: Path, params_file: Path | None = None) -> list[str]:
+    """The files a version commit holds: ``dvc.lock`` and the raw folder's DVC file."""
+    return _layout(Path(project), params_file).files
+
+
+def _require_repo(project: Path) -> None:
+    if not project.is_dir():
+        raise VersionError(f"{project}: no such folder")
+    done = _git(project, "rev-parse", "--is-inside-work-tree", check=False)
+    if done.returncode != 0 or done.stdout.strip() != "true":
+        raise VersionError(f"{project}: not in a git work tree (git init, or run tsepipe from "
+                           "the project's checkout)")
+
+
+def _locked_md5(lock: dict[str, Any], stage: str, path: Path) -> str | None:
+    entry = (lock.get("stages") or {}).get(stage) or {}
+    for item in (entry.get("deps") or []) + (entry.get("outs") or []):
+        if Path(item.get("path", "")) == Path(path):
+            return item.get("md5")
+    return None
+
+
+def _yaml(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(printable(text).split())
+
+
+def _workspace_facts(project: Path, layout: _Layout) -> dict[str, Any]:
+    """Dataset md5, raw md5, rows, champion and its test MCC, as the workspace has them."""
+    lock = _yaml(_read(project / LOCK_FILE))
+    dataset_md5 = _locked_md5(lock, MERGE_STAGE, layout.dataset)
+    facts: dict[str, Any] = {
+        "dataset_md5": dataset_md5,
+        "raw_md5": recorded_md5(_yaml(_read(project / layout.raw_dvc))),
+        "rows": _rows(project, layout, dataset_md5),
+        "champion": None, "test_mcc": None,
+    }
+    board_text = _read(project / layout.leaderboard)
+    evaluated_on = _locked_md5(lock, EVALUATE_STAGE, layout.dataset)
+    if board_text and (evaluated_on is None or evaluated_on == dataset_md5):
+        # a leaderboard evaluated on another dataset is not this version's: left out
+        try:
+            board = json.loads(board_text)
+            champion = board.get("champion")
+            mcc = ((board.get("models") or {}).get(champion) or {}).get("test", {}).get("mcc")
+        except (ValueError, AttributeError):
+            champion, mcc = None, None
+        if champion:
+            facts["champion"] = _one_line(champion)
+            if isinstance(mcc, int | float) and math.isfinite(mcc):
+                facts["test_mcc"] = float(mcc)
+    return facts
+
+
+def _rows(project: Path, layout: _Layout, dataset_md5: str | None) -> int | None:
+    """Trading days in the dataset: the merge summary's count, else the Parquet footer."""
+    summary = _read(project / layout.merge_summary)
+    if summary:
+        try:
+            payload = json.loads(summary)
+        except ValueError:
+            payload = {}
+        if isinstance(payload.get("rows"), int) and (
+                dataset_md5 is None or payload.get("md5") in (None, dataset_md5)):
+            return payload["rows"]
+    if (project / layout.dataset).is_file():
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.read_metadata(project / layout.dataset).num_rows)
+        except (OSError, ValueError, ImportError):
+            return None
+    return None
+
+
+def commit_message(flow: str, facts: dict[str, Any]) -> str:
+    """Subject, blank line, then one trailer per known fact (see the module docstring)."""
+    flow = _one_line(flow) or "tsepipe"
+    parts = []
+    if facts.get("dataset_md5"):
+        parts.append(f"dataset {facts['dataset_md5'][:8]}")
+    if facts.get("rows") is not None:
+        parts.append(f"{facts['rows']} rows")
+    subject = f"Version from {flow}: " + (", ".join(parts) or "dvc.lock updated")
+    if facts.get("champion"):
+        subject += f"; champion {facts['champion']}"
+        if facts.get("test_mcc") is not None:
+            subject += f", test MCC {facts['test_mcc']:+.3f}"
+    values = {"flow": flow} | facts
+    trailers = []
+    for key, name in TRAILERS.items():
+        value = values.get(name)
+        if value is None or value == "":
+            continue
+        text = f"{value:.4f}" if name == "test_mcc" else _one_line(value)
+        trailers.append(f"{key}: {text}")
+    return f"{subject}\n\n" + "\n".join(trailers) + "\n"
+
+
+def git_identity(project: Path) -> list[str]:
+    """``-c user.name=... -c user.email=...`` for whichever git has no value configured."""
+    args = []
+    for key, env_names in (("user.name", ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")),
+                           ("user.email", ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"))):
+        configured = _git(project, "config", "--get", key, check=False).stdout.strip()
+        from_env = all(os.environ.get(name) for name in env_names) or (
+            key == "user.email" and os.environ.get("EMAIL"))
+        if not configured and not from_env:
+            args += ["-c", f"{key}={FALLBACK_IDENTITY[key]}"]
+    return args
+
+
+def _uncommitted(project: Path, files: list[str]) -> list[str]:
+    # one file at a time: porcelain paths are relative to the repository's root, not ours
+    return [name for name in files if _git(project, "status", "--porcelain",
+                                           "--untracked-files=all", "--", name).stdout.strip()]
+
+
+def uncommitted(project: Path, *, params_file: Path | None = None) -> list[str]:
+    """The version files (dvc.lock, the raw DVC file) that differ from HEAD or are new."""
+    project = Path(project).resolve()
+    _require_repo(project)
+    return _uncommitted(project, _layout(project, params_file).files)
+
+
+# -- record ------------------------------------------------------------------------------
+
+
+def record_version(project: Path, flow: str, push: bool = True, *,
+                   params_file: Path | None = None) -> Version | None:
+    """Commit ``dvc.lock`` and the raw folder's DVC file if either changed; push it.
+
+    Only those two files go into the commit (``git commit --only``): other staged or
+    unstaged changes stay as they were, uncommitted. The message names ``flow`` and
+    carries the dataset md5 (as ``dvc.lock`` records the merge stage's output), the raw
+    snapshot's md5, the rows, and the champion with its test MCC (from the leaderboard,
+    unless ``dvc.lock`` says it was evaluated on another dataset) as git trailers. With
+    nothing changed there is no commit and the result is None.
+
+    When ``push`` is true and the repository has a remote, the current branch is pushed
+    (to its upstream, else ``origin``), each try bounded by ``PUSH_TIMEOUT_S``; a rejected
+    push is retried once after ``git pull --rebase`` (``Version.commit`` is then the
+    rebased commit). A failed push is a warning (logged,
+    and in ``Version.warnings``), never an error: the commit stays.
+    """
+    project = Path(project).resolve()
+    _require_repo(project)
+    layout = _layout(project, params_file)
+    changed = _uncommitted(project, layout.files)  # new, modified or deleted
+    if not changed:
+        return None
+    facts = _workspace_facts(project, layout)
+    identity = git_identity(project)
+    _git(project, "add", "--", *changed)  # an untracked path cannot be given to --only
+    try:
+        _git(project, *identity, "commit", "--quiet", "--only", "--file=-", "--", *changed,
+             input=commit_message(flow, facts))
+    except VersionError:
+        _git(project, "reset", "--quiet", "--", *changed, check=False)  # as they were
+        raise
+    head = _git(project, "log", "-1", "--format=%H%x1f%aI%x1f%s").stdout.strip().split("\x1f")
+    version = Version(commit=head[0], date=head[1], subject=head[2],
+                      flow=_one_line(flow) or "tsepipe", **facts)
+    log.info("recorded version %s: %s", version.commit[:8], version.subject)
+    if push:
+        version.pushed, version.warnings = _push(project, identity)
+        version.commit = _git(project, "rev-parse", "HEAD").stdout.strip()  # if rebased
+        for warning in version.warnings:
+            log.warning("warning: %s", warning)
+    return version
+
+
+def _push(project: Path, identity: list[str]) -> tuple[bool | None, list[str]]:
+    """Push the current branch: (pushed, warnings); (None, []) when there is no remote."""
+    remotes = _git(project, "remote", check=False).stdout.split()
+    if not remotes:
+        return None, []
+    branch = _git(project, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if branch.returncode != 0:
+        return False, ["HEAD is detached: the version commit was not pushed"]
+    name = branch.stdout.strip()
+    remote = _git(project, "config", "--get", f"branch.{name}.remote", check=False).stdout.strip()
+    if remote not in remotes:
+        remote = "origin" if "origin" in remotes else remotes[0]
+    merge = _git(project, "config", "--get", f"branch.{name}.merge", check=False).stdout.strip()
+    target = merge or f"refs/heads/{name}"
+    pushed = _git(project, "push", "--quiet", remote, f"HEAD:{target}", check=False,
+                  timeout=PUSH_TIMEOUT_S)
+    if pushed.returncode == 0:
+        return True, []
+    rejected = any(word in pushed.stderr for word in ("rejected", "fetch first",
+                                                      "non-fast-forward"))
+    if not rejected:
+        return False, [f"git push to {remote} failed (the commit stays, push it later): "
+                       f"{_last_lines(pushed)}"]
+    pulled = _git(project, *identity, "pull", "--quiet", "--rebase", "--autostash", remote,
+                  target, check=False, timeout=PUSH_TIMEOUT_S)
+    if pulled.returncode != 0:
+        _git(project, "rebase", "--abort", check=False)  # if a conflict stopped it
+        return False, [f"git push to {remote} was rejected and git pull --rebase failed (the "
+                       f"commit stays, merge and push it by hand): {_last_lines(pulled)}"]
+    again = _git(project, "push", "--quiet", remote, f"HEAD:{target}", check=False,
+                 timeout=PUSH_TIMEOUT_S)
+    if again.returncode != 0:
+        return False, [f"git push to {remote} failed after git pull --rebase (the commit "
+                       f"stays, push it later): {_last_lines(again)}"]
+    return True, []
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+_LOG_FORMAT = "%x1e%H%x1f%aI%x1f%s%x1f%(trailers:only,unfold)"
+
+
+def _parse_trailers(text: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        name = TRAILERS.get(key.strip())
+        if not sep or name is None or name in values:
+            continue
+        value = value.strip()
+        try:
+            values[name] = (int(value) if name == "rows" else
+                            float(value) if name == "test_mcc" else value)
+        except ValueError:
+            continue
+    return values
+
+
+def _versions(project: Path, layout: _Layout, *log_args: str) -> list[Version]:
+    done = _git(project, "log", f"--format={_LOG_FORMAT}", *log_args, "--", *layout.files,
+                check=False)
+    if done.returncode != 0:  # no commits yet
+        return []
+    versions = []
+    for record in done.stdout.split("\x1e"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) < 4:
+            continue
+        sha, date, subject, trailers = fields[0], fields[1], fields[2], fields[3]
+        version = Version(commit=sha, date=date, subject=subject, **_parse_trailers(trailers))
+        if version.dataset_md5 is None:  # not recorded by tsepipe: read what git holds
+            lock = _yaml(_show(project, sha, LOCK_FILE))
+            version.dataset_md5 = _locked_md5(lock, MERGE_STAGE, layout.dataset)
+        if version.raw_md5 is None:
+            version.raw_md5 = recorded_md5(_yaml(_show(project, sha, layout.raw_dvc)))
+        versions.append(version)
+    return versions
+
+
+def _show(project: Path, sha: str, path: str) -> str | None:
+    done = _git(project, "show", f"{sha}:./{path}", check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def history(project: Path, limit: int | None = None, *,
+            params_file: Path | None = None) -> list[Version]:
+    """The versions in ``git log`` of ``dvc.lock`` and the raw DVC file, newest first.
+
+    Facts come from the commit trailers; a commit made by hand (no trailers) still shows
+    the dataset and raw md5s that its files record. ``limit``: at most this many.
+    """
+    project = Path(project).resolve()
+    _require_repo(project)
+    layout = _layout(project, params_file)
+    args = [f"--max-count={limit}"] if limit is not None else []
+    return _versions(project, layout, *args)
+
+
+# -- checkout ----------------------------------------------------------------------------
+
+
+def _dvc_stage_names(project: Path) -> set[str]:
+    return set(_yaml(_read(project / "dvc.yaml")).get("stages") or {})
+
+
+def _checkout_targets(project: Path, layout: _Layout) -> list[str]:
+    """The raw DVC file (if any) and each stage that ``dvc.lock`` records and dvc.yaml has."""
+    targets = [layout.raw_dvc] if (project / layout.raw_dvc).exists() else []
+    locked = _yaml(_read(project / LOCK_FILE)).get("stages") or {}
+    known = _dvc_stage_names(project)
+    return targets + [stage for stage in locked if stage in known]
+
+
+def _dvc_failure(done: subprocess.CompletedProcess) -> tuple[str, list[str]]:
+    """Why ``dvc checkout``/``pull`` failed: (a reason, then the outputs or DVC's lines)."""
+    text = f"{done.stdout or ''}\n{done.stderr or ''}"
+    missing, problems, listing = [], [], False
+    for line in (line.strip() for line in text.splitlines()):
+        if "Checkout failed for following targets" in line:
+            listing = True
+        elif listing and line and not line.startswith(("Is your cache", "<http", "ERROR",
+                                                       "WARNING")):
+            missing.append(line)
+        else:
+            listing = False
+            if line.startswith(("ERROR", "timed out")):
+                problems.append(line.removeprefix("ERROR: "))
+    if done.returncode == 124:
+        reason = "dvc timed out"
+    elif missing or "Missing cache files" in text or "not found" in text:
+        reason = "its data are neither in the DVC cache nor on the DVC remote"
+    elif "without confirmation" in text:
+        reason = ("dvc checkout would delete workspace files saved nowhere (not in the DVC "
+                  "cache): dvc commit or move them first")
+    else:
+        reason = "dvc checkout failed"
+    lines = [f"missing: {printable(path)}" for path in dict.fromkeys(missing)]
+    if not missing:
+        lines = [printable(line) for line in problems[:4]] or [_last_lines(done)]
+    return reason, lines
+
+
+def _has_dvc_remote(project: Path) -> bool:
+    done = _dvc(project, "remote", "default", timeout=GIT_TIMEOUT_S)
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Version:
+    """Bring back the data (and model) version recorded at ``rev``.
+
+    ``dvc.lock`` and ``data/raw.dvc`` as of REV are written to the work tree (``git restore
+    --source REV --worktree``: ``git checkout REV -- ...`` that leaves the index alone),
+    then ``dvc checkout`` of the raw folder and of every stage that version's
+    ``dvc.lock`` records; what is missing from the DVC cache is pulled from the default
+    DVC remote when there is one (bounded by ``DVC_PULL_TIMEOUT_S``). Afterwards the
+    workspace's dataset has that version's md5. Outputs of stages that version did not
+    record (e.g. models, for a data-only version) are left as they are.
+
+    The checkout leaves ``dvc.lock`` (and the raw DVC file) modified relative to HEAD:
+    commit them to make that version the current one, or restore them
+    (``git checkout HEAD -- dvc.lock data/raw.dvc && dvc checkout``) to go back.
+
+    Raises ``VersionError`` for an unknown revision, a revision with no ``dvc.lock``, or a
+    version whose data are neither in the cache nor on the remote; then the two files and
+    the workspace's data are put back as they were.
+    """
+    project = Path(project).resolve()
+    _require_repo(project)
+    layout = _layout(project, params_file)
+    rev = rev.strip()
+    resolved = _git(project, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
+                    check=False) if rev and not rev.startswith("-") else None
+    if resolved is None or resolved.returncode != 0:
+        raise VersionError(f"{printable(rev)}: unknown revision (see tsepipe history)")
+    sha = resolved.stdout.strip()
+    present = [f for f in layout.files if _show(project, sha, f) is not None]
+    if LOCK_FILE not in present:
+        raise VersionError(f"{printable(rev)} ({sha[:8]}): records no data version (no "
+                           f"{LOCK_FILE} in that commit; see tsepipe history)")
+    saved = {f: (project / f).read_bytes() if (project / f).is_file() else None
+             for f in layout.files}
+    _git(project, "restore", f"--source={sha}", "--worktree", "--", *present)
+    targets = _checkout_targets(project, layout)
+    done = _dvc(project, "checkout", *targets, timeout=DVC_CHECKOUT_TIMEOUT_S)
+    if done.returncode != 0 and _has_dvc_remote(project):
+        log.info("some data of %s are not in the DVC cache: dvc pull", sha[:8])
+        done = _dvc(project, "pull", *targets, timeout=DVC_PULL_TIMEOUT_S)
+    if done.returncode != 0:
+        _put_back(project, layout, saved)
+        reason, lines = _dvc_failure(done)
+        raise VersionError([f"{printable(rev)} ({sha[:8]}): {reason}; the workspace is left "
+                            "as it was", *lines])
+    version = _version_at(project, layout, sha)
+    locked = _locked_md5(_yaml(_read(project / LOCK_FILE)), MERGE_STAGE, layout.dataset)
+    if locked and (project / layout.dataset).is_file():
+        actual = file_md5(project / layout.dataset)
+        if actual != locked:
+            raise VersionError(f"{layout.dataset}: md5 {actual} after dvc checkout, but "
+                               f"{printable(rev)} records {locked}")
+    version.dataset_md5 = locked or version.dataset_md5
+    if version.rows is None:
+        version.rows = _rows(project, layout, version.dataset_md5)
+    return version
+
+
+def _version_at(project: Path, layout: _Layout, sha: str) -> Version:
+    found = _versions(project, layout, "-1", sha)  # the version in effect at sha
+    if found:
+        return found[0]
+    meta = _git(project, "log", "-1", "--format=%aI%x1f%s", sha).stdout.strip().split("\x1f")
+    return Version(commit=sha, date=meta[0], subject=meta[-1])
+
+
+def _put_back(project: Path, layout: _Layout, saved: dict[str, bytes | None]) -> None:
+    """Undo a failed checkout: the two files as they were, then their data (best effort)."""
+    for name, content in saved.items():
+        path = project / name
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)
+    targets = _checkout_targets(project, layout)
+    if targets:
+        _dvc(project, "checkout", *targets, timeout=DVC_CHECKOUT_TIMEOUT_S)

@@ -1,0 +1,1 @@
+"""Reporting: drift (Evidently), the accuracy pages and the front page."""

@@ -1,0 +1,198 @@
+"""The accuracy report: how every model and baseline did on the walk-forward test days.
+
+``accuracy_report`` writes ``<accuracy_dir>/index.html`` (the project's own page: the
+leaderboard with intervals and tests, confusion matrices, rolling accuracy, calibration,
+the backtest's equity curves, the study's numbers beside ours),
+``<accuracy_dir>/classification.html`` (Evidently's classification report of the
+walk-forward predictions, ``pipelines.reporting.evidently_pages``) and ``accuracy.json`` (the
+leaderboard rows the front page shows). The pages depend only on the evaluation and the
+model cards, so ``dvc repro`` redraws them when those change (a training run), not on each
+daily run; the front page (``pipelines.reporting.front_page``) reads ``accuracy.json``.
+Pages are Jinja2 templates with autoescaping, their own CSS and inline SVG charts
+(``pipelines.reporting.charts``); they request nothing from any other host.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.fileio import file_md5, write_json
+from pipelines.core.html import generated, render
+from pipelines.core.params.evaluate import EvaluateSection
+from pipelines.core.params.paths import FILES, PAGE, Paths
+from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
+from pipelines.modelling.metrics import rolling_accuracy
+from pipelines.reporting.charts import PALETTE, calibration_chart, line_chart
+from pipelines.reporting.evidently_pages import classification_page
+
+# The study's reported test accuracies (docs/study-notes.md), shown beside ours.
+STUDY_ROWS = (
+    ("A", "LSTM, 1 layer (units 32-180)", "0.489 - 0.578",
+     "shuffled split, scaler fitted on all days, 23-45 test samples, no baseline"),
+    ("A", "GRU, 1 layer (units 32-180)", "0.489 - 0.600", "as above"),
+    ("A", "stacked LSTM / GRU", "0.467 - 0.578", "as above"),
+    ("B", "LSTM / GRU, 1 layer", "0.73 - 0.87",
+     "predicts up for every sample: the share of up days"),
+)
+STUDY_TEST_SAMPLES = 45  # the largest test set the studies used
+CALIBRATION_BINS = 10  # equal-width bins of the predicted probability
+
+
+
+# ---------------------------------------------------------------- numbers for the page
+
+def calibration_bins(label: np.ndarray, proba: np.ndarray, bins: int = 10
+                     ) -> list[dict[str, Any]]:
+    """Equal-width probability bins: count, mean predicted probability, observed share."""
+    label = np.asarray(label, dtype="float64")
+    proba = np.clip(np.asarray(proba, dtype="float64"), 0.0, 1.0)
+    which = np.minimum((proba * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        rows.append({"low": b / bins, "high": (b + 1) / bins, "n": n,
+                     "mean_predicted": float(proba[mask].mean()) if n else None,
+                     "observed": float(label[mask].mean()) if n else None})
+    return rows
+
+
+def leaderboard_rows(board: Leaderboard, cards: dict[str, dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """One row per model and baseline, the champion first, then by test MCC."""
+    rows = []
+    for name, row in board.models.items():
+        card = cards.get(name, {})
+        test = row.test
+        training = row.training or {}
+        device = (card.get("device") or board.device or {}) if row.kind == "network" else None
+        rows.append({
+            "model": name, "kind": row.kind, "champion": name == board.champion,
+            "accuracy": test["accuracy"], "balanced_accuracy": test["balanced_accuracy"],
+            "balanced_accuracy_ci": test["balanced_accuracy_ci"],
+            "mcc": test["mcc"], "mcc_ci": test["mcc_ci"], "f1": test.get("f1"),
+            "roc_auc": test.get("roc_auc"), "brier": test.get("brier"),
+            "validation_mcc": row.validation["mcc"],
+            "p_value": row.vs_best_baseline["p_value_one_sided"],
+            "versus": row.vs_best_baseline["baseline"],
+            "seconds": training.get("seconds_total"),
+            "params": (card.get("params") or {}).get("total"),
+            "device": _device_text(device),
+            "seeds": (row.test_by_seed or {}).get("mcc"),
+            "reads": row.reads,
+            "features": row.features,
+        })
+    rows.sort(key=lambda r: (not r["champion"], -score(r["mcc"])))
+    return rows
+
+
+def _device_text(device: dict[str, Any] | None) -> str:
+    if not device:
+        return ""
+    name = device.get("name") or device.get("kind") or ""
+    kind = device.get("kind") or ""
+    return f"{kind} ({name})" if name and name != kind else str(kind)
+
+
+
+# ---------------------------------------------------------------- the page
+
+def accuracy_report(predictions_path: Path | str, board: Leaderboard,
+                    cards: dict[str, dict[str, Any]], out_dir: Path | str,
+                    rolling_window: int, equity_path: Path | str | None = None,
+                    leaderboard_md5: str | None = None) -> dict[str, Any]:
+    """Write the accuracy page, Evidently's classification page and ``accuracy.json`` in
+    ``out_dir`` (names: ``pipelines/core/files.yaml``).
+
+    ``rolling_window``: days of the rolling accuracy (``evaluate.rolling_window``).
+    ``equity_path``: the backtest's equity curves, drawn beside the figures of
+    ``board.backtest``. ``leaderboard_md5``: the MD5 of the file ``board`` was read from,
+    recorded in ``accuracy.json`` so that the front page knows which leaderboard its rows
+    come from.
+    """
+    out = Path(out_dir)
+    predictions = pd.read_parquet(predictions_path)
+    predictions["date"] = pd.to_datetime(predictions["date"])
+    test = predictions[predictions["split"] == "test"]
+    rows = leaderboard_rows(board, cards)
+    names = [r["model"] for r in rows]
+    networks = [r["model"] for r in rows if r["kind"] == "network"]
+    best_baseline = board.best_baseline_on_test
+    compared = list(dict.fromkeys(networks + [board.champion, best_baseline]))
+    classification_page(predictions, compared, out / FILES["classification_page"])
+
+    rolling_table = rolling_accuracy(test, rolling_window, min_periods=min(rolling_window, 5))
+    rolling = {name: rolling_table[name] for name in names if name in rolling_table}
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    curves = _calibration(test, names, board)
+    by_name = {r["model"]: r for r in rows}
+    n_test = board.days.test
+    always_up = by_name.get("always_up", {}).get("accuracy")
+    half_width = 1.96 * np.sqrt(0.25 / STUDY_TEST_SAMPLES)
+    summary = {
+        "leaderboard_md5": leaderboard_md5,
+        "champion": board.champion,
+        "test_days": n_test,
+        "test_first": board.days.test_first,
+        "test_last": board.days.test_last,
+        "leaderboard": rows,
+        "confusion": {name: board.models[name].test["confusion"] for name in names},
+        "calibration": curves,
+    }
+    backtest = board.backtest
+    equity_chart = _equity_chart(backtest, equity_path)
+    summary["backtest"] = backtest
+    network_beat = any(score(r["mcc"]) > score(by_name[best_baseline]["mcc"])
+                       for r in rows if r["kind"] == "network")
+    render("accuracy.html", out / PAGE, board=board, rows=rows,
+           backtest=backtest, equity_chart=equity_chart, network_beat=network_beat,
+           confusion=summary["confusion"], calibration=curves,
+           rolling_chart=line_chart(rolling, highlight=(board.champion, best_baseline),
+                                    colours=colours),
+           rolling_window=rolling_window,
+           calibration_chart=calibration_chart(curves, colours=colours), study_rows=STUDY_ROWS,
+           study_half_width=half_width, study_samples=STUDY_TEST_SAMPLES,
+           always_up=always_up, networks=networks, n_test=n_test,
+           generated=generated())
+    write_json(out / FILES["accuracy_summary"], summary)
+    return summary
+
+
+def _calibration(test: pd.DataFrame, names: list[str], board: Leaderboard
+                 ) -> dict[str, Any]:
+    """Each probability model's calibration bins on the test days (a rule's 0/1 forecasts
+    have none)."""
+    curves = {}
+    for name in names:
+        rows_of = test[test["model"] == name]
+        if board.is_network(name) or rows_of["probability_up"].nunique() > 2:
+            curves[name] = calibration_bins(rows_of["label"], rows_of["probability_up"],
+                                            CALIBRATION_BINS)
+    return curves
+
+
+def _equity_chart(backtest: dict[str, Any] | None, equity_path: Path | str | None
+                  ) -> str | None:
+    """The backtest's equity curves as a chart (None without a backtest or its curves)."""
+    if not backtest or not equity_path or not Path(equity_path).exists():
+        return None
+    equity = pd.read_csv(equity_path, parse_dates=["date"]).set_index("date")
+    equity = equity.rename(columns={"champion": backtest["champion"]})
+    low, high = float(equity.min().min()), float(equity.max().max())
+    pad = (high - low) * 0.05 or 0.1
+    return line_chart({name: equity[name] for name in equity.columns},
+                      y_range=(max(low - pad, 0.0), high + pad), reference=1.0,
+                      highlight=(backtest["champion"],))
+
+
+def build_accuracy(paths: Paths, walk: EvaluateSection) -> dict[str, Path]:
+    """The accuracy stage: the pages of ``paths.accuracy_dir`` from the evaluation."""
+    accuracy_report(paths.predictions, Leaderboard.read(paths.leaderboard),
+                    model_cards(paths.models_dir), paths.accuracy_dir,
+                    rolling_window=walk.rolling_window, equity_path=paths.equity_plot,
+                    leaderboard_md5=file_md5(paths.leaderboard))
+    return {"accuracy": paths.accuracy_page, "classification": paths.classification_page}

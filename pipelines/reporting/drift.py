@@ -1,0 +1,302 @@
+"""Data drift of the stationary features, the predicted probability and the label (Evidently).
+
+The reference is the champion's training window, the current data the most recent
+trading days. Evidently 0.7's ``Report`` runs ``DataDriftPreset`` (one ``ValueDrift``
+per feature and a ``DriftedColumnsCount``) plus a ``ValueDrift`` for the prediction and
+the target; the numbers come from the snapshot's ``dict()`` form, never from the HTML.
+A column is drifted when Evidently's own per-column test fails: by default a two-sample
+Kolmogorov-Smirnov test at p < 0.01 (``drift.method`` / ``drift.method_threshold``).
+Evidently's own default switches to a Wasserstein distance above 0.1 once the reference
+has 1,000 rows; 60 current days of unchanged sample data cross that by noise alone (42 of
+45 features "drifted"), while K-S at 0.01 flags 1 of 45.
+
+Only stationary features are accepted (names ending in ``__`` and one of
+``features.FEATURES``): raw price levels drift by construction.
+
+Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of the HTML,
+so a name containing ``</script>`` would break out of it. Index names are untrusted:
+the report is run on names with ``<``, ``>`` and ``&`` replaced by look-alike
+characters (``evidently_pages.html_safe_name``); the JSON keeps the original names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.columns import COLUMN_SEPARATOR
+from pipelines.core.errors import DataError
+from pipelines.core.fileio import write_json
+from pipelines.core.params.data import DataSection
+from pipelines.core.params.drift import DriftSection
+from pipelines.core.params.evaluate import EvaluateSection
+from pipelines.core.params.features import FeaturesSection
+from pipelines.core.params.paths import Paths
+from pipelines.modelling.baselines import baseline_walk_forward
+from pipelines.modelling.champion import load_champion
+from pipelines.modelling.features import (
+    FEATURES,
+    FeatureTable,
+    dataset_table,
+    labelled_sample_days,
+)
+from pipelines.modelling.fitting import predict_network
+from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.modelling.walkforward import walk_forward_blocks
+from pipelines.reporting.evidently_pages import html_safe_name, save_html
+
+STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
+
+
+def _span(frame: pd.DataFrame) -> dict[str, Any]:
+    dates = pd.to_datetime(frame["date"]) if "date" in frame else None
+    return {
+        "rows": int(len(frame)),
+        "first_date": None if dates is None or dates.empty else f"{dates.min():%Y-%m-%d}",
+        "last_date": None if dates is None or dates.empty else f"{dates.max():%Y-%m-%d}",
+    }
+
+
+def _check_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                   prediction_column: str | None, target_column: str | None) -> None:
+    if not columns:
+        raise ValueError("drift: no feature columns given")
+    if len(set(columns)) != len(columns):
+        raise ValueError("drift: feature columns repeat")
+    levels = [c for c in columns if not c.endswith(STATIONARY_SUFFIXES)]
+    if levels:
+        raise ValueError(f"drift: only stationary features ({', '.join(STATIONARY_SUFFIXES)}) "
+                         f"are compared, got {levels[:5]}")
+    extra = [c for c in (prediction_column, target_column) if c is not None]
+    if set(extra) & set(columns) or len(set(extra)) != len(extra):
+        raise ValueError("drift: prediction, target and feature columns must differ")
+    for side, frame in (("reference", reference), ("current", current)):
+        if frame.empty:
+            raise ValueError(f"drift: the {side} data has no rows")
+        missing = [c for c in columns + extra if c not in frame.columns]
+        if missing:
+            raise ValueError(f"drift: the {side} data lacks columns {missing[:5]}")
+        not_numeric = [c for c in columns + extra
+                       if not pd.api.types.is_numeric_dtype(frame[c])]
+        if not_numeric:
+            raise ValueError(f"drift: non-numeric columns in the {side} data: {not_numeric[:5]}")
+    safe = [html_safe_name(c) for c in columns + extra]
+    if len(set(safe)) != len(safe):
+        raise ValueError("drift: column names collide once made safe for HTML")
+
+
+def _known(frame: pd.DataFrame, column: str) -> bool:
+    return bool(frame[column].notna().any())
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                 out_html: Path, out_json: Path, settings: DriftSection | None = None,
+                 prediction_column: str | None = None, target_column: str | None = None,
+                 context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-feature drift, share of drifted features, prediction and target drift.
+
+    Writes the self-contained Evidently HTML to ``out_html`` and the returned summary to
+    ``out_json``, both atomically. ``settings``: params.yaml's ``drift:`` (the schema's
+    defaults when not given): ``dataset_drift`` is ``share_of_drifted_features >=
+    threshold``; ``method`` / ``method_threshold`` are Evidently's test for the numeric
+    columns and its threshold (a p-value for ``ks``); a null method is Evidently's
+    default, which switches to a Wasserstein distance of 0.1 above 1,000 reference rows,
+    a bar that 60 current days of unchanged data exceed by sampling noise alone.
+    ``prediction_drift`` / ``target_drift`` are None when the column is not given, and
+    hold None values when it has no known value on one side (e.g. labels of the last
+    days). ``context`` (e.g. which model, which window) is added to the summary.
+    """
+    settings = settings or DriftSection()
+    if settings.threshold <= 0:
+        raise ValueError(f"drift: threshold must be within (0, 1], got {settings.threshold}")
+    _check_columns(reference, current, columns, prediction_column, target_column)
+    snapshot, per_column, compared = _run_evidently(reference, current, columns, settings,
+                                                    prediction_column, target_column)
+    features = {c: per_column[c] for c in columns}
+    share = sum(f["drifted"] for f in features.values()) / len(columns)
+
+    def side(column: str | None) -> dict[str, Any] | None:
+        if column is None:
+            return None
+        if column not in compared:
+            return {"score": None, "drifted": None, "method": None, "threshold": None}
+        found = per_column[column]
+        return {"score": found["drift_score"], "drifted": found["drifted"],
+                "method": found["method"], "threshold": found["threshold"]}
+
+    summary: dict[str, Any] = {
+        "features": features,
+        "share_of_drifted_features": share,
+        "n_drifted": sum(f["drifted"] for f in features.values()),
+        "n_features": len(columns),
+        "threshold": settings.threshold,
+        "dataset_drift": bool(share >= settings.threshold),
+        "prediction_column": prediction_column,
+        "prediction_drift": side(prediction_column),
+        "target_column": target_column,
+        "target_drift": side(target_column),
+        "reference": _span(reference),
+        "current": _span(current),
+        **(context or {}),
+    }
+    save_html(snapshot, out_html, "drift: Evidently wrote an empty HTML report")
+    write_json(out_json, summary)
+    return summary
+
+
+def _run_evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
+                   settings: DriftSection, prediction_column: str | None,
+                   target_column: str | None) -> tuple[Any, dict[str, dict[str, Any]], dict]:
+    """Evidently's report on the two spans: (the snapshot, each column's verdict, the
+    prediction and target columns compared)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    numeric = list(columns) + ([prediction_column] if prediction_column else [])
+    categorical = [target_column] if target_column else []
+    used = numeric + categorical
+    rename = {c: html_safe_name(c) for c in used}
+    definition = DataDefinition(numerical_columns=[rename[c] for c in numeric],
+                                categorical_columns=[rename[c] for c in categorical])
+
+    def dataset(frame: pd.DataFrame) -> Any:
+        part = frame[used].rename(columns=rename).reset_index(drop=True)
+        for column in numeric:
+            part[rename[column]] = part[rename[column]].astype("float64")
+        return Dataset.from_pandas(part, data_definition=definition)
+
+    test = {"method": settings.method, "threshold": settings.method_threshold}
+    metrics: list[Any] = [DataDriftPreset(columns=[rename[c] for c in columns],
+                                          drift_share=settings.threshold,
+                                          num_method=settings.method,
+                                          num_threshold=settings.method_threshold)]
+    compared = {}
+    for role, column in (("prediction", prediction_column), ("target", target_column)):
+        if column is not None and _known(reference, column) and _known(current, column):
+            metrics.append(ValueDrift(column=rename[column],
+                                      **(test if role == "prediction" else {})))
+            compared[column] = role
+    snapshot = Report(metrics, include_tests=True).run(dataset(current), dataset(reference))
+    per_column = _verdicts(snapshot.dict(), {safe: name for name, safe in rename.items()},
+                           columns)
+    return snapshot, per_column, compared
+
+
+def _verdicts(raw: dict[str, Any], back: dict[str, str], columns: list[str]
+              ) -> dict[str, dict[str, Any]]:
+    """Each column's drift score and Evidently's own verdict, from the snapshot's dict."""
+    failed = {test["metric_config"]["metric_id"]: test["status"] == "FAIL"
+              for test in raw["tests"]}
+    per_column: dict[str, dict[str, Any]] = {}
+    count = None
+    for metric in raw["metrics"]:
+        config = metric["config"]
+        kind = config["type"].rsplit(":", 1)[-1]
+        if kind == "ValueDrift":
+            per_column[back[config["column"]]] = {
+                "drift_score": float(metric["value"]),
+                "drifted": bool(failed[metric["id"]]),
+                "method": config.get("method"),
+                "threshold": config.get("threshold"),
+            }
+        elif kind == "DriftedColumnsCount":
+            count = metric["value"]
+    if count is None or any(c not in per_column for c in columns):
+        raise RuntimeError("drift: Evidently's result lacks the expected metrics")
+    n_drifted = sum(per_column[c]["drifted"] for c in columns)
+    if int(round(count["count"])) != n_drifted:  # both are Evidently's own verdicts
+        raise RuntimeError(f"drift: Evidently counts {count['count']} drifted columns, "
+                           f"its per-column tests {n_drifted}")
+    return per_column
+
+
+def reference_and_current(table: FeatureTable, train_last_day: int, current_days: int
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature rows of days 0..train_last_day, and of the last ``current_days`` days.
+
+    Columns: ``date``, the table's features, and ``label`` (NaN where not yet known, the
+    last day). The two spans must not overlap.
+    """
+    n = len(table.dates)
+    if not 0 <= train_last_day < n:
+        raise ValueError(f"drift: train_last_day must be within 0..{n - 1}, got {train_last_day}")
+    if current_days < 1:
+        raise ValueError(f"drift: current_days must be >= 1, got {current_days}")
+    first_current = n - current_days
+    if first_current <= train_last_day:
+        raise ValueError(f"drift: the last {current_days} days overlap the training window "
+                         f"(days 0..{train_last_day} of {n})")
+    frame = pd.DataFrame(np.asarray(table.features, dtype="float64"), columns=table.names)
+    frame.insert(0, "date", pd.DatetimeIndex(table.dates))
+    frame["label"] = np.asarray(table.labels, dtype="float64")
+    reference = frame.iloc[: train_last_day + 1].reset_index(drop=True)
+    current = frame.iloc[first_current:].reset_index(drop=True)
+    return reference, current
+
+
+def drift(paths: Paths, data: DataSection, features: FeaturesSection, walk: EvaluateSection,
+          settings: DriftSection) -> dict[str, Any]:
+    """The drift stage on the merged dataset and the champion (see ``champion_drift``)."""
+    table, _ = dataset_table(paths, data, features)
+    return champion_drift(table, Leaderboard.read(paths.leaderboard), paths, features.window,
+                          settings, walk)
+
+
+def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window: int,
+                   settings: DriftSection, walk: EvaluateSection) -> dict[str, Any]:
+    """The drift stage: the champion's training window against the latest days.
+
+    Reference: the feature rows the champion was trained on (``card.json``'s
+    ``trained_on`` for a network; every labelled day for a baseline), up to the day
+    before the current span, so the two never overlap. Current: the last
+    ``drift.current_days`` trading days. The prediction compared is the champion's
+    probability of up on each day: the final network's (in-sample on the reference), or a
+    baseline's walked forward as ``evaluate`` walks it (refitted every
+    ``walk.refit_every`` days, ``walk.gap`` days apart, so never on its own training
+    days); the target is the label. Writes the drift page and ``drift.json``.
+    """
+    current_days = settings.current_days
+    champion = load_champion(board, paths.models_dir, table)
+    labelled = labelled_sample_days(table, window)
+    n = len(table.dates)
+    if champion.kind == "network":
+        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
+        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
+                                             side="right")) - 1
+    else:
+        train_last_day = int(labelled[-1])
+    first_current = n - current_days
+    reference_last = min(train_last_day, first_current - 1)
+    if champion.kind == "network":  # the final model's probability for every day with a window
+        first_reference = window - 1
+        days = np.arange(first_reference, n)
+        proba = predict_network(champion.model, champion.scaler, champion.table, window, days)
+    else:  # a fitted baseline never predicts its own training days: walk forward instead
+        first_reference = int(labelled[min(walk.refit_every, len(labelled) - 1)])
+        days = np.arange(first_reference, n)
+        proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
+            labelled, days, walk.refit_every, gap=walk.gap), window)
+    n_reference = reference_last - first_reference + 1
+    if current_days < 1 or n_reference < current_days:
+        raise DataError(f"drift: {n} feature days leave {max(n_reference, 0)} reference days "
+                        f"before the last {current_days} (drift.current_days); at least as many "
+                        "are needed")
+    by_day = np.full(n, np.nan)
+    by_day[days] = np.asarray(proba, dtype="float64")
+    reference, current = reference_and_current(table, reference_last, current_days)
+    reference["probability_up"] = by_day[: reference_last + 1]
+    current["probability_up"] = by_day[first_current:]
+    reference = reference.iloc[first_reference:].reset_index(drop=True)
+    context = {
+        "champion": champion.name, "champion_kind": champion.kind, "note": champion.note,
+        "trained_on_last": f"{table.dates[train_last_day]:%Y-%m-%d}",
+        "reference_note": "the champion's training days before the current span"
+        if reference_last < train_last_day else "the champion's training days",
+    }
+    return drift_report(reference, current, table.names, paths.drift_page,
+                        paths.drift_summary, settings, prediction_column="probability_up",
+                        target_column="label", context=context)

@@ -1,0 +1,107 @@
+"""The front page a reviewer opens first: ``reports/index.html``.
+
+``front_page`` writes tomorrow's forecast, data health, drift, models, versions
+(``pipelines.core.provenance``) and links to every detailed report, from the stages' JSON
+outputs: the validation and merge summaries, the leaderboard, the drift summary, the
+forecast and the accuracy stage's ``accuracy.json`` (``pipelines.reporting.accuracy``, whose pages
+are redrawn only when the evaluation changes).
+
+The page is a Jinja2 template with autoescaping (index names and file names are
+untrusted), carries its own CSS and requests nothing from any other host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipelines.core import provenance
+from pipelines.core.errors import DataError
+from pipelines.core.fileio import file_md5
+from pipelines.core.html import generated, render
+from pipelines.core.params.paths import Paths
+from pipelines.modelling.features import describe
+from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
+from pipelines.reporting.evidently_pages import ranked_drifted
+
+
+def _read_json(path: Path | str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _relative(target: Path, page: Path) -> str:
+    return Path(os.path.relpath(target, page.parent)).as_posix()
+
+
+def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, Any],
+               board: Leaderboard, drift: dict[str, Any], forecast: dict[str, Any],
+               cards: dict[str, dict[str, Any]], accuracy: dict[str, Any],
+               links: dict[str, Path], raw_md5: str | None = None,
+               git_commit: str | None = None, last_data_run: str | None = None) -> Path:
+    """Write the front page ``out`` from the stages' JSON outputs (all strings escaped)."""
+    page = Path(out)
+    champion = board.champion
+    champion_row = next(r for r in accuracy["leaderboard"] if r["model"] == champion)
+    best = board.best_baseline_on_test
+    best_row = next(r for r in accuracy["leaderboard"] if r["model"] == best)
+    drifted = [(f["feature"], drift["features"][f["feature"]])
+               for f in ranked_drifted(drift["features"])]
+    names = {i["index_id"]: i["index_name"] for i in merge["indices"]}
+    files = validation["files"]
+    attention = []
+    if not validation["passed"]:
+        attention.append("validation failed")
+    if validation["files_quarantined"]:
+        attention.append(f"{validation['files_quarantined']} file(s) quarantined")
+    excluded = [i for i in merge["indices"] if not i["included"]]
+    if excluded:
+        attention.append(f"{len(excluded)} index(es) left out of the merge")
+    dropped_rows = [{"file": f["file"], "unit": f.get("unit", "line")} | row
+                    for f in files if f["usable"] for row in f.get("dropped_rows", [])]
+    if dropped_rows:  # a row per failed check; a row failing three checks is one row
+        attention.append(f"{validation['rows_dropped']} bad row(s) dropped")
+    if drift["dataset_drift"]:
+        attention.append("data drift")
+    if forecast.get("note"):
+        attention.append(f"{forecast['champion']} forecasts in place of {champion}")
+    if not board.is_network(champion):
+        attention.append(f"no network beats the best baseline: {champion} is the champion")
+    elif score(champion_row["mcc"]) < score(best_row["mcc"]):
+        attention.append(f"the champion scores below {best} on the test days")
+    return render(
+        "index.html", page, forecast=forecast, validation=validation, merge=merge,
+        files=files, board=board, drift=drift, drifted=drifted[:10], index_names=names,
+        champion=champion_row, best=best_row, leaderboard=accuracy["leaderboard"], cards=cards,
+        attention=attention,
+        links={k: _relative(v, page) for k, v in links.items()},
+        versions=provenance.package_versions(), raw_md5=raw_md5, git_commit=git_commit,
+        last_data_run=last_data_run, generated=generated(),
+        excluded=excluded, dropped_rows=dropped_rows, backtest=board.backtest,
+        drift_kinds=describe(list(drift["features"])),
+    )
+
+
+def build_reports(paths: Paths) -> dict[str, Path]:
+    """The report stage: the front page, linking every detailed page."""
+    board = Leaderboard.read(paths.leaderboard)
+    accuracy = _read_json(paths.accuracy_summary)
+    if accuracy.get("leaderboard_md5") != file_md5(paths.leaderboard):
+        raise DataError(f"{paths.accuracy_summary}: drawn from another leaderboard than "
+                        f"{paths.leaderboard}; run tsepipe accuracy (or dvc repro) first")
+    raw_md5 = provenance.snapshot_md5(paths.raw_dvc)
+    last_run = None
+    if paths.run_log.exists():
+        lines = [line for line in paths.run_log.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        last_run = json.loads(lines[-1]).get("finished") if lines else None
+    links = {"validation": paths.validation_page, "accuracy": paths.accuracy_page,
+             "classification": paths.classification_page, "drift": paths.drift_page}
+    front_page(paths.front_page, validation=_read_json(paths.validation_summary),
+               merge=_read_json(paths.merge_summary), board=board,
+               drift=_read_json(paths.drift_summary),
+               forecast=_read_json(paths.forecast), cards=model_cards(paths.models_dir),
+               accuracy=accuracy, links=links, raw_md5=raw_md5,
+               git_commit=provenance.git_commit(), last_data_run=last_run)
+    return {"front_page": Path(paths.front_page), **links}

@@ -1,0 +1,119 @@
+"""The command line: help texts, one-line errors, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tsepipe.cli import app
+
+COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
+            "accuracy", "predict", "drift", "report", "sweep", "run", "remote", "history",
+            "checkout", "doctor"]
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output and "--help" in result.output
+
+
+@pytest.mark.parametrize("command", ["ingest", "validate", "merge"])
+def test_missing_params_file_is_one_clear_line(tmp_path, command):
+    result = CliRunner().invoke(app, [command, "--params", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 3
+    assert "error: " in result.output and "nope.yaml: parameters file not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_run_outside_a_project_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+
+    tsepipe = Path(sys.executable).parent / "tsepipe"
+    done = subprocess.run([str(tsepipe), "run"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 3
+    assert "error: " in done.stderr and "not a tsepipe project" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_ingest_of_a_missing_folder_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(
+        (Path(__file__).parents[2] / "params.yaml").read_text(encoding="utf-8"))
+    result = CliRunner().invoke(app, ["ingest", "--raw-dir", "nowhere"])
+    assert result.exit_code == 3
+    assert "error: nowhere: the raw folder does not exist" in result.output
+
+
+def test_params_are_checked_once_with_one_line_per_wrong_key(tmp_path):
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    params["validate"]["max_bad_row_share"] = 2.0  # a share above 1
+    params["merge"]["max_fill_days"] = "five"  # not a number
+    params["merge"]["max_fill_dayz"] = 5  # a typo
+    params["train"]["models"]["lstm"]["cell"] = "transformer"
+    params["feeds"] = {}  # an unknown section
+    del params["drift"]["threshold"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["merge", "--params", str(path)])
+
+    assert result.exit_code == 3
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        f"error: {path}: validate.max_bad_row_share: Input should be less than or equal to 1 "
+        "(got 2.0)",
+        f"error: {path}: merge.max_fill_days: Input should be a valid integer (got 'five')",
+        f"error: {path}: merge.max_fill_dayz: unknown key",
+        f"error: {path}: train.models.lstm: cell: expected one of lstm, gru, simple_rnn, got "
+        "'transformer'",
+        f"error: {path}: feeds: unknown section",
+    ]
+
+
+def test_a_key_left_out_takes_the_schema_default(tmp_path):
+    import yaml
+
+    from pipelines.core.params.drift import DriftSection
+    from pipelines.core.params.load import load_params
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    del params["drift"]["threshold"]
+    del params["sample"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    loaded = load_params(path)
+    assert loaded.drift.threshold == DriftSection.model_fields["threshold"].default == 0.5
+    assert loaded.sample.days == 1200
+
+
+def test_params_lists_each_setting_with_its_default_and_help(tmp_path):
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    params["evaluate"]["gap"] = 2
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    result = CliRunner().invoke(app, ["params", "evaluate", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(line.startswith("evaluate.") and "  # " in line for line in lines)
+    gap = next(line for line in lines if line.startswith("evaluate.gap:"))
+    assert gap.startswith("evaluate.gap: 2  (default 1)  # labelled days left out")
+    refit = next(line for line in lines if line.startswith("evaluate.refit_every:"))
+    assert "(default" not in refit  # as the schema has it
+    every = CliRunner().invoke(app, ["params", "--params", str(path)]).stdout.splitlines()
+    assert {line.split(".")[0] for line in every} >= {"paths", "validate", "train", "sweep"}

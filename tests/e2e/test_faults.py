@@ -1,0 +1,269 @@
+"""Faults a user meets, tried as a user would: each is a clear line, an exit code of its
+own, raw files untouched and the last good outputs kept.
+
+- a second run while one holds the project: exit 4 "another run is in progress";
+- Ctrl-C during a run: exit 130 at once with one line, and a run started right after
+  finds the project free (no run lock, no DVC lock held);
+- a symbolic link in data/raw: refused before DVC reads it (nothing cached or pushed);
+- a killed or failed evaluate: the last good leaderboard and predictions stay, and the
+  daily forecast still works; a stage that crashes is a crash (exit 1), not bad data;
+- a truncated model file: one clear line;
+- a full disk while writing the dataset: one clear line, the previous dataset intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.core.fileio import file_md5
+from tests.conftest import BIN, TARGET, copy_exports, env, run
+
+pytestmark = pytest.mark.slow
+
+SECRET = "27182818284"
+
+
+def isolated(tmp_path: Path) -> dict[str, str]:
+    """The subprocess environment with its own Prefect home (ephemeral server)."""
+    environment = env() | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
+    environment.pop("PREFECT_API_URL", None)
+    return environment
+
+
+def tsepipe(args: list[str], project: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "tsepipe"), *args], cwd=project, env=isolated(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error: ")]
+
+
+def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_dir, tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from flows.runs import project_lock
+            with project_lock({str(project)!r}, "tsepipe-data (scheduled)"):
+                print("holding", flush=True)
+                time.sleep(120)
+        """)], cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, text=True, env=env())
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        done = tsepipe(["run", "--no-train", "--no-push"], project, tmp_path)
+        assert done.returncode == 4, done.stdout + done.stderr
+        errors = error_lines(done.stderr)
+        assert len(errors) == 1, done.stderr
+        assert "another run is in progress (tsepipe-data (scheduled), pid " in errors[0]
+        assert "Traceback" not in done.stderr
+
+        started = time.monotonic()
+        waited = tsepipe(["run", "--no-train", "--no-push", "--wait", "2"], project, tmp_path)
+        assert waited.returncode == 4 and time.monotonic() - started >= 2
+        assert "after waiting 2 s" in waited.stderr
+
+        # a deployment's run (the flow itself) ends Busy, not BadData
+        code = textwrap.dedent(f"""
+            from flows.data import data_flow
+            state = data_flow(project_dir={str(project)!r}, push_remote=False,
+                              return_state=True)
+            print(state.name, "|", state.message)
+        """)
+        flow_run = subprocess.run([sys.executable, "-c", code], cwd=project,
+                                  env=isolated(tmp_path), capture_output=True, text=True,
+                                  timeout=300)
+        last = flow_run.stdout.strip().splitlines()[-1]
+        assert last.startswith("Busy | ") and "another run is in progress" in last, (
+            flow_run.stdout + flow_run.stderr)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (project / "data/processed/merged.parquet").exists()  # nothing ran
+    done = tsepipe(["run", "--no-train", "--no-push"], project, tmp_path)  # the lock is free
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, small_sample_dir,
+                                                                   tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+
+    def as_a_terminal_would() -> None:  # Ctrl-C's default action (a shell's & ignores it)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
+                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=as_a_terminal_would)
+    output = []
+    assert started.stdout is not None
+    for line in started.stdout:  # until evaluate trains
+        output.append(line)
+        if "refits done" in line:
+            break
+    assert started.poll() is None, "".join(output[-20:])
+    # Ctrl-C: the terminal signals the whole process group, the ephemeral server included
+    os.killpg(started.pid, signal.SIGINT)
+    try:
+        rest, _ = started.communicate(timeout=120)  # minutes of API retries without the fix
+    except subprocess.TimeoutExpired:
+        os.killpg(started.pid, signal.SIGKILL)
+        raise AssertionError("tsepipe run still running 120 s after Ctrl-C") from None
+    assert started.returncode == 130, rest[-3000:]
+    assert error_lines(rest) == [next(line for line in rest.splitlines()
+                                      if line.startswith("error: interrupted: the run "
+                                                         "stopped"))], rest[-3000:]
+    # nothing of the run holds the project: the next run goes through
+    done = tsepipe(["run", "--no-push"], project, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "forecast for" in done.stdout
+
+
+def test_a_symlink_in_the_raw_folder_is_refused_before_dvc_reads_it(project, small_sample_dir,
+                                                                    tmp_path):
+    raw = copy_exports(small_sample_dir, project / "data/raw")
+    secret = tmp_path / "elsewhere" / "private.csv"
+    secret.parent.mkdir()
+    secret.write_text(f"<DTYYYYMMDD>,<CLOSE>\n20240101,{SECRET}\n", encoding="utf-8")
+    (raw / "IRX6XLINK001.csv").symlink_to(secret)
+
+    done = tsepipe(["run", "--no-train"], project, tmp_path)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert error_lines(done.stderr) == [
+        f"error: IRX6XLINK001.csv: a symbolic link in {raw}: refused, never read (put the "
+        "file itself there)"]
+    assert SECRET not in done.stdout + done.stderr
+    assert not (project / "data/raw.dvc").exists()  # dvc add never ran
+    for folder in (project / ".dvc/cache", project / "dvcstore"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
+    assert secret.read_text(encoding="utf-8").endswith(f"{SECRET}\n")  # untouched
+
+
+def evaluation_files(project: Path) -> dict[str, str]:
+    folder = project / "reports/evaluation"
+    return {str(p.relative_to(folder)): file_md5(p) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def set_params(project: Path, section: str, **values: object) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params[section] |= values
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True),
+                    encoding="utf-8")
+
+
+def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, small_sample_dir,
+                                                                   tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+    run(["dvc", "repro"], project)
+    good = evaluation_files(project)
+    assert {"leaderboard.json", "predictions.parquet", "metrics.json"} <= set(good)
+    forecast = json.loads((project / "forecasts/latest.json").read_text())
+
+    # killed half-way: a new evaluate (more refits) is stopped while it trains
+    set_params(project, "evaluate", refit_every=20)
+    repro = subprocess.Popen([str(BIN / "dvc"), "repro", "--single-item", "evaluate"],
+                             cwd=project, env=env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    for line in repro.stdout:
+        if "refits done" in line or time.monotonic() > deadline:  # a refit's progress line
+            break
+    assert repro.poll() is None, "evaluate ended before it could be killed"
+    os.killpg(repro.pid, signal.SIGKILL)
+    repro.wait()
+    assert evaluation_files(project) == good, "a killed evaluate changed the last good outputs"
+
+    # crashed: a window longer than the data makes evaluate fail with a traceback (exit 1)
+    set_params(project, "features", window=5000)
+    crashed = run(["dvc", "repro", "--single-item", "evaluate"], project, check=False)
+    assert crashed.returncode != 0
+    assert evaluation_files(project) == good
+    assert not list((project / "reports").glob(".evaluation.*")), "staging left behind"
+
+    # the daily forecast still works from the last good leaderboard and models
+    set_params(project, "features", window=10)
+    set_params(project, "evaluate", refit_every=100)
+    predicted = run(["tsepipe", "predict"], project)
+    assert f"by {forecast['champion']}" in predicted.stdout
+
+    # a crash through the flow is a crash (exit 1, its last lines), never "bad data"
+    set_params(project, "features", window=5000)
+    done = tsepipe(["run", "--no-push"], project, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = error_lines(done.stderr)
+    assert errors[0].startswith("error: the run crashed (not a problem with the input data):")
+    assert "(ValueError: split: 0 labelled days leave 0 for training" in errors[0], errors
+    assert evaluation_files(project) == good
+
+
+def test_a_truncated_model_file_is_one_clear_line(project, small_sample_dir, tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+    run(["dvc", "repro", "train"], project)
+    board_path = project / "reports/evaluation/leaderboard.json"
+    board = json.loads(board_path.read_text())
+    board["champion"] = "lstm"  # so that predict loads the network
+    board_path.write_text(json.dumps(board))
+    model = project / "models/lstm/model.keras"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+
+    done = run(["tsepipe", "predict"], project, check=False)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert error_lines(done.stderr) == [
+        f"error: models/lstm/model.keras: the model file cannot be loaded "
+        f"({model.stat().st_size} bytes; truncated or corrupt: " + error_lines(done.stderr)[0]
+        .split("truncated or corrupt: ", 1)[1]]
+    assert "restore it with dvc checkout, or retrain with tsepipe train" in done.stderr
+
+
+def test_a_full_disk_is_one_clear_line_and_the_last_dataset_stays(small_sample_dir, tmp_path):
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to mount a small tmpfs for this test")
+    from tests.e2e.test_real_inputs import stage_params
+
+    copy_exports(small_sample_dir, tmp_path / "raw")
+    params = stage_params(tmp_path)
+    for stage in ("ingest", "validate", "merge"):
+        run([str(BIN / "tsepipe"), stage, "--params", str(params)], tmp_path)
+    processed = tmp_path / "data/processed"
+    good = file_md5(processed / "merged.parquet")
+    size_kb = (processed / "merged.parquet").stat().st_size // 1024 + 24
+    script = textwrap.dedent(f"""
+        set -e
+        cp -a {processed} {tmp_path}/previous
+        mount -t tmpfs -o size={size_kb}k tmpfs {processed}
+        cp -a {tmp_path}/previous/. {processed}/
+        set +e
+        {BIN}/tsepipe merge --params {params}
+        echo "exit=$?"
+        md5sum {processed}/merged.parquet
+        ls -a {processed}
+    """)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, env=env(), timeout=300)
+    if "mount" in done.stderr and "exit=" not in done.stdout:
+        pytest.fail(f"could not mount a tmpfs in a user namespace: {done.stderr}")
+    assert "exit=1" in done.stdout, done.stdout + done.stderr
+    errors = error_lines(done.stderr)
+    assert len(errors) == 1 and errors[0].startswith("error: disk full"), done.stderr
+    assert "the previous outputs are unchanged" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert f"{good}  {processed}/merged.parquet" in done.stdout
+    assert ".tmp" not in done.stdout  # no temporary file left behind
+    assert TARGET in json.loads((processed / "merge_summary.json").read_text())["target_index"]

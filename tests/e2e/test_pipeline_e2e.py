@@ -1,0 +1,272 @@
+"""End to end: the Prefect flow and `dvc repro` in throw-away git repos (real tools, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipelines.core.fileio import file_md5
+from pipelines.data.dataset import read_dataset
+from tests.conftest import TARGET, chromium_or_skip, copy_exports, run
+from tests.reporting.test_browser import keep
+from tests.support import browser
+
+pytestmark = pytest.mark.slow
+
+
+def md5s(folder: Path) -> dict[str, str]:
+    return {p.name: file_md5(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def isolated_prefect(tmp_path, monkeypatch):
+    """No Prefect server configured: the flow must start its own ephemeral one."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_STEM = "IRX6X44T0006<img src=x onerror=alert(2)>"
+REPORTS = ("reports/index.html", "reports/validation/index.html", "reports/accuracy/index.html",
+           "reports/accuracy/classification.html", "reports/drift/index.html")
+
+
+def hostile_copy(real_dir: Path, target: Path) -> Path:
+    """The real files with one index named <script>... and one file stem holding an <img>."""
+    copy_exports(real_dir, target)
+    named = target / "IRX6X27T0007.csv"
+    text = named.read_bytes()[2:].decode("utf-16-le").replace("Index Group 27", HOSTILE_NAME)
+    named.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (target / "IRX6X44T0006.csv").rename(target / f"{HOSTILE_STEM}.csv")
+    return target
+
+
+def artifact_keys(project: Path) -> set[str]:
+    """Artifact keys in the ephemeral Prefect database the CLI run left in PREFECT_HOME."""
+    code = ("from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    print(sorted({a.key for a in c.read_artifacts()}))")
+    done = run(["python", "-c", code], project)
+    return set(eval(done.stdout.strip().splitlines()[-1]))  # noqa: S307 (our own output)
+
+
+def artifact_texts(project: Path) -> list[str]:
+    """Every artifact's data and description, as stored (markdown, tables as JSON)."""
+    code = ("import json\n"
+            "from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    print(json.dumps([[a.key, json.dumps(a.data, ensure_ascii=False),"
+            " a.description or ''] for a in c.read_artifacts()]))")
+    done = run(["python", "-c", code], project)
+    return [" ".join(row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect,
+                                                      tmp_path):
+    before = md5s(real_dir)
+    exports = hostile_copy(real_dir, tmp_path / "exports")
+    # one dirty row: a low above its high fails three checks (high >= low, open and close
+    # within [low, high]) and is dropped as one row
+    dirty = exports / "IRX6XAFF0005.csv"
+    lines = dirty.read_bytes()[2:].decode("utf-16-le").split("\n")
+    fields = lines[39].split(",")
+    fields[3] = f"{float(fields[2]) * 1.5:.2f}"
+    lines[39] = ",".join(fields)
+    dirty.write_bytes(b"\xff\xfe" + "\n".join(lines).encode("utf-16-le"))
+    done = run(["tsepipe", "run", "--raw-dir", str(exports)], project)
+    assert "417 trading days" in done.stdout, done.stdout + done.stderr
+    assert "warning: 1 bad row(s) dropped by validation" in done.stderr
+    frame, meta = read_dataset(project / "data/processed/merged.parquet")
+    assert len(frame) == 417
+    assert frame["date"].iloc[0] == pd.Timestamp("2018-03-25")
+    assert frame["date"].iloc[-1] == pd.Timestamp("2019-12-18")
+    assert len({c.split("__")[0] for c in frame.columns[1:]}) == 16
+    assert len(meta["index_names"]) == 16
+    assert HOSTILE_NAME in meta["index_names"].values()
+    text = (real_dir / f"{TARGET}.csv").read_bytes()[2:].decode("utf-16-le")
+    file_closes = [line.split(",")[4] for line in text.splitlines()[1:]]
+    assert [f"{c:.2f}" for c in frame[f"{TARGET}__close"]] == file_closes
+    assert md5s(real_dir) == before  # the user's files were only read
+    # versioned: raw snapshot, lock file, remote
+    assert (project / "data/raw.dvc").exists()
+    lock = (project / "dvc.lock").read_text()
+    assert file_md5(project / "data/processed/merged.parquet") in lock
+    assert any((project / "dvcstore").rglob("*")), "dvc push sent nothing to the remote"
+    assert (project / "reports/validation/index.html").exists()
+    # the training half: models, walk-forward predictions, leaderboard, forecast
+    for name in ("lstm", "gru"):
+        card = json.loads((project / f"models/{name}/card.json").read_text())
+        assert card["data_version"] == file_md5(project / "data/processed/merged.parquet")
+        assert (project / f"models/{name}/model.keras").exists()
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    assert {"lstm", "gru", "majority", "persistence"} <= set(board["models"])
+    assert board["champion"] in board["models"]
+    forecast = json.loads((project / "forecasts/latest.json").read_text())
+    assert forecast["as_of"] == "2019-12-18" and forecast["next_trading_day"] == "2019-12-21"
+    assert forecast["champion"] == board["champion"]
+    assert "forecast for 2019-12-21" in done.stdout
+    history = (project / "reports/runs.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["dataset_md5"] == file_md5(
+        project / "data/processed/merged.parquet")
+    status = run(["dvc", "status"], project)
+    assert "up to date" in status.stdout
+    # the run's version is committed to git: dvc.lock and data/raw.dvc, nothing else
+    committed = run(["git", "show", "--name-only", "--format=%s", "HEAD"], project).stdout
+    assert committed.splitlines()[0].startswith("Version from tsepipe-train:")
+    assert set(committed.split("\n", 1)[1].split()) <= {"dvc.lock", "data/raw.dvc"}
+    # nothing changed: answered without a flow, the same summary
+    again = run(["tsepipe", "run"], project)
+    assert "nothing changed since the last run" in again.stdout
+    assert "forecast for 2019-12-21" in again.stdout and "417 trading days" in again.stdout
+    assert "Prefect" not in again.stdout + again.stderr
+    assert len((project / "reports/runs.jsonl").read_text().splitlines()) == len(history)
+    # the reports: all there, the hostile names escaped (or neutralised) in every one
+    for page in REPORTS:
+        html = (project / page).read_text(encoding="utf-8")
+        assert "<script>alert(1)" not in html and "<img src=x" not in html, page
+    front = (project / "reports/index.html").read_text(encoding="utf-8")
+    assert "1 bad row(s) dropped" in front  # the attention badge counts rows, not checks
+    assert "Bad rows dropped (1; 3 failed checks)" in front
+    for page in ("reports/index.html", "reports/validation/index.html"):
+        html = (project / page).read_text(encoding="utf-8")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page
+        assert "&lt;img src=x onerror=alert(2)&gt;" in html, page
+    drift_html = (project / "reports/drift/index.html").read_text(encoding="utf-8")
+    # Evidently keeps the neutralised name (\u2039 \u203a) JSON-escaped in its script data
+    assert r"IRX6X44T0006\u2039img src=x onerror=alert(2)\u203a__logret" in drift_html
+    assert "2019-12-21" in front and forecast["champion"] in front
+    accuracy = (project / "reports/accuracy/index.html").read_text(encoding="utf-8")
+    assert 'id="backtest"' in accuracy and accuracy.count("<svg") == 3  # + the equity chart
+    assert board["champion_reason"] in accuracy.replace("&#39;", "'")
+    assert "backtest (long/flat" in front
+    drift = json.loads((project / "reports/drift/drift.json").read_text())
+    assert drift["n_features"] == 64 and drift["current"]["rows"] == 60  # 16 x 4 features
+    assert drift["current"]["last_date"] == "2019-12-18"
+    assert drift["reference"]["last_date"] < drift["current"]["first_date"]
+    assert {"validation", "merge-summary", "dataset-version", "leaderboard", "forecast",
+            "drift", "report"} <= artifact_keys(project)
+    # the Prefect artifacts escape file and index names as the pages do
+    texts = artifact_texts(project)
+    assert any("&#60;script&#62;alert&#40;1&#41;&#60;/script&#62;" in text for text in texts)
+    assert any("IRX6X44T0006&#60;img src=x onerror=alert&#40;2&#41;&#62;" in text
+               for text in texts)
+    for text in texts:
+        assert "<script" not in text and "<img" not in text, text[:300]
+    # every report opens in a real headless Chromium with the network off
+    chromium_or_skip()  # missing: fails as root (CI); otherwise skips the browser checks only
+    front_shot = tmp_path / "front-page.png"
+    shown = browser.render(project / "reports/index.html", front_shot, height=2000).check(
+        min_text=1000)
+    assert "TEDPIX" in shown.text and HOSTILE_NAME in shown.text  # shown as text, inert
+    local = [link for link in shown.links if not link.startswith("#")]
+    assert len(local) >= 4  # validation, accuracy, classification, drift: all resolve
+    keep(front_shot, "front-page-real-data.png")
+    for page in REPORTS[1:]:
+        evidently = page.endswith(("classification.html", "drift/index.html"))
+        browser.render(project / page, tmp_path / (page.replace("/", "-") + ".png")).check(
+            min_text=300, allowed_hosts=["plotly.com"] if evidently else ())
+
+
+def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
+    project, small_sample_dir
+):
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.data import data_flow
+
+    raw = copy_exports(small_sample_dir, project / "data/raw")
+    with prefect_test_harness(server_startup_timeout=None):
+        state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
+        assert state.is_completed(), state.message
+        version = state.result()
+        assert version["dataset_md5"] == file_md5(project / "data/processed/merged.parquet")
+        with get_client(sync_client=True) as client:
+            keys = {a.key for a in client.read_artifacts()}
+        assert {"validation", "merge-summary", "dataset-version"} <= keys
+
+        good_md5 = version["dataset_md5"]
+        good_lock = (project / "dvc.lock").read_text()
+        target = raw / f"{TARGET}.csv"
+        lines = target.read_bytes()[2:].decode("utf-16-le").split("\r\n")
+        for number in range(6, 11):  # negative closes on lines 7-11: more than 1 % of 300
+            fields = lines[number].split(",")
+            fields[5] = "-" + fields[5]
+            lines[number] = ",".join(fields)
+        target.write_bytes(b"\xff\xfe" + "\r\n".join(lines).encode("utf-16-le"))
+        broken_md5 = file_md5(target)
+
+        state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
+        assert state.is_failed() and state.name == "BadData"
+        assert (f"{TARGET}.csv: lines 7, 8, 9, 10, 11, column close: price is not > 0"
+                in state.message)
+        assert f"{TARGET}.csv: the target index {TARGET} is invalid" in state.message
+    assert file_md5(project / "data/processed/merged.parquet") == good_md5
+    assert file_md5(target) == broken_md5  # left in place, untouched
+    record = json.loads((project / f"data/quarantine/{TARGET}.csv.json").read_text())
+    assert record["md5"] == broken_md5 and record["status"] == "invalid"
+    lock = (project / "dvc.lock").read_text()
+    merge_part = lambda text: text[text.index("  merge:"):]  # noqa: E731
+    assert merge_part(lock) == merge_part(good_lock)
+
+
+def test_dvc_repro_twice_then_push_and_pull(project):
+    run(["tsepipe", "sample-data", "--days", "300"], project)
+    first = run(["dvc", "repro"], project)
+    for stage in ("ingest", "validate", "merge", "evaluate", "train", "accuracy", "predict",
+                  "drift", "report"):
+        assert f"Running stage '{stage}'" in first.stdout
+    second = run(["dvc", "repro"], project)
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+    # an edit of fit_network (pipelines/modelling/fitting.py) makes exactly the stages that
+    # import it stale, evaluate and train among them; the data stages stay up to date
+    fitting = project / "pipelines/modelling/fitting.py"
+    source = fitting.read_text()
+    fitting.write_text(source.replace("def fit_network(", "def fit_network(  # edited\n", 1))
+    status = run(["dvc", "status"], project).stdout
+    stale = {line.split(":")[0] for line in status.splitlines()
+             if line.strip() and not line.startswith((" ", "\t"))}
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    importers = {name for name, stage in stages.items()
+                 if "pipelines/modelling/fitting.py" in stage["deps"]}
+    assert {"evaluate", "train"} <= importers
+    assert stale == importers, status
+    assert not stale & {"ingest", "validate", "merge"}, status
+    fitting.write_text(source)
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    metrics = run(["dvc", "metrics", "show", "--json"], project)
+    shown = json.loads(metrics.stdout)
+    workspace = shown[""]["data"]
+    assert workspace["data/processed/merge_summary.json"]["data"]["rows"] == 300
+    assert "lstm" in workspace["reports/evaluation/metrics.json"]["data"]["models"]
+    assert (project / "forecasts/latest.json").exists()
+    plots = run(["dvc", "plots", "show", "--json"], project)
+    rendered = json.loads(plots.stdout)
+    assert not rendered.get("errors"), rendered.get("errors")
+    titles = " | ".join(rendered["data"])
+    for title in ("Confusion matrix", "ROC", "Walk-forward accuracy", "Training curves"):
+        assert title in titles
+
+    experiment = run(["dvc", "exp", "run", "-S", "evaluate.refit_every=40"], project)
+    assert "Running stage 'evaluate'" in experiment.stdout
+    assert "Running stage 'merge'" not in experiment.stdout  # only what the change touches
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    assert any(exp.get("experiments") for exp in shown), "no experiment recorded"
+
+    dataset = project / "data/processed/merged.parquet"
+    dataset_md5 = file_md5(dataset)
+    run(["dvc", "push"], project)
+    shutil.rmtree(project / ".dvc/cache")
+    shutil.rmtree(project / "data/processed")
+    shutil.rmtree(project / "data/interim")
+    run(["dvc", "pull"], project)
+    assert file_md5(dataset) == dataset_md5
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    assert os.path.isdir(project / "data/interim/tables")

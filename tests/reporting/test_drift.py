@@ -1,0 +1,188 @@
+"""Drift report: a regime change is flagged, a stable split is not, outputs are safe."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.core.params.drift import DriftSection
+from pipelines.modelling.features import FeatureTable, make_labels
+from pipelines.modelling.leaderboard import Days, Leaderboard, ModelRow
+from pipelines.reporting.drift import drift_report, reference_and_current
+
+DRIFT = DriftSection(current_days=60, threshold=0.5)
+
+HOSTILE = "<script>alert(1)</script>"
+NAMES = ([f"IDX{i}__logret" for i in range(4)] + [f"IDX{i}__logvol_change" for i in range(2)]
+         + [f"IDX{i}__range" for i in range(2)])
+SHIFTED = NAMES[:4]  # half the features change regime
+
+
+def frames(stable: bool, n_ref: int = 400, n_cur: int = 150, seed: int = 0,
+           names: list[str] = NAMES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2015-01-01", periods=n_ref + n_cur)
+
+    def block(n: int, regime: bool) -> dict[str, np.ndarray]:
+        columns = {}
+        for name in names:
+            change = regime and name in names[: len(names) // 2]
+            columns[name] = rng.normal(0.004 if change else 0.0, 0.05 if change else 0.01, n)
+        columns["probability_up"] = rng.beta(8, 2, n) if regime else rng.beta(5, 5, n)
+        columns["label"] = (rng.random(n) < (0.85 if regime else 0.5)).astype("float64")
+        return columns
+
+    reference = pd.DataFrame({"date": dates[:n_ref], **block(n_ref, False)})
+    current = pd.DataFrame({"date": dates[n_ref:], **block(n_cur, not stable)})
+    return reference, current
+
+
+def run(tmp_path, stable: bool, **kwargs):
+    reference, current = frames(stable, **{k: v for k, v in kwargs.items() if k == "names"})
+    names = kwargs.get("names", NAMES)
+    return drift_report(reference, current, names, tmp_path / "drift.html",
+                        tmp_path / "drift.json", prediction_column="probability_up",
+                        target_column="label")
+
+
+def test_a_regime_change_is_drift_and_the_drifted_features_are_named(tmp_path):
+    summary = run(tmp_path, stable=False)
+    drifted = {name for name, f in summary["features"].items() if f["drifted"]}
+    assert set(SHIFTED) <= drifted
+    assert summary["n_features"] == len(NAMES)
+    assert summary["n_drifted"] == len(drifted)
+    assert summary["share_of_drifted_features"] == pytest.approx(len(drifted) / len(NAMES))
+    assert summary["share_of_drifted_features"] >= 0.5 and summary["dataset_drift"] is True
+    for name in SHIFTED:
+        feature = summary["features"][name]
+        assert feature["method"] and feature["drift_score"] < 1e-6  # a p-value here
+    assert summary["prediction_drift"]["drifted"] is True
+    assert summary["target_drift"]["drifted"] is True
+    assert summary["reference"] == {"rows": 400, "first_date": "2015-01-01",
+                                    "last_date": "2016-07-13"}
+    assert summary["current"]["rows"] == 150
+
+
+def test_a_stable_split_is_not_drift(tmp_path):
+    summary = run(tmp_path, stable=True)
+    assert summary["share_of_drifted_features"] <= 0.25
+    assert summary["dataset_drift"] is False
+    assert summary["prediction_drift"]["drifted"] is False
+    assert summary["target_drift"]["drifted"] is False
+    assert summary["prediction_drift"]["score"] > 0.05
+
+
+def test_the_json_is_the_summary_and_the_html_is_self_contained(tmp_path):
+    summary = run(tmp_path, stable=False)
+    assert json.loads((tmp_path / "drift.json").read_text(encoding="utf-8")) == summary
+    html = (tmp_path / "drift.html").read_text(encoding="utf-8")
+    assert len(html) > 100_000 and "IDX0__logret" in html
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.IGNORECASE)
+    assert not re.search(r"<link\b", html, re.IGNORECASE)
+    assert not re.search(r"""@import\s+(url\()?["']?https?:""", html, re.IGNORECASE)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_hostile_index_name_cannot_inject_a_script(tmp_path):
+    names = [f"{HOSTILE}__logret", "</script><script>alert(2)//__range", "OK__range"]
+    summary = run(tmp_path, stable=False, names=names)
+    assert set(summary["features"]) == set(names)  # the JSON keeps the real names
+    assert summary["features"][names[0]]["drifted"] is True
+    html = (tmp_path / "drift.html").read_text(encoding="utf-8")
+    assert "alert(1)" in html and "alert(2)" in html  # the names are shown...
+    assert "<script>alert" not in html and "</script><script>alert" not in html  # ...inertly
+    # Every <script> element is Evidently's own: as many as without hostile names.
+    clean = tmp_path / "clean"
+    run(clean, stable=False, names=["A__logret", "B__range", "C__range"])
+    plain = (clean / "drift.html").read_text(encoding="utf-8")
+    assert html.count("<script") == plain.count("<script")
+    assert html.count("</script>") == plain.count("</script>")
+
+
+def test_prediction_and_target_drift_are_optional_and_levels_are_refused(tmp_path):
+    reference, current = frames(stable=False)
+    summary = drift_report(reference, current, NAMES, tmp_path / "d.html", tmp_path / "d.json")
+    assert summary["prediction_drift"] is None and summary["target_drift"] is None
+    current = current.assign(label=np.nan)  # labels not known yet
+    summary = drift_report(reference, current, NAMES, tmp_path / "d.html", tmp_path / "d.json",
+                           target_column="label")
+    assert summary["target_drift"] == {"score": None, "drifted": None, "method": None,
+                                       "threshold": None}
+    with pytest.raises(ValueError, match="stationary"):
+        drift_report(reference.assign(IDX0__close=1.0), current.assign(IDX0__close=2.0),
+                     ["IDX0__close"], tmp_path / "d.html", tmp_path / "d.json")
+    with pytest.raises(ValueError, match="lacks"):
+        drift_report(reference, current.drop(columns=[NAMES[0]]), NAMES,
+                     tmp_path / "d.html", tmp_path / "d.json")
+
+
+def test_reference_is_the_training_window_and_current_the_last_days():
+    n = 50
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    table = FeatureTable(pd.bdate_range("2021-01-04", periods=n), rng.normal(size=(n, 3)),
+                         make_labels(close), close, ["A__logret", "A__range", "B__logret"])
+    reference, current = reference_and_current(table, train_last_day=29, current_days=10)
+    assert list(reference.columns) == ["date", "A__logret", "A__range", "B__logret", "label"]
+    assert len(reference) == 30 and len(current) == 10
+    assert reference["date"].iloc[-1] == table.dates[29]
+    assert current["date"].iloc[0] == table.dates[40]
+    assert current["date"].iloc[-1] == table.dates[-1]
+    assert np.array_equal(current[table.names].to_numpy(), table.features[40:])
+    assert np.array_equal(reference["label"].to_numpy(), table.labels[:30])
+    assert np.isnan(current["label"].iloc[-1]) and current["label"].iloc[:-1].notna().all()
+    with pytest.raises(ValueError, match="overlap"):
+        reference_and_current(table, train_last_day=45, current_days=10)
+    with pytest.raises(ValueError):
+        reference_and_current(table, train_last_day=29, current_days=0)
+
+
+def regime_table(n: int = 420, regime_days: int = 0, seed: int = 3) -> FeatureTable:
+    """Two indices' stationary features; the last ``regime_days`` days five times as wild."""
+    rng = np.random.default_rng(seed)
+    scale = np.ones(n)
+    if regime_days:
+        scale[-regime_days:] = 5.0
+    returns = rng.normal(0.0005, 0.01, n) * scale
+    close = 100 * np.exp(np.cumsum(returns))
+    features = np.column_stack([returns, rng.normal(0, 0.3, n) * scale,
+                                np.abs(rng.normal(0.01, 0.003, n)) * scale,
+                                rng.normal(0, 0.01, n) * scale])
+    return FeatureTable(pd.bdate_range("2019-01-05", periods=n), features, make_labels(close),
+                        close, ["T__logret", "T__logvol_change", "T__range", "U__logret"])
+
+
+@pytest.mark.parametrize("champion", ["logistic", "logistic_window", "persistence"])
+def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, champion):
+    from pipelines.core.errors import DataError
+    from pipelines.core.params.evaluate import EvaluateSection
+    from pipelines.core.params.paths import Paths
+    from pipelines.reporting.drift import champion_drift
+
+    def in_folder(name: str) -> Paths:
+        return Paths(models_dir=tmp_path / "models", drift_dir=tmp_path / name)
+
+    board = Leaderboard(
+        champion=champion, champion_reason="the only model", champion_metric="mcc",
+        promotion_margin=0.02, best_baseline_on_validation=champion,
+        best_baseline_on_test=champion, days=Days(validation=0, test=0),
+        models={champion: ModelRow(model=champion, kind="baseline", validation={}, test={})})
+    stable = champion_drift(regime_table(), board, in_folder("stable"), 10, DRIFT,
+                            EvaluateSection())
+    assert stable["champion"] == champion and stable["champion_kind"] == "baseline"
+    assert stable["current"]["rows"] == 60 and stable["n_features"] == 4
+    assert stable["reference"]["last_date"] < stable["current"]["first_date"]
+    assert stable["reference"]["rows"] == 420 - 60 - (9 + 60)  # predicted days only
+    assert stable["dataset_drift"] is False
+    assert stable["prediction_drift"]["score"] is not None
+    shifted = champion_drift(regime_table(regime_days=60), board, in_folder("shifted"), 10,
+                             DRIFT, EvaluateSection())
+    assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
+    assert (tmp_path / "shifted/index.html").stat().st_size > 100_000
+    with pytest.raises(DataError, match="reference days"):
+        champion_drift(regime_table(n=150), board, in_folder("short"), 10, DRIFT,
+                       EvaluateSection())
