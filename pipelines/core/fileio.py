@@ -22,12 +22,43 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, outputs get the usual mode instead
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def leftover_temporaries(target: Path | str) -> list[Path]:
+    """Temporary files of ``target`` (``.<name>.<pid>.*.tmp`` beside it) whose writer is no
+    longer running: what a process killed mid-write left."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    found = []
+    for path in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = path.name[len(target.name) + 2:].split(".", 1)[0]
+        if path.is_file() and not path.is_symlink() and (
+                not pid.isdigit() or not _alive(int(pid))):
+            found.append(path)
+    return sorted(found)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary path in ``target``'s folder; rename it onto ``target`` on success."""
+    """Yield a temporary path in ``target``'s folder; rename it onto ``target`` on success.
+
+    The temporary file's name carries this process's id, so that the next writer of
+    ``target`` removes what a killed one left (``leftover_temporaries``)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    for leftover in leftover_temporaries(target):
+        leftover.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

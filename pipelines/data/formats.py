@@ -95,6 +95,11 @@ LAYOUT_D_VALUES = {  # record key -> canonical field
 _JSON_FIELDS = {LAYOUT_D_DATE: "date"} | LAYOUT_D_VALUES  # record key -> canonical field
 _JSON_GAP = re.compile(r"[\s,]*")
 
+# The most columns (or a layout D record's keys) any export has: layout A's 12 and a few
+# extra. A wider header is refused before it is read (a 100,000-column header took minutes
+# and a gigabyte to read and leave out).
+MAX_COLUMNS = 64
+
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
 
@@ -266,6 +271,7 @@ def _read_text(path: Path, text: str, encoding: str) -> Export:
     if not numbered:
         raise EmptyExportError(path, "blank lines only: no header and no rows")
     header_line_no, header_text = numbered[0]
+    _check_width(path, header_text, header_line_no)
     delimiter = sniff_delimiter(header_text)
     header = _split_header(header_text, delimiter)
     names, layout, dropped = canonical_columns(header)
@@ -296,6 +302,14 @@ def _read_text(path: Path, text: str, encoding: str) -> Export:
     calendar = frame.attrs.pop("calendar")
     return Export(path, frame, index_id, index_name, encoding, layout, calendar, dropped,
                   delimiter=_DELIMITERS[delimiter])
+
+
+def _check_width(path: Path, header_text: str, line: int) -> None:
+    """A header with more fields than ``MAX_COLUMNS`` by any delimiter is not an export."""
+    widest = max(header_text.count(delimiter) + 1 for delimiter in _DELIMITERS)
+    if widest > MAX_COLUMNS:
+        raise ExportReadError(path, f"header: {widest:,} columns, more than any export has "
+                              f"({MAX_COLUMNS}): not an index export", line=line)
 
 
 def _token(name: str) -> str:
@@ -421,6 +435,10 @@ def _json_keys(path: Path, records: list[object]) -> tuple[list[str], list[str]]
         if not isinstance(record, dict):
             raise ExportReadError(path, "expected an object (one day), found "
                                   f"{_json_kind(record)}", line=number, unit="record")
+        if len(record) > MAX_COLUMNS:
+            raise ExportReadError(path, f"{len(record):,} keys in one record, more than any "
+                                  f"answer has ({MAX_COLUMNS}): not an index history",
+                                  line=number, unit="record")
         for key, name in _JSON_FIELDS.items():
             if name in REQUIRED_FIELDS and key not in record:
                 keys = ", ".join(json.dumps(k, ensure_ascii=False) for k in list(record)[:12])

@@ -48,9 +48,10 @@ def load_champion(board: Leaderboard, models_dir: Path | str, table: FeatureTabl
                   ) -> Champion:
     """The leaderboard's champion, ready to predict on ``table`` (the default feature set).
 
-    A network whose features are not today's is replaced by the best baseline on
-    validation (``note`` says so); a missing model card is a ``DataError``; a damaged
-    model file a ``StageCrash`` (``models.load_model``).
+    A network whose features are not today's, or whose scaler is missing or damaged, is
+    replaced by the best baseline on validation (``note`` says so); a missing or damaged
+    model card is a ``DataError``; a damaged model file a ``StageCrash``
+    (``models.load_model``).
     """
     name = board.champion
     if not board.is_network(name):
@@ -60,8 +61,23 @@ def load_champion(board: Leaderboard, models_dir: Path | str, table: FeatureTabl
     if not card_path.exists():
         raise DataError(f"{card_path}: the champion {name} has no model card; run tsepipe "
                         "train first")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    scaler = TrainOnlyScaler.load(folder / SCALER)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{card_path}: the champion {name}'s model card is damaged "
+                        f"({type(exc).__name__}); run tsepipe train, or dvc checkout "
+                        f"{folder}") from None
+    try:
+        scaler = TrainOnlyScaler.load(folder / SCALER)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        stand_in = board.stand_in
+        what = "missing" if isinstance(exc, FileNotFoundError) else \
+            f"damaged ({type(exc).__name__})"
+        note = (f"{folder / SCALER} is {what}, so {name} cannot read today's features: the "
+                f"best baseline {stand_in} forecasts until tsepipe train (or dvc checkout "
+                f"{folder}) brings it back")
+        return Champion(stand_in, "baseline", table, version=f"baseline:{stand_in}",
+                        note=note)
     trained_on = scaler.names
     view = table.view(card.get("feature_set") or None)
     if view.names != trained_on:

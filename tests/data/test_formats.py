@@ -501,3 +501,27 @@ def test_broken_json_is_an_error_not_a_crash(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ExportReadError, match=message):
         read_export(path)
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";"])
+def test_a_header_wider_than_any_export_is_refused_at_once(tmp_path, delimiter):
+    """100,000 columns (about 1 MB): one line, before the header is split or parsed (its
+    time is measured in the closing note, not here: timing lives in benchmarks)."""
+    columns = delimiter.join(["<DTYYYYMMDD>", "<CLOSE>"] + [f"c{i}" for i in range(100_000)])
+    rows = "\n".join(delimiter.join(["20190101", "1"] + ["0"] * 100_000) for _ in range(4))
+    path = tmp_path / "WIDE.csv"
+    path.write_text(f"{columns}\n{rows}\n", encoding="utf-8")
+    with pytest.raises(ExportReadError) as caught:
+        read_export(path)
+    assert caught.value.lines == [
+        f"{path.name}: line 1: header: 100,002 columns, more than any export has "
+        f"({formats.MAX_COLUMNS}): not an index export"]
+
+
+def test_a_record_with_more_keys_than_any_answer_is_refused(tmp_path):
+    record = {"dEven": 20190101, "xNivInuClMresIbs": 1.0} | {f"k{i}": i for i in range(100)}
+    path = tmp_path / "WIDE.json"
+    path.write_text(json.dumps({"indexB2": [record]}), encoding="utf-8")
+    with pytest.raises(ExportReadError, match="102 keys in one record, more than any answer"):
+        read_export(path)
+    assert len(record) > formats.MAX_COLUMNS

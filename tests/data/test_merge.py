@@ -80,12 +80,24 @@ def test_gaps_longer_than_the_fill_limit_drop_those_days():
 
 
 def test_real_data_merges_to_417_days(tmp_path, real_dir):
+    import os
+    import subprocess
+    import sys
+
     from pipelines.data.ingest import ingest
 
     ingest(real_dir, tmp_path / "tables", tmp_path / "ingest.json")
     validation = {"passed": True,
                   "usable_index_ids": [p.stem for p in sorted(real_dir.glob("*.csv"))]}
     (tmp_path / "validation.json").write_text(json.dumps(validation))
+    # what writers killed mid-write left (a process that has ended; the old naming), and
+    # what a running one is writing now (this process): the merge removes the first two
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    left = [tmp_path / f".d.parquet.{ended}.k1ll3d.tmp", tmp_path / ".d.parquet.ab12cd.tmp"]
+    writing = tmp_path / f".d.parquet.{os.getpid()}.wr1t3s.tmp"
+    for path in [*left, writing]:
+        path.write_bytes(b"half a dataset")
     summary = merge_files(tmp_path / "tables", tmp_path / "validation.json",
                           tmp_path / "d.parquet", tmp_path / "s.json", TARGET)
     frame, meta = read_dataset(tmp_path / "d.parquet")
@@ -94,6 +106,7 @@ def test_real_data_merges_to_417_days(tmp_path, real_dir):
     assert summary["md5"] == file_md5(tmp_path / "d.parquet")
     assert frame["date"].dtype == "datetime64[ns]"
     assert all(str(t) == "float64" for t in frame.dtypes.iloc[1:])
+    assert not any(path.exists() for path in left) and writing.exists()
 
 
 def test_failed_merge_leaves_the_previous_dataset(tmp_path):
@@ -252,3 +265,33 @@ def test_real_files_with_a_282_day_hole_lose_at_most_1_percent(real_tables):
     assert wide["date"].iloc[-1] == pd.Timestamp("2019-12-18")
     entry = next(s for s in summary["indices"] if s["index_id"] == holed)
     assert not entry["included"] and "gaps longer than merge.max_fill_days" in entry["reason"]
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "cut", "not parquet"])
+def test_a_damaged_dataset_is_one_line_naming_the_file_and_the_way_out(tmp_path, real_dir,
+                                                                       damage):
+    from pipelines.data.ingest import ingest
+
+    ingest(real_dir, tmp_path / "tables", tmp_path / "ingest.json")
+    validation = {"passed": True,
+                  "usable_index_ids": [p.stem for p in sorted(real_dir.glob("*.csv"))]}
+    (tmp_path / "validation.json").write_text(json.dumps(validation))
+    dataset = tmp_path / "d.parquet"
+    merge_files(tmp_path / "tables", tmp_path / "validation.json", dataset,
+                tmp_path / "s.json", TARGET)
+    data = bytearray(dataset.read_bytes())
+    if damage == "zeroed":  # 4 KB of zeros in the middle, as a failing disk leaves them
+        middle = len(data) // 2
+        data[middle:middle + 4096] = bytes(4096)
+    elif damage == "cut":
+        data = data[:len(data) // 2]
+    else:
+        data = bytearray(b"date,close\n2019-01-01,1\n")
+    dataset.write_bytes(bytes(data))
+    with pytest.raises(DataError) as caught:
+        read_dataset(dataset)
+    assert len(caught.value.lines) == 1
+    line = caught.value.lines[0]
+    assert line.startswith(f"{dataset}: the merged dataset is damaged (")
+    assert line.endswith(f"rebuild it with tsepipe merge, or dvc checkout {dataset}")
+    assert "\n" not in line
