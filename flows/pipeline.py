@@ -28,6 +28,7 @@ from flows.train import training_flow
 from pipelines.core.errors import DataError, printable
 from pipelines.core.params.load import load_params
 from pipelines.data.ingest import export_files
+from pipelines.ops.versions import require_repo
 
 log = logging.getLogger("pipelines.run")
 
@@ -64,6 +65,7 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     if not (project / "dvc.yaml").exists() or not (project / ".dvc").is_dir():
         raise DataError(f"{project}: not a tsepipe project (no dvc.yaml or .dvc/); "
                         "run tsepipe from the project root")
+    require_repo(project)
     params = load_params(project / "params.yaml")
     fetching = fetch if fetch is not None else params.fetch.enabled
     if not fetching:
@@ -98,7 +100,11 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
                      f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
         lines.append(f"reports: {params.paths.front_page} (open it in a browser)")
     commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
-               if c]
+               if c and "commit" in c]
+    for refused in (c for c in (version.get("commit"), train and result["forecast"].get("commit"))
+                    if c and "uncommitted" in c):
+        for line in refused["uncommitted"]:
+            log.warning("warning: the version is not committed to git: %s", printable(line))
     if commits:
         lines.append(f"version committed to git: {commits[-1]['commit'][:10]} (tsepipe history)")
     return "\n".join(lines)

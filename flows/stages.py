@@ -20,7 +20,7 @@ from flows.artifacts import publish_all
 from flows.dvc_commands import CommandResult, dvc
 from flows.runs import stage_failed
 from pipelines.core.params.load import load_params
-from pipelines.ops.versions import record_version
+from pipelines.ops.versions import VersionError, record_version
 
 
 class TransientStageError(RuntimeError):
@@ -61,10 +61,24 @@ def commit_version(project: str, flow_name: str, push_git: bool) -> dict[str, An
 
 def publish_version(project: str, flow_name: str, push_remote: bool, commit: bool,
                     push_git: bool) -> dict[str, Any] | None:
-    """Data first (``dvc push``), then the version's git commit and its push."""
+    """Data first (``dvc push``), then the version's git commit and its push.
+
+    A commit git refuses (a hook, a broken repository) is a warning, not a failed run: the
+    data and models stay, published; the result is then ``{"uncommitted": lines}``.
+    """
     if push_remote:
         push(project)
-    return commit_version(project, flow_name, push_git and push_remote) if commit else None
+    if not commit:
+        return None
+    try:
+        return commit_version(project, flow_name, push_git and push_remote)
+    except VersionError as exc:
+        for line in exc.lines:
+            get_run_logger().warning("warning: the version is not committed to git: %s; the "
+                                     "data and models stay (commit dvc.lock and the raw "
+                                     "folder's .dvc file yourself once git accepts them)",
+                                     line)
+        return {"uncommitted": exc.lines}
 
 
 def run_stages(project: str, stages: Iterable[str],

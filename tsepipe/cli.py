@@ -26,7 +26,7 @@ from pipelines.core.errors import CRASH_EXIT, DataError, PipelineError, printabl
 from pipelines.core.params.load import DEFAULT_PARAMS, load_params
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.ops.remote import configure_remote
-from pipelines.ops.versions import checkout, uncommitted
+from pipelines.ops.versions import checkout, require_repo, uncommitted
 from pipelines.ops.versions import history as read_history
 
 app = typer.Typer(
@@ -385,6 +385,7 @@ def run(
 
     project = Path.cwd()
     if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
+        require_repo(project)
         params = load_params(project / DEFAULT_PARAMS)
         where = params.paths
         fetching = fetch if fetch is not None else params.fetch.enabled

@@ -157,13 +157,16 @@ def version_files(project: Path, params_file: Path | None = None) -> list[str]:
     return _layout(Path(project), params_file).files
 
 
-def _require_repo(project: Path) -> None:
+def require_repo(project: Path) -> None:
+    """A ``VersionError`` (one line, the way out) unless ``project`` is in a git work tree:
+    DVC tracks the data there and tsepipe commits each version to it."""
     if not project.is_dir():
         raise VersionError(f"{project}: no such folder")
     done = _git(project, "rev-parse", "--is-inside-work-tree", check=False)
     if done.returncode != 0 or done.stdout.strip() != "true":
-        raise VersionError(f"{project}: not in a git work tree (git init, or run tsepipe from "
-                           "the project's checkout)")
+        raise VersionError(f"{project}: not in a git work tree: DVC and the versions need "
+                           "one (git init && git add -A && git commit -m start, or run "
+                           "tsepipe from the project's checkout)")
 
 
 def _locked_md5(lock: dict[str, Any], stage: str, path: Path) -> str | None:
@@ -289,7 +292,7 @@ def _uncommitted(project: Path, files: list[str]) -> list[str]:
 def uncommitted(project: Path, *, params_file: Path | None = None) -> list[str]:
     """The version files (dvc.lock, the raw DVC file) that differ from HEAD or are new."""
     project = Path(project).resolve()
-    _require_repo(project)
+    require_repo(project)
     return _uncommitted(project, _layout(project, params_file).files)
 
 
@@ -314,7 +317,7 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     and in ``Version.warnings``), never an error: the commit stays.
     """
     project = Path(project).resolve()
-    _require_repo(project)
+    require_repo(project)
     layout = _layout(project, params_file)
     changed = _uncommitted(project, layout.files)  # new, modified or deleted
     if not changed:
@@ -433,7 +436,7 @@ def history(project: Path, limit: int | None = None, *,
     the dataset and raw md5s that its files record. ``limit``: at most this many.
     """
     project = Path(project).resolve()
-    _require_repo(project)
+    require_repo(project)
     layout = _layout(project, params_file)
     args = [f"--max-count={limit}"] if limit is not None else []
     return _versions(project, layout, *args)
@@ -508,7 +511,7 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     the workspace's data are put back as they were.
     """
     project = Path(project).resolve()
-    _require_repo(project)
+    require_repo(project)
     layout = _layout(project, params_file)
     rev = rev.strip()
     resolved = _git(project, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",

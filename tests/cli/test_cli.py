@@ -117,3 +117,51 @@ def test_params_lists_each_setting_with_its_default_and_help(tmp_path):
     assert "(default" not in refit  # as the schema has it
     every = CliRunner().invoke(app, ["params", "--params", str(path)]).stdout.splitlines()
     assert {line.split(".")[0] for line in every} >= {"paths", "validate", "train", "sweep"}
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_place(tmp_path):
+    text = (Path(__file__).parents[2] / "params.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  min_rows: 100", "  min_rows: 100: 5", 1), encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "min_rows" in row)
+    result = CliRunner().invoke(app, ["validate", "--params", str(path)])
+    assert result.exit_code == 3
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {path}: line ")
+    assert errors[0] == (f"error: {path}: line {line}, column 16: not valid YAML: mapping "
+                         "values are not allowed here")
+
+
+def test_a_split_that_leaves_no_training_days_is_refused_by_the_schema(tmp_path):
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    params["split"]["test_fraction"] = 0.99
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", "--params", str(path)])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {path}: split.test_fraction: with validation_fraction 0.15 it leaves -14% "
+        "of the labelled days for training; the two together may take at most 90%"]
+
+
+def test_run_outside_a_git_work_tree_is_one_line_with_the_way_out(tmp_path):
+    """A project copied without its .git (a downloaded archive): DVC and the versions need
+    git, so the run says so before anything runs."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import BIN, ROOT, tracked_files
+
+    project = tmp_path / "copy"
+    for name in tracked_files():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
+    done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {project}: not in a git work tree: DVC and the versions need one (git init "
+        "&& git add -A && git commit -m start, or run tsepipe from the project's checkout)"]
+    assert not (project / "data" / "interim").exists()

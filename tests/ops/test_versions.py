@@ -265,3 +265,23 @@ def test_versions_with_real_dvc(project, small_sample_dir, tmp_path):
     assert f"missing: {DATASET}" in done.stderr
     assert file_md5(project / DATASET) == first_md5  # the workspace as it was
     assert (raw / "IRX6XWAI0001.csv").exists()
+
+
+def test_a_refused_commit_ends_the_run_with_a_warning_not_a_crash(project):
+    """The flows publish the version; git refusing the commit is then a warning and the
+    run's outputs stay (the version is left uncommitted, as a person would fix it)."""
+    from prefect.logging import disable_run_logger
+
+    from flows.stages import publish_version
+
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'refused by the hook' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    write_version(project, "9" * 32, "8" * 32, 140)
+    with disable_run_logger():  # the flow's logger, outside a flow run
+        result = publish_version(str(project), "tsepipe-data", push_remote=False,
+                                 commit=True, push_git=False)
+    assert list(result) == ["uncommitted"]
+    assert any("refused by the hook" in line for line in result["uncommitted"])
+    assert git(project, "log", "--format=%s") == "init"
+    assert (project / "dvc.lock").exists()  # the outputs stay, uncommitted

@@ -87,6 +87,15 @@ def _problem_lines(path: Path, error: ValidationError) -> list[str]:
     return lines
 
 
+def _yaml_problem(path: Path, error: yaml.YAMLError) -> str:
+    """One line: where the YAML breaks (line, column) and what PyYAML found there."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = " ".join(part for part in (getattr(error, "context", None),
+                                      getattr(error, "problem", None)) if part)
+    return f"{path}: {where}not valid YAML: {what or str(error).splitlines()[0]}"
+
+
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     """Read and check params.yaml; a missing, malformed or wrong file is a DataError."""
     path = Path(path)
@@ -98,7 +107,7 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
             "or pass --params)"
         ) from None
     except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML: {exc}") from None
+        raise DataError(_yaml_problem(path, exc)) from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping of sections")
     try:
