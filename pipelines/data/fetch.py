@@ -297,6 +297,7 @@ def _request(client: httpx.Client, url: str, timeout: float) -> tuple[int, str, 
     """One GET: (status, reason, body); the whole answer must arrive within ``timeout``."""
     deadline = time.monotonic() + timeout
     with client.stream("GET", url, timeout=timeout) as response:
+        _check_redirects(url, [*(hop.url for hop in response.history), response.url])
         chunks, size = [], 0
         for chunk in response.iter_bytes():
             size += len(chunk)
@@ -307,6 +308,18 @@ def _request(client: httpx.Client, url: str, timeout: float) -> tuple[int, str, 
             if time.monotonic() > deadline:
                 raise _Timeout
         return response.status_code, response.reason_phrase, b"".join(chunks)
+
+
+def _check_redirects(url: str, visited: list[httpx.URL]) -> None:
+    """A redirect may stay on the host asked, never leave it or go from https to http: an
+    answer from elsewhere must not end up in data/raw."""
+    asked = httpx.URL(url)
+    for hop in visited:
+        if (hop.host, hop.port) != (asked.host, asked.port):
+            raise _Failure(f"redirected from {printable(url)} to another host, "
+                           f"{printable(str(hop))}: refused (check fetch.base_url)")
+        if asked.scheme == "https" and hop.scheme != "https":
+            raise _Failure(f"redirected from https to {printable(str(hop))}: refused")
 
 
 def _describe(exc: httpx.HTTPError) -> str:
@@ -403,6 +416,9 @@ def _rows(payload: Any, code: int, *, empty_ok: bool) -> dict[int, Row]:
                     or not math.isfinite(value)):
                 raise _Failure(f"row {n} ({_iso(day)}): {name} is "
                                f"{printable(repr(value)[:40])}, not a finite number")
+            if value <= 0:  # validation drops such a day: never write it into data/raw
+                raise _Failure(f"row {n} ({_iso(day)}): {name} ({canonical}) is "
+                               f"{printable(repr(value))}, not a price above 0")
             values[canonical] = float(value)
         rows[day] = values
     return rows

@@ -542,3 +542,33 @@ def test_cli_fetch_offline(tmp_path):
     assert "connection refused" in errors[0] and "offline" in errors[0]
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "raw").exists()
+
+
+# -- what fetch refuses to write --------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [(CLOSE, -5), (CLOSE, 0), (LOW, 0.0)])
+def test_a_price_validation_would_drop_is_refused_with_the_index_and_day(
+        server, tmp_path, field, value):
+    day = recorded_rows()[0]["dEven"]
+    server.faults[TEDPIX_CODE] = [Fault.changed({day: {field: value}})]
+    line = failure(tmp_path / "raw", server.base_url)
+    iso = f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}"
+    assert f"{TEDPIX_ISIN}" in line and f"({iso}): {field}" in line
+    assert f"is {value!r}, not a price above 0" in line
+
+
+def test_a_redirect_to_another_host_is_refused(server, tmp_path):
+    with TsetmcServer() as elsewhere:
+        # the same machine by another name: another host to fetch, as far as a URL goes
+        location = elsewhere.url(TEDPIX_CODE).replace("127.0.0.1", "localhost")
+        server.faults[TEDPIX_CODE] = [Fault.redirect(location)]
+        line = failure(tmp_path / "raw", server.base_url)
+    assert "redirected from http://127.0.0.1:" in line
+    assert f"to another host, {location}: refused (check fetch.base_url)" in line
+
+
+def test_a_redirect_on_the_same_host_is_followed(server, tmp_path):
+    server.faults[TEDPIX_CODE] = [Fault.redirect(server.url(TEDPIX_CODE) + "/")]
+    report = fetch(tmp_path / "raw", {TEDPIX_ISIN: TEDPIX_CODE}, server.base_url, **FAST)
+    assert [r.status for r in server.requests] == [302, 200]
+    assert report["indices"][0]["days_new"] == TEDPIX_DAYS

@@ -102,7 +102,8 @@ class Fault:
     """What to do instead of the normal answer, for the next ``times`` requests.
 
     Build them with the class methods. ``status``: the HTTP status; ``delay``: seconds to
-    wait before answering; ``body``: the body to send instead; ``transform``: applied to
+    wait before answering; ``body``: the body to send instead; ``location``: a redirect's
+    target; ``transform``: applied to
     the normal answer's rows; ``truncate_at``: send only this many bytes of the body (as a
     complete HTTP answer: the JSON is cut, not the connection); ``drop``: close the
     connection without answering.
@@ -115,6 +116,7 @@ class Fault:
     transform: Callable[[Rows], Rows] | None = None
     truncate_at: int | None = None
     drop: bool = False
+    location: str | None = None
     times: int | None = 1
 
     @classmethod
@@ -156,6 +158,11 @@ class Fault:
         """The normal answer with ``{dEven: {field: new value}}`` changed."""
         changes = copy.deepcopy(dict(changes))
         return cls("changed", transform=lambda rows: change(rows, changes), times=times)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302, times: int | None = 1) -> Fault:
+        """Answer ``status`` with ``Location: location`` and no body."""
+        return cls("redirect", status=status, body=b"", location=location, times=times)
 
     @classmethod
     def dropped(cls, times: int | None = 1) -> Fault:
@@ -214,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self.send_response(status)
+            if fault is not None and fault.location:
+                self.send_header("Location", fault.location)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
