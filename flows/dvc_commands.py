@@ -7,6 +7,7 @@ Not named ``dvc.py``: Prefect puts a deployment's flow file's folder (``flows/``
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from pipelines.core.errors import DATA_ERROR_EXIT
+from pipelines.core.processes import signal_of, stop_group, undisturbed
 
 # the project's run lock (flows.runs.project_lock): one run at a time per checkout
 LOCK_FILE = Path(".dvc") / "tmp" / "tsepipe-run.lock"
@@ -48,6 +50,12 @@ def dvc(project: Path, *args: str,
 
     Output (stdout and stderr, interleaved) is collected and, line by line as it comes,
     passed to ``on_line``, so that a long stage shows its progress while it runs.
+
+    DVC and the stage run in a process group of their own: stopped (Ctrl-C, SIGTERM, a
+    Prefect cancellation: any exception while it runs), this process passes the signal to
+    that group, waits for it (``pipelines.core.processes.STOP_GRACE_S`` at most, then
+    SIGKILL) and raises on, so that nothing of the stage outlives the run and DVC's locks
+    are free for the next one.
     """
     bin_dir = str(Path(sys.executable).parent)
     # the stages run this checkout's own code (a worker's clone may be newer than its install)
@@ -58,12 +66,18 @@ def dvc(project: Path, *args: str,
     command = [sys.executable, "-m", "dvc", *args]
     lines = []
     with subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+                          stderr=subprocess.STDOUT, text=True, bufsize=1,
+                          start_new_session=True) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if on_line and line.strip():
-                on_line(line.rstrip())
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if on_line and line.strip():
+                    on_line(line.rstrip())
+        except BaseException as exc:
+            with undisturbed():
+                stop_group(process, signal_of(exc) or signal.SIGTERM)
+            raise
     return CommandResult(command, process.returncode, "".join(lines))
 
 

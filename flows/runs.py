@@ -22,18 +22,19 @@ import functools
 import inspect
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed, State
 
 from flows.dvc_commands import LOCK_FILE
-from pipelines.core.errors import INTERRUPTED_EXIT, BusyError, DataError, FetchError, StageCrash
+from pipelines.core.errors import BusyError, DataError, FetchError, StageCrash
+from pipelines.core.processes import exit_interrupted
 
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown
@@ -97,11 +98,9 @@ def project_lock(project: Path | str, what: str, wait_seconds: float = 0.0) -> I
                 os.close(fd)
 
 
-STAGES_GRACE_S = 30  # a stopped run waits this long for its stages' processes to end
-INTERRUPTED = ("error: interrupted: the run stopped, and with it the temporary Prefect "
-               "server (Ctrl-C reaches both); the stages that had finished are kept, the "
-               "one that was running left the last good outputs in place; tsepipe run "
-               "again to go on")
+INTERRUPTED = ("the run stopped, and with it the temporary Prefect server (Ctrl-C reaches "
+               "both); the stages that had finished are kept, the one that was running "
+               "left the last good outputs in place; tsepipe run again to go on")
 
 
 @contextlib.contextmanager
@@ -112,13 +111,13 @@ def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
     stages' processes and the temporary server Prefect started for this process. Left
     alone, the flow would retry its API calls against the dead server for minutes while
     holding the project's run lock, so the next ``tsepipe run`` would be told another run
-    is in progress. There is nothing left to record: the stages died with the same
-    signal and every output is written atomically. A server seen stopped twice in a row
-    (Prefect restarts one that could not take its port at start-up) is told in one line
-    (``INTERRUPTED``); the process exits once the stages' processes have ended (killed after
-    ``STAGES_GRACE_S``): DVC releases its locks as a stage ends, and a run started right
-    after must not find them held. With a Prefect server of its own (``PREFECT_API_URL``)
-    the run is left to Prefect.
+    is in progress. There is nothing left to record: every output is written atomically.
+    A server seen stopped twice in a row (Prefect restarts one that could not take its
+    port at start-up) is told in one line (``error: interrupted (SIGINT): ...``); the
+    process exits once what it started has ended (``exit_interrupted``: the stage's process
+    group, which runs in a session of its own, within ``STOP_GRACE_S``): DVC's locks are
+    free for a run started right after. With a Prefect server of its own
+    (``PREFECT_API_URL``) the run is left to Prefect.
     """
     if PREFECT_API_URL.value():
         yield
@@ -135,13 +134,7 @@ def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
             process = getattr(server, "server_process", None)
             stopped = process is not None and process.poll() is not None
             if stopped and process is dead and not done.is_set():
-                os.write(2, (INTERRUPTED + "\n").encode())
-                stages = psutil.Process().children(recursive=True)
-                _, alive = psutil.wait_procs(stages, timeout=STAGES_GRACE_S)
-                for child in alive:
-                    with contextlib.suppress(psutil.Error):
-                        child.kill()
-                os._exit(INTERRUPTED_EXIT)
+                exit_interrupted(signal.SIGINT, INTERRUPTED)
             dead = process if stopped else None
 
     watcher = threading.Thread(target=watch, name="tsepipe: the server's watch", daemon=True)

@@ -10,6 +10,7 @@ import errno
 import functools
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,9 @@ import typer
 # nothing-to-do `tsepipe run` start in a fraction of a second.
 from flows.unchanged import unchanged_run
 from pipelines.core import devices  # noqa: F401  (before TensorFlow: quiets its start-up logs)
-from pipelines.core.errors import CRASH_EXIT, DataError, PipelineError, printable
+from pipelines.core.errors import DataError, PipelineError, WriteError, printable
 from pipelines.core.params.load import DEFAULT_PARAMS, load_params
+from pipelines.core.processes import Interrupted, exit_interrupted, raising_on_sigterm, signal_of
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.ops.remote import configure_remote
 from pipelines.ops.versions import checkout, require_repo, uncommitted
@@ -66,21 +68,42 @@ def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
             log.setLevel(logging.INFO)
             log.propagate = False
         try:
-            return func(*args, **kwargs)
+            with raising_on_sigterm():
+                return func(*args, **kwargs)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            exit_interrupted(signal_of(exc) or signal.SIGINT)
         except PipelineError as exc:
             for line in exc.lines:
                 typer.echo(f"error: {line}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and \
-                    "No space left on device" not in str(exc):
+            problem = _write_problem(exc)
+            if problem is None:
                 raise
-            where = f" writing {printable(exc.filename)}" if exc.filename else ""
-            typer.echo(f"error: disk full{where}: {exc.strerror or exc}; the previous outputs "
-                       "are unchanged (free some space and run again)", err=True)
-            raise typer.Exit(CRASH_EXIT) from None
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(WriteError.exit_code) from None
 
     return wrapper
+
+
+def _write_problem(exc: OSError) -> str | None:
+    """One line for an OSError about the place, not the code: a full disk, a read-only
+    project, no permission; None for any other."""
+    where = "the project"
+    if exc.filename:  # a temporary copy (.NAME.PID.XXXX.tmp) is named by its folder
+        name = Path(str(exc.filename))
+        where = printable(name.parent if name.name.startswith(".") else name)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc):
+        return (f"disk full writing {where}: {exc.strerror or exc}; the previous outputs are "
+                "unchanged (free some space and run again)")
+    if exc.errno == errno.EROFS:
+        return (f"{where}: the file system is read-only; the project folder must be writable "
+                "(its outputs, DVC's locks and cache live there); "
+                "the previous outputs are unchanged")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"{where}: permission denied ({exc.strerror}); run as a user who may write the "
+                "project folder; the previous outputs are unchanged")
+    return None
 
 
 def _track(description: str) -> Callable[[list[Any]], Any]:
@@ -380,7 +403,9 @@ def run(
     weekly with a plain `tsepipe run`.
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
-    1 a stage crashed (its last lines are shown), 130 stopped by Ctrl-C.
+    6 the project cannot be written (read-only, no permission, disk full),
+    1 a stage crashed (its last lines are shown), 130 / 143 stopped by SIGINT (Ctrl-C) /
+    SIGTERM (with every process it started).
     """
 
     project = Path.cwd()

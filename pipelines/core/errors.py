@@ -6,10 +6,13 @@ error's ``exit_code``:
 - 3 ``DataError``: the input data cannot be used (bad files, failed validation);
 - 4 ``BusyError``: another run holds the project (one run at a time);
 - 5 ``FetchError``: the daily feed failed (offline, HTTP errors, a malformed answer);
-- 1 ``StageCrash``: a stage failed for a reason other than its input (a bug, a full disk);
-  its last lines of output are shown.
+- 6 ``WriteError``: the project cannot be written (a read-only folder or file system, no
+  permission, a full disk); the previous outputs are unchanged;
+- 1 ``StageCrash``: a stage failed for a reason other than its input or the place it
+  writes (a bug, a damaged model file); its last lines of output are shown.
 
-``tsepipe run`` stopped by Ctrl-C exits with 130 (``INTERRUPTED_EXIT``, ``flows.runs``).
+Any command stopped by a signal ends what it started and exits 128 + the signal's number:
+130 for SIGINT (Ctrl-C), 143 for SIGTERM (``pipelines.core.processes``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ CRASH_EXIT = 1
 DATA_ERROR_EXIT = 3
 BUSY_EXIT = 4
 FETCH_ERROR_EXIT = 5
-INTERRUPTED_EXIT = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
+WRITE_ERROR_EXIT = 6
 
 
 class PipelineError(Exception):
@@ -50,6 +53,12 @@ class FetchError(PipelineError):
     """The daily feed could not be fetched; ``data/raw`` was left untouched."""
 
     exit_code = FETCH_ERROR_EXIT
+
+
+class WriteError(PipelineError):
+    """The project (or a file in it) cannot be written: read-only, no permission, disk full."""
+
+    exit_code = WRITE_ERROR_EXIT
 
 
 class StageCrash(PipelineError):

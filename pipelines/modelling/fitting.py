@@ -16,9 +16,11 @@ progress callback (for "model seed k/N, refit i/M, ETA" lines).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +31,7 @@ import numpy as np
 
 from pipelines.core import devices
 from pipelines.core.devices import TF_THREAD_ENV
+from pipelines.core.processes import existing, stop_processes
 from pipelines.modelling.features import FeatureTable, TrainOnlyScaler, windows
 from pipelines.modelling.models import build_model, early_stopping
 from pipelines.modelling.walkforward import Blocks
@@ -133,6 +136,12 @@ class Chain:
     seeds: int
 
 
+def _leave_signals_to_the_parent() -> None:
+    """A worker ignores Ctrl-C (which reaches the whole process group): the process
+    that started it ends it (no half-trained tracebacks from each worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any],
                messages: Any) -> tuple[np.ndarray, list[NetworkRun]]:
     """A worker's job: one chain; each refit is reported on the ``messages`` queue."""
@@ -198,19 +207,27 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
     saved = {key: os.environ.get(key) for key in TF_THREAD_ENV}
     os.environ.update({key: threads for key in TF_THREAD_ENV})  # the workers inherit them
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_chain, chain, window, blocks, options, messages)
-                       for chain in chains]
-            while not all(future.done() for future in futures):
-                try:
-                    tell(messages.get(timeout=0.5))
-                except queue.Empty:
-                    continue
-            while not messages.empty():
-                tell(messages.get())
-            return [future.result() for future in futures]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_leave_signals_to_the_parent) as pool:
+            try:
+                futures = [pool.submit(_run_chain, chain, window, blocks, options, messages)
+                           for chain in chains]
+                while not all(future.done() for future in futures):
+                    try:
+                        tell(messages.get(timeout=0.5))
+                    except queue.Empty:
+                        continue
+                while not messages.empty():
+                    tell(messages.get())
+                return [future.result() for future in futures]
+            except BaseException:
+                # stopped (Ctrl-C, SIGTERM) or failed: the workers end now, not after
+                # their chains (the pool's exit would wait for them)
+                stop_processes(existing(pool._processes or {}), signal.SIGKILL, grace=0)
+                raise
     finally:
-        manager.shutdown()
+        with contextlib.suppress(Exception):
+            manager.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

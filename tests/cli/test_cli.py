@@ -146,6 +146,29 @@ def test_a_split_that_leaves_no_training_days_is_refused_by_the_schema(tmp_path)
         "of the labelled days for training; the two together may take at most 90%"]
 
 
+@pytest.mark.parametrize("dataset", ["/tmp/elsewhere.parquet", "../merged.parquet",
+                                     "data/../../merged.parquet"])
+def test_a_path_outside_the_project_is_refused_by_the_schema(tmp_path, dataset):
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    params["paths"]["dataset"] = dataset
+    path = tmp_path / "project" / "params.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    result = CliRunner().invoke(app, ["merge", "--params", str(path)])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {path}: paths.dataset: is outside the project: give a path relative to the "
+        f"project root, without climbing out of it with .. (got {dataset!r})"]
+    assert not (tmp_path / "merged.parquet").exists()
+    # an absolute path inside the project's folder is the same place, and accepted
+    from pipelines.core.params.load import load_params
+    params["paths"]["dataset"] = str(path.parent / "data" / "merged.parquet")
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    assert load_params(path).paths.dataset == path.parent / "data" / "merged.parquet"
+
+
 def test_run_outside_a_git_work_tree_is_one_line_with_the_way_out(tmp_path):
     """A project copied without its .git (a downloaded archive): DVC and the versions need
     git, so the run says so before anything runs."""

@@ -84,7 +84,7 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
         flow_run = subprocess.run([sys.executable, "-c", code], cwd=project,
                                   env=isolated(tmp_path), capture_output=True, text=True,
                                   timeout=300)
-        last = flow_run.stdout.strip().splitlines()[-1]
+        last = (flow_run.stdout.strip().splitlines() or [""])[-1]
         assert last.startswith("Busy | ") and "another run is in progress" in last, (
             flow_run.stdout + flow_run.stderr)
     finally:
@@ -122,8 +122,8 @@ def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, smal
         raise AssertionError("tsepipe run still running 120 s after Ctrl-C") from None
     assert started.returncode == 130, rest[-3000:]
     assert error_lines(rest) == [next(line for line in rest.splitlines()
-                                      if line.startswith("error: interrupted: the run "
-                                                         "stopped"))], rest[-3000:]
+                                      if line.startswith("error: interrupted (SIGINT): "
+                                                         "the run stopped"))], rest[-3000:]
     # nothing of the run holds the project: the next run goes through
     done = tsepipe(["run", "--no-push"], project, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -232,15 +232,22 @@ def test_a_truncated_model_file_is_one_clear_line(project, small_sample_dir, tmp
     assert "restore it with dvc checkout, or retrain with tsepipe train" in done.stderr
 
 
-def test_a_full_disk_is_one_clear_line_and_the_last_dataset_stays(small_sample_dir, tmp_path):
+def merged_project(sample_dir: Path, folder: Path, why: str) -> Path:
+    """The sample's exports ingested, validated and merged in ``folder`` (a user
+    namespace's mounts follow, hence unshare); returns the stage params file."""
     if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed to mount a small tmpfs for this test")
+        pytest.fail(f"unshare (util-linux) is needed {why}")
     from tests.e2e.test_real_inputs import stage_params
 
-    copy_exports(small_sample_dir, tmp_path / "raw")
-    params = stage_params(tmp_path)
+    copy_exports(sample_dir, folder / "raw")
+    params = stage_params(folder)
     for stage in ("ingest", "validate", "merge"):
-        run([str(BIN / "tsepipe"), stage, "--params", str(params)], tmp_path)
+        run([str(BIN / "tsepipe"), stage, "--params", str(params)], folder)
+    return params
+
+
+def test_a_full_disk_is_one_clear_line_and_the_last_dataset_stays(small_sample_dir, tmp_path):
+    params = merged_project(small_sample_dir, tmp_path, "to mount a small tmpfs for this test")
     processed = tmp_path / "data/processed"
     good = file_md5(processed / "merged.parquet")
     size_kb = (processed / "merged.parquet").stat().st_size // 1024 + 24
@@ -259,7 +266,7 @@ def test_a_full_disk_is_one_clear_line_and_the_last_dataset_stays(small_sample_d
                           text=True, env=env(), timeout=300)
     if "mount" in done.stderr and "exit=" not in done.stdout:
         pytest.fail(f"could not mount a tmpfs in a user namespace: {done.stderr}")
-    assert "exit=1" in done.stdout, done.stdout + done.stderr
+    assert "exit=6" in done.stdout, done.stdout + done.stderr
     errors = error_lines(done.stderr)
     assert len(errors) == 1 and errors[0].startswith("error: disk full"), done.stderr
     assert "the previous outputs are unchanged" in errors[0]
@@ -267,3 +274,30 @@ def test_a_full_disk_is_one_clear_line_and_the_last_dataset_stays(small_sample_d
     assert f"{good}  {processed}/merged.parquet" in done.stdout
     assert ".tmp" not in done.stdout  # no temporary file left behind
     assert TARGET in json.loads((processed / "merge_summary.json").read_text())["target_index"]
+
+
+def test_a_read_only_project_is_one_line_from_every_command(small_sample_dir, tmp_path):
+    """The project folder mounted read-only (a read-only bind mount in a user namespace):
+    each command says so in one line, exits 6, and the files stay as they were."""
+    params = merged_project(small_sample_dir, tmp_path, "to mount the project read-only")
+    before = {p: file_md5(p) for p in tmp_path.rglob("*") if p.is_file()}
+    commands = ["ingest", "validate", "merge", "sample-data --force --out raw"]
+    script = textwrap.dedent(f"""
+        mount --bind {tmp_path} {tmp_path} && mount -o remount,bind,ro {tmp_path} || exit 9
+        cd {tmp_path}
+    """) + "".join(f"""
+        echo "== {command}"; {BIN}/tsepipe {command} --params {params} 2>&1; echo "exit=$?"
+    """ for command in commands)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, env=env(), timeout=600)
+    if done.returncode == 9:
+        pytest.fail(f"could not mount read-only in a user namespace: {done.stderr}")
+    outputs = done.stdout.split("== ")[1:]
+    assert len(outputs) == len(commands), done.stdout + done.stderr
+    for command, output in zip(commands, outputs, strict=True):
+        assert output.rstrip().endswith("exit=6"), (command, output)
+        errors = error_lines(output)
+        assert len(errors) == 1, (command, output)
+        assert "the file system is read-only; the project folder must be writable" in errors[0]
+        assert ".tmp" not in errors[0] and "Traceback" not in output
+    assert {p: file_md5(p) for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -111,7 +111,7 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping of sections")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"project": path.parent.resolve()})
     except ValidationError as exc:
         raise DataError(_problem_lines(path, exc)) from None
 

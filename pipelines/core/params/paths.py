@@ -8,11 +8,13 @@ properties, e.g. ``paths.leaderboard`` for ``reports/evaluation/leaderboard.json
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from pipelines.core.params.base import Section
 
@@ -28,7 +30,13 @@ Place = Annotated[Path, Field(strict=False)]  # written as text in params.yaml
 
 
 class Paths(Section):
-    """``paths:`` of params.yaml (relative to the project root)."""
+    """``paths:`` of params.yaml (relative to the project root).
+
+    Every path stays inside the project: a relative one may not climb out of it with
+    ``..``, and an absolute one, read from a params.yaml, must lie in that file's folder
+    (``load_params`` passes it as the validation context ``project``), so that no stage
+    writes outside the project (or outside what DVC tracks).
+    """
 
     raw_dir: Place = Field(Path("data/raw"), description=(
         "the export files (DVC-tracked)"))
@@ -60,6 +68,20 @@ class Paths(Section):
         "the accuracy page (ours), the classification page (Evidently), their summary"))
     front_page: Place = Field(Path("reports/index.html"), description=(
         "the one page a reviewer opens"))
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _inside_the_project(cls, value: Path, info: ValidationInfo) -> Path:
+        project = (info.context or {}).get("project")
+        if value.is_absolute():
+            outside = project is not None and not value.resolve().is_relative_to(project)
+        else:
+            outside = Path(os.path.normpath(value)).parts[:1] == ("..",)
+        if outside:
+            raise PydanticCustomError(
+                "outside_project", "is outside the project: give a path relative to the "
+                "project root, without climbing out of it with ..")
+        return value
 
     # the files inside those folders (names: pipelines/core/files.yaml)
     @property
