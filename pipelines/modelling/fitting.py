@@ -200,6 +200,15 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                     "epochs": run.epochs})))
         return results
 
+    return _in_worker_processes(chains, window, blocks, options, workers, tell)
+
+
+def _in_worker_processes(chains: list[Chain], window: int, blocks: Blocks,
+                         options: dict[str, Any], workers: int,
+                         tell: Callable[[dict[str, Any]], None]
+                         ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+    """``walk_forward_chains`` on a pool of ``workers`` processes, each holding TensorFlow
+    to its share of the cores; stopped or failed, the workers are killed at once."""
     threads = str(max(1, usable_cores() // workers))
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     manager = context.Manager()
