@@ -34,7 +34,7 @@ def inert_markdown(text: Any) -> str:
     return "".join(f"&#{ord(c)};" if c in "<>&[]()`*_|\\" else c for c in str(text))
 
 
-@task
+@task(task_run_name="artifact leaderboard")
 def publish_leaderboard(board_path: str) -> str | None:
     """Table: every model and baseline on the walk-forward test days."""
     board = Leaderboard.read(board_path)
@@ -62,7 +62,7 @@ def publish_leaderboard(board_path: str) -> str | None:
     return board.champion
 
 
-@task
+@task(task_run_name="artifact forecast")
 def publish_forecast(forecast_path: str) -> dict[str, Any]:
     """Markdown: tomorrow's direction, its probability, the model and the versions."""
     result = _read(forecast_path)
@@ -76,7 +76,7 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
     return result
 
 
-@task
+@task(task_run_name="artifact drift")
 def publish_drift(drift_path: str) -> dict[str, Any]:
     """Markdown: share of drifted features against the threshold, the most drifted ones."""
     drift = _read(drift_path)
@@ -122,7 +122,7 @@ def dvc_remote_url(project: Path) -> str | None:
     return config["remote"].get(name, {}).get("url") if name else None
 
 
-@task
+@task(task_run_name="artifact report")
 def publish_report_link(front_page: str) -> str:
     """Where a reviewer opens the reports, which is never a path on the worker.
 

@@ -103,7 +103,7 @@ def snapshot_raw(project: str, raw_dir: str) -> str | None:
     return snapshot_md5(dvc_file)
 
 
-@task
+@task(task_run_name="artifact validation")
 def publish_validation(summary_path: str) -> None:
     """Table: each file's verdict (names and messages made inert, as on the HTML pages)."""
     summary = json.loads(Path(summary_path).read_text(encoding="utf-8"))
@@ -124,7 +124,7 @@ def publish_validation(summary_path: str) -> None:
     )
 
 
-@task
+@task(task_run_name="artifact merge-summary, dataset-version")
 def publish_dataset(summary_path: str, dataset_md5: str | None, raw_md5: str) -> dict[str, Any]:
     """Markdown: the merge summary (warnings first) and the dataset version."""
     summary = json.loads(Path(summary_path).read_text(encoding="utf-8"))
@@ -174,16 +174,29 @@ def data_flow(
 ) -> State:
     """Run (fetch ->) ingest -> validate -> merge through DVC; publish artifacts; push.
 
-    ``raw_dir``: a folder of export files; when it is not ``paths.raw_dir`` its export
-    files are copied there first. ``fetch``: download the indices of ``fetch.indices``
-    into the raw folder first (default: ``fetch.enabled``). Returns a Completed state
-    carrying the dataset version, or a Failed one (``BadData``, ``FetchFailed``, ``Busy``)
-    whose message lists each problem on its own line. ``commit``: a changed ``dvc.lock``
-    or ``data/raw.dvc`` is committed (``pipelines.ops.versions``); ``push_git``: and pushed to
-    the git remote (the deployments do; a local ``tsepipe run`` does not).
-    ``publish_standing``: republish the standing forecast, leaderboard, drift and report
-    link as this run's artifacts (off when a report run follows in the same flow).
+    Returns a Completed state carrying the dataset version, or a Failed one (``BadData``,
+    ``FetchFailed``, ``Busy``) whose message lists each problem on its own line. The
+    deployments push the version to git (``push_git``); a local ``tsepipe run`` does not,
+    and turns ``publish_standing`` off when a report run follows in the same flow.
+
+    Args:
+        raw_dir: a folder of export files, copied into paths.raw_dir first when it is elsewhere
+            (default: paths.raw_dir itself).
+        project_dir: the project's folder (its params.yaml, dvc.yaml and git checkout); the
+            worker's working directory by default.
+        push_remote: push the new data and models to the DVC remote (dvc push) before the
+            version is committed.
+        fetch: download the indices of fetch.indices from TSETMC into the raw folder first
+            (default: fetch.enabled).
+        lock_wait_seconds: how long to wait for another run in this project to finish before
+            ending as Busy (0: do not wait).
+        commit: commit the version to git when dvc.lock or data/raw.dvc changed (with
+            params.yaml, dvc.yaml and metrics/).
+        push_git: also push the version's commit (and a new models tag) to the git remote.
+        publish_standing: republish the standing forecast, leaderboard, drift and report link
+            as this run's artifacts.
     """
+    # long: its docstring's Args: are the deployment's parameter help in the Prefect UI
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
     where = params.paths
@@ -215,6 +228,8 @@ def data_flow(
     append_jsonl(project / where.run_log, version)
     if publish_standing:  # the standing forecast, leaderboard, drift and report link
         publish_all(str(project))
-    return Completed(message=json.dumps(version), data=version)
+    return Completed(message=f"dataset {(version['dataset_md5'] or '-')[:8]}: {version['rows']} "
+                             f"trading days, {version['first_date']} .. {version['last_date']}",
+                     data=version)
 
 

@@ -7,6 +7,7 @@ Not named ``dvc.py``: Prefect puts a deployment's flow file's folder (``flows/``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,12 @@ class CommandResult:
         """The stage's own command reported bad input (retrying will not help)."""
         return f"exited with {DATA_ERROR_EXIT}" in self.output
 
+    @property
+    def stage_exit(self) -> int | None:
+        """The exit status of the stage's own command when DVC ran it and it failed."""
+        found = re.search(r"failed to run: .*, exited with (-?\d+)", self.output)
+        return int(found.group(1)) if found else None
+
     def error_lines(self) -> list[str]:
         """The ``error: ...`` lines that ``tsepipe`` printed, without the prefix."""
         return [line.removeprefix("error: ") for line in self.output.splitlines()
@@ -49,7 +56,8 @@ def dvc(project: Path, *args: str,
     """Run ``dvc ARGS`` in ``project`` with this environment's ``tsepipe`` on the PATH.
 
     Output (stdout and stderr, interleaved) is collected and, line by line as it comes,
-    passed to ``on_line``, so that a long stage shows its progress while it runs.
+    passed to ``on_line``, so that a long stage shows its progress while it runs; DVC's
+    "git add dvc.lock / autostage" advice is left out (the flows commit each version).
 
     DVC and the stage run in a process group of their own: stopped (Ctrl-C, SIGTERM, a
     Prefect cancellation: any exception while it runs), this process passes the signal to
@@ -71,6 +79,8 @@ def dvc(project: Path, *args: str,
         assert process.stdout is not None
         try:
             for line in process.stdout:
+                if _git_hint(line):
+                    continue
                 lines.append(line)
                 if on_line and line.strip():
                     on_line(line.rstrip())
@@ -79,6 +89,15 @@ def dvc(project: Path, *args: str,
                 stop_group(process, signal_of(exc) or signal.SIGTERM)
             raise
     return CommandResult(command, process.returncode, "".join(lines))
+
+
+# DVC's advice after a stage that changed dvc.lock; tsepipe commits each version itself
+GIT_HINT = ("To track the changes with git, run:", "git add ", "To enable auto staging, run:",
+            "dvc config core.autostage true")
+
+
+def _git_hint(line: str) -> bool:
+    return line.strip().startswith(GIT_HINT)
 
 
 def locked_hash(project: Path, stage: str, path: Path | str) -> str | None:

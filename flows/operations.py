@@ -74,6 +74,17 @@ def report_flow(project_dir: str = ".", push_remote: bool = True,
 
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
     Failed one whose message lists the failed stage's problems.
+
+    Args:
+        project_dir: the project's folder (its params.yaml, dvc.yaml and git checkout); the
+            worker's working directory by default.
+        push_remote: push the new data and models to the DVC remote (dvc push) before the
+            version is committed.
+        lock_wait_seconds: how long to wait for another run in this project to finish before
+            ending as Busy (0: do not wait).
+        commit: commit the version to git when dvc.lock or data/raw.dvc changed (with
+            params.yaml, dvc.yaml and metrics/).
+        push_git: also push the version's commit (and a new models tag) to the git remote.
     """
     return stages_to_forecast(project_dir, REPORT_STAGES, "tsepipe-report", push_remote,
                               commit, push_git)
@@ -210,7 +221,23 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
     ``trigger=False`` records the decision without starting a run. Returns a Completed
     state carrying the decision record (also appended to ``paths.monitoring_log``).
+
+    Args:
+        project_dir: the project's folder (its params.yaml, dvc.yaml and git checkout); the
+            worker's working directory by default.
+        threshold: the share of drifted features at which retraining starts (default:
+            drift.threshold of params.yaml).
+        retrain_deployment: the deployment started to retrain (FLOW/DEPLOYMENT).
+        trigger: start the retraining run (false: only record the decision).
+        lock_wait_seconds: how long to wait for another run in this project to finish before
+            ending as Busy (0: do not wait).
+        push_remote: push the new data and models to the DVC remote (dvc push) before the
+            version is committed.
+        commit: commit the version to git when dvc.lock or data/raw.dvc changed (with
+            params.yaml, dvc.yaml and metrics/).
+        push_git: also push the version's commit (and a new models tag) to the git remote.
     """
+    # long: its docstring's Args: are the deployment's parameter help in the Prefect UI
     logger = get_run_logger()
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")

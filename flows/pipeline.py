@@ -107,4 +107,7 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
             log.warning("warning: the version is not committed to git: %s", printable(line))
     if commits:
         lines.append(f"version committed to git: {commits[-1]['commit'][:10]} (tsepipe history)")
+    for tag in (c["model_version"] for c in commits if c.get("model_version")):
+        name = tag.split("@")[0]
+        lines.append(f"models registered as {tag} (dvc artifacts get . {name})")
     return "\n".join(lines)

@@ -24,17 +24,30 @@ from pipelines.ops.versions import VersionError, record_version
 
 
 class TransientStageError(RuntimeError):
-    """A stage failed for a reason other than its input data; worth a retry."""
+    """DVC failed around a stage (a busy lock, a lost connection): worth a retry."""
 
 
-@task(retries=2, retry_delay_seconds=3, task_run_name="{stage}")
+class StageCrashed(RuntimeError):
+    """A stage's own command failed on something other than its input data (a bug, a full
+    disk): a retry would fail the same way, so there is none."""
+
+
+def only_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect's retry condition: retry a ``TransientStageError``, nothing else."""
+    return isinstance(getattr(state, "data", None), TransientStageError)
+
+
+@task(retries=2, retry_delay_seconds=3, retry_condition_fn=only_transient,
+      task_run_name="{stage}")
 def repro_stage(project: str, stage: str) -> CommandResult:
-    """``dvc repro`` one stage. Bad input is returned (no retry); other failures raise."""
+    """``dvc repro`` one stage. Bad input is returned (no retry); a crash of the stage's
+    command raises ``StageCrashed`` (no retry); DVC's own failures are retried."""
     logger = get_run_logger()
     result = dvc(Path(project), "repro", "--single-item", stage,
                  on_line=lambda line: logger.info("%s | %s", stage, line))
     if not result.ok and not result.data_error:
-        raise TransientStageError(f"dvc repro {stage} failed:\n{result.output}")
+        error = StageCrashed if result.stage_exit is not None else TransientStageError
+        raise error(f"dvc repro {stage} failed:\n{result.output}")
     return result
 
 
@@ -49,13 +62,16 @@ def push(project: str) -> str:
 
 @task(retries=1, retry_delay_seconds=5, task_run_name="git commit")
 def commit_version(project: str, flow_name: str, push_git: bool) -> dict[str, Any] | None:
-    """Commit ``dvc.lock`` and ``data/raw.dvc`` if this run changed them; push to git."""
+    """Commit the version (``dvc.lock``, ``data/raw.dvc``, ``params.yaml``, ``dvc.yaml``,
+    the metrics) if this run changed it; register new models (a GTO tag); push to git."""
     version = record_version(Path(project), flow_name, push=push_git)
     if version is None:
         get_run_logger().info("version: dvc.lock and the raw data unchanged, nothing to commit")
         return None
-    get_run_logger().info("version: committed %s (%s)%s", version.commit[:10], version.subject,
-                          "; pushed" if version.pushed else "")
+    get_run_logger().info("version: committed %s (%s)%s%s", version.commit[:10],
+                          version.subject, "; pushed" if version.pushed else "",
+                          f"; models registered as {version.model_version}"
+                          if version.model_version else "")
     return version.as_dict()
 
 
@@ -111,4 +127,7 @@ def stages_to_forecast(project_dir: str, stages: Iterable[str], flow_name: str,
     forecast["commit"] = publish_version(str(project), flow_name, push_remote, commit,
                                          push_git)
     publish_all(str(project))
-    return Completed(message=json.dumps(forecast), data=forecast)
+    return Completed(message=f"forecast for {forecast['next_trading_day']}: "
+                             f"{forecast['direction']} (P(up) = "
+                             f"{forecast['probability_up']:.4f}) by {forecast['champion']}",
+                     data=forecast)

@@ -28,6 +28,17 @@ def training_flow(project_dir: str = ".", push_remote: bool = True,
 
     The new models and ``dvc.lock`` go to the DVC remote, then the version is committed
     (and pushed to git with ``push_git``), so the next report on any worker pulls them.
+
+    Args:
+        project_dir: the project's folder (its params.yaml, dvc.yaml and git checkout); the
+            worker's working directory by default.
+        push_remote: push the new data and models to the DVC remote (dvc push) before the
+            version is committed.
+        lock_wait_seconds: how long to wait for another run in this project to finish before
+            ending as Busy (0: do not wait).
+        commit: commit the version to git when dvc.lock or data/raw.dvc changed (with
+            params.yaml, dvc.yaml and metrics/).
+        push_git: also push the version's commit (and a new models tag) to the git remote.
     """
     return stages_to_forecast(project_dir, MODEL_STAGES, "tsepipe-train", push_remote, commit,
                               push_git)

@@ -4,8 +4,10 @@ When the raw folder is the one ``data/raw.dvc`` snapshots and ``dvc status`` fin
 stage up to date, a run would only start a temporary Prefect server to find that out
 (13 s on 2 cores). ``unchanged_run`` answers in about a second instead: the same summary
 lines as a run, from the files the last run wrote, after a ``dvc push`` (a no-op when the
-last run pushed) so that ``--no-push`` followed by a plain run still publishes. Imports
-nothing heavy (no Prefect, no TensorFlow).
+last run pushed) so that ``--no-push`` followed by a plain run still publishes, and a
+commit of the version files when they differ from git's (the outputs of ``dvc exp run``
+then ``dvc exp apply``, say, or of a run made with ``--no-commit``). Imports nothing
+heavy (no Prefect, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from flows.dvc_commands import LOCK_FILE, dvc
 from pipelines.core.errors import printable
 from pipelines.core.params.paths import Paths
 from pipelines.core.provenance import snapshot_md5
+from pipelines.ops.versions import VersionError, record_version
 
 log = logging.getLogger("pipelines.run")
 
@@ -65,18 +68,23 @@ def _free_lock(project: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def unchanged_run(project: Path, where: Paths, push: bool, train: bool) -> str | None:
-    """The run's summary when there is nothing to do (after ``dvc push``), else None."""
+def unchanged_run(project: Path, where: Paths, push: bool, train: bool,
+                  commit: bool = True) -> str | None:
+    """The run's summary when there is nothing to do (after ``dvc push`` and the version's
+    commit when the version files are not committed yet), else None."""
     with _free_lock(project) as free:
         if not free or not nothing_to_do(project, where):
             return None
         if push and not dvc(project, "push", "--quiet").ok:
             return None  # let the flow push, retry and report it
+        committed = _commit(project) if commit else None
     summary: dict[str, Any] = json.loads((project / where.merge_summary).read_text(
         encoding="utf-8"))
     raw_md5 = snapshot_md5(project / f"{where.raw_dir}.dvc")
     lines = [f"nothing changed since the last run (dvc status: up to date); "
              f"{'pushed; ' if push else ''}no flow started"]
+    if committed:
+        lines.append(committed)
     for warning in summary.get("warnings", []):
         log.warning("warning: %s", printable(warning))
     lines.append(f"dataset {summary['dataset']} ({summary['rows']} trading days x "
@@ -88,3 +96,14 @@ def unchanged_run(project: Path, where: Paths, push: bool, train: bool) -> str |
                      f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
         lines.append(f"reports: {where.front_page} (open it in a browser)")
     return "\n".join(lines)
+
+
+def _commit(project: Path) -> str | None:
+    """Commit the version files if they differ from git's: the line saying so, or None."""
+    try:
+        version = record_version(project, "tsepipe run", push=False)
+    except VersionError as exc:
+        for line in exc.lines:
+            log.warning("warning: the version is not committed to git: %s", line)
+        return None
+    return f"version: committed {version.commit[:10]} ({version.subject})" if version else None

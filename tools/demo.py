@@ -29,9 +29,10 @@ from ruamel.yaml.comments import CommentedSeq
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = Path("data/examples")  # the real data in the repository (its README.md)
-# Written by the demo project's own runs, never copied from the checkout.
+# Written by the demo project's own runs (its versions), never copied from the checkout.
 OWN_FILES = ("dvc.lock",)
 OWN_SUFFIXES = (".dvc",)
+OWN_FOLDERS = ("metrics/",)  # paths.metrics_dir: each stage's metrics, in each version
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def project_files() -> list[str]:
 
 
 def own(name: str) -> bool:
-    return name in OWN_FILES or name.endswith(OWN_SUFFIXES)
+    return name in OWN_FILES or name.endswith(OWN_SUFFIXES) or name.startswith(OWN_FOLDERS)
 
 
 def sync(project: Path) -> None:
@@ -122,7 +123,8 @@ def commit(project: Path, demo: Demo) -> None:
         git(project, "init", "--quiet")
     # the code and settings only: dvc.lock and the .dvc files are the runs' own versions
     git(project, "add", "--all", "--", ".", *(f":!{name}" for name in OWN_FILES),
-        *(f":!*{suffix}" for suffix in OWN_SUFFIXES))
+        *(f":!*{suffix}" for suffix in OWN_SUFFIXES),
+        *(f":!{folder}" for folder in OWN_FOLDERS))
     if not git(project, "diff", "--cached", "--name-only"):
         return
     checkout = git(ROOT, "rev-parse", "--short", "HEAD").strip()

@@ -24,6 +24,7 @@ import typer
 from flows.unchanged import unchanged_run
 from pipelines.core import devices  # noqa: F401  (before TensorFlow: quiets its start-up logs)
 from pipelines.core.errors import DataError, PipelineError, WriteError, printable
+from pipelines.core.fileio import write_text
 from pipelines.core.params.load import DEFAULT_PARAMS, load_params
 from pipelines.core.processes import Interrupted, exit_interrupted, raising_on_sigterm, signal_of
 from pipelines.modelling.settings import EvaluationSettings
@@ -40,6 +41,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        from pipelines.core.provenance import git_commit
+
+        commit = git_commit(Path(__file__).resolve().parent)  # the code's, not the cwd's
+        typer.echo(f"tsepipe {version('tsepipe')}" + (f" (git {commit[:10]})" if commit else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print tsepipe's version and exit.")] = False,
+) -> None:
+    """tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports."""
+
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", help="Parameters file (paths and tunables).")
@@ -288,7 +308,7 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.modelling.predict import predict as run_predict
 
     p = load_params(params)
-    result, path = run_predict(p.paths, p.data, p.features)
+    result, path = run_predict(p.paths, p.data, p.features, p.calendar)
     if result["note"]:
         typer.echo(f"warning: {result['note']}", err=True)
     typer.echo(f"{result['next_trading_day']}: {result['direction']} "
@@ -393,14 +413,20 @@ def run(
                                         "finish (default: do not wait, exit 4).")
     ] = 0.0,
     commit: Annotated[
-        bool, typer.Option(help="Commit a changed dvc.lock and data/raw.dvc to git (the "
-                                "version; never pushed to git from here).")
+        bool, typer.Option(help="Commit the version to git when dvc.lock or data/raw.dvc "
+                                "changed, with params.yaml, dvc.yaml and the metrics files "
+                                "(never pushed to git from here).")
     ] = True,
+    params: Annotated[
+        Path | None, typer.Option("--params", help="Run with these parameters: the file is "
+                                  "checked against the schema, then copied over params.yaml "
+                                  "(what DVC reads and the version records).")
+    ] = None,
 ) -> None:
     """Run the whole pipeline as Prefect flows through DVC, then dvc push and commit the
-    version (dvc.lock, data/raw.dvc) to git. Every day: `tsepipe run --no-retrain` (the
-    new data, then the forecast, drift and reports with the current models); retrain
-    weekly with a plain `tsepipe run`.
+    version (dvc.lock, data/raw.dvc, params.yaml, dvc.yaml, metrics/) to git. Every day:
+    `tsepipe run --no-retrain` (the new data, then the forecast, drift and reports with the
+    current models); retrain weekly with a plain `tsepipe run`.
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     6 the project cannot be written (read-only, no permission, disk full),
@@ -409,22 +435,41 @@ def run(
     """
 
     project = Path.cwd()
-    if (project / "dvc.yaml").is_file() and (project / DEFAULT_PARAMS).is_file():
-        require_repo(project)
-        params = load_params(project / DEFAULT_PARAMS)
-        where = params.paths
-        fetching = fetch if fetch is not None else params.fetch.enabled
-        same_raw = raw_dir is None or (project / raw_dir).resolve() == (
-            project / where.raw_dir).resolve()
-        if not fetching and same_raw:
-            summary = unchanged_run(project, where, push, train)
-            if summary:
-                typer.echo(summary)
-                return
+    if params is not None:
+        _use_params(params, project / DEFAULT_PARAMS)
+    summary = _nothing_to_run(project, raw_dir, fetch, push, train, commit)
+    if summary:
+        typer.echo(summary)
+        return
     from flows.pipeline import run_pipeline
 
     typer.echo(run_pipeline(raw_dir=raw_dir, push=push, train=train, fetch=fetch,
                             wait_seconds=wait, commit=commit, retrain=retrain))
+
+
+def _nothing_to_run(project: Path, raw_dir: Path | None, fetch: bool | None, push: bool,
+                    train: bool, commit: bool) -> str | None:
+    """The run's summary when nothing changed (no flow started), else None."""
+    if not (project / "dvc.yaml").is_file() or not (project / DEFAULT_PARAMS).is_file():
+        return None
+    require_repo(project)
+    params = load_params(project / DEFAULT_PARAMS)
+    where = params.paths
+    fetching = fetch if fetch is not None else params.fetch.enabled
+    same_raw = raw_dir is None or (project / raw_dir).resolve() == (
+        project / where.raw_dir).resolve()
+    if fetching or not same_raw:
+        return None
+    return unchanged_run(project, where, push, train, commit)
+
+
+def _use_params(given: Path, target: Path) -> None:
+    """``run --params FILE``: FILE checked by the schema, then written over params.yaml."""
+    load_params(given)  # a DataError (exit 3) names the file and the key
+    text = given.read_text(encoding="utf-8")
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        write_text(target, text)
+        typer.echo(f"{target.name}: replaced by {printable(given)}")
 
 
 @app.command("params")
@@ -466,12 +511,13 @@ def history(
         int | None, typer.Option(min=1, help="Show at most this many (newest first).")
     ] = None,
 ) -> None:
-    """The data and model versions recorded in git (commits of dvc.lock and data/raw.dvc)."""
+    """The data and model versions recorded in git (commits of dvc.lock and data/raw.dvc),
+    with the parameters each changed from the version before."""
 
 
     versions = read_history(Path.cwd(), limit=limit, params_file=params)
     if as_json:
-        hidden = ("pushed", "warnings")  # record_version's, not the history's
+        hidden = ("pushed", "warnings", "model_version")  # record_version's
         typer.echo(json.dumps([{key: value for key, value in version.as_dict().items()
                                 if key not in hidden} for version in versions], indent=2))
         return
@@ -479,15 +525,25 @@ def history(
         typer.echo("no versions recorded in git yet (tsepipe run commits dvc.lock and "
                    "data/raw.dvc)")
         return
-    rows = [("date", "commit", "flow", "dataset md5", "rows", "champion", "test MCC")]
+    rows = [("date", "commit", "flow", "dataset md5", "rows", "champion", "test MCC",
+             "parameters changed")]
     rows += [(v.date[:16].replace("T", " "), v.commit[:8], printable(v.flow or "-"),
               (v.dataset_md5 or "-")[:8], "-" if v.rows is None else str(v.rows),
               printable(v.champion or "-"),
-              "-" if v.test_mcc is None else f"{v.test_mcc:+.3f}") for v in versions]
+              "-" if v.test_mcc is None else f"{v.test_mcc:+.3f}",
+              _changes(v.params_changed)) for v in versions]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width)
                              for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _changes(changed: dict[str, list[Any]], most: int = 3) -> str:
+    """``split.test_fraction 0.3 -> 0.25, ...``: the parameters a version changed."""
+    shown = [f"{key} {printable(json.dumps(old))} -> {printable(json.dumps(new))}"
+             for key, (old, new) in list(changed.items())[:most]]
+    more = f", +{len(changed) - most} more" if len(changed) > most else ""
+    return ", ".join(shown) + more or "-"
 
 
 @app.command("checkout")
@@ -498,8 +554,9 @@ def checkout_version(
 ) -> None:
     """Bring back the data and models of a recorded version (git + dvc checkout).
 
-    dvc.lock and data/raw.dvc are left modified relative to HEAD: commit them to keep that
-    version, or `git checkout HEAD -- dvc.lock data/raw.dvc && dvc checkout` to go back.
+    dvc.lock, data/raw.dvc, params.yaml and metrics/ are left as that version has them
+    (modified relative to HEAD): commit them to keep that version, or `git checkout HEAD --
+    FILES && dvc checkout` to go back (the command prints FILES).
     """
     from flows.runs import project_lock
 
@@ -513,6 +570,8 @@ def checkout_version(
     champion = f"; champion {printable(version.champion)}" if version.champion else ""
     typer.echo(f"checked out {printable(rev)} ({version.commit[:8]}, {version.date[:10]}): "
                f"dataset md5 {version.dataset_md5}{rows}{champion}")
+    for warning in version.warnings:
+        log.warning("warning: %s", printable(warning))
     files = " ".join(uncommitted(project, params_file=params))
     if files:
         typer.echo(f"{files} now differ from HEAD: commit them to keep this version, or "

@@ -1,3 +1,45 @@
-"""The Tehran Stock Exchange's trading week."""
+"""The Tehran Stock Exchange's trading days.
+
+The market trades Saturday to Wednesday. It is closed on Iran's public holidays (Nowruz,
+the Islamic holidays, ...), which the ``holidays`` package lists, and on the few other
+days the exchange announces (``calendar.closures`` in params.yaml).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from functools import cache
+
+import holidays
 
 TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # Saturday .. Wednesday (Monday is 0)
+
+
+@cache
+def public_holidays_of(year: int) -> frozenset[dt.date]:
+    """Iran's public holidays in the Gregorian ``year``, as the ``holidays`` package lists
+    them (its Islamic dates are estimates for the years it has not confirmed)."""
+    return frozenset(holidays.country_holidays("IR", years=year))
+
+
+def is_trading_day(day: dt.date, closures: Collection[dt.date] = (), *,
+                   public_holidays: bool) -> bool:
+    """Whether the exchange trades on ``day``: a Saturday to Wednesday that is not in
+    ``closures`` and, if ``public_holidays``, not one of Iran's public holidays."""
+    if day.weekday() not in TRADING_WEEKDAYS or day in closures:
+        return False
+    return not (public_holidays and day in public_holidays_of(day.year))
+
+
+def next_trading_day(day: dt.date, closures: Collection[dt.date] = (), *,
+                     public_holidays: bool) -> dt.date:
+    """The first trading day after ``day`` (see ``is_trading_day``).
+
+    ``public_holidays`` has no default here: it is ``calendar.public_holidays`` of
+    params.yaml, declared once, in its schema (``pipelines.core.params.calendar``).
+    """
+    following = day + dt.timedelta(days=1)
+    while not is_trading_day(following, closures, public_holidays=public_holidays):
+        following += dt.timedelta(days=1)
+    return following

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -109,6 +110,23 @@ def write_text(target: Path | str, text: str) -> Path:
 
 def write_json(target: Path | str, payload: Any) -> Path:
     return write_text(target, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_metrics(target: Path | str, values: dict[str, Any]) -> Path:
+    """A stage's headline numbers for ``dvc metrics``: nested keys, numbers only, rounded
+    to 4 decimals so that a diff shows what moved; a missing or non-finite value is left
+    out (DVC would print it as a string)."""
+    def numbers(node: Any) -> Any:
+        if isinstance(node, dict):
+            kept = {str(k): numbers(v) for k, v in node.items()}
+            return {k: v for k, v in kept.items() if v is not None and v != {}}
+        if isinstance(node, bool) or not isinstance(node, int | float):
+            return None
+        if isinstance(node, int):
+            return node
+        return round(float(node), 4) if math.isfinite(node) else None
+
+    return write_json(target, numbers(values))
 
 
 def file_md5(path: Path | str) -> str:

@@ -46,8 +46,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.core.errors import DataError, format_problem
-from pipelines.core.fileio import file_md5, write_json
+from pipelines.core.errors import DataError, format_problem, printable
+from pipelines.core.fileio import file_md5, write_json, write_metrics
 from pipelines.core.html import render
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import Paths
@@ -458,7 +458,7 @@ def validate(paths: Paths, settings: ValidateSection, data: DataSection,
     per file with dropped rows in ``paths.quarantine_dir``. Raises ``DataError`` when the
     set is not usable.
     """
-    ingested = json.loads(Path(paths.ingest_report).read_text(encoding="utf-8"))
+    ingested = _ingest_report(Path(paths.ingest_report))
     today = today or dt.date.today()
     verdicts = _verdicts(ingested, paths, settings, today)
     set_checks = _set_checks(verdicts, data.target_index, settings.min_usable_files)
@@ -478,11 +478,27 @@ def validate(paths: Paths, settings: ValidateSection, data: DataSection,
         "files": [v.to_json() for v in verdicts],
     }
     write_json(paths.validation_summary, summary)
+    write_metrics(paths.validate_metrics, {key: summary[key] for key in (
+        "files_total", "files_usable", "rows_dropped")})
     render("validation.html", paths.validation_page, summary=summary,
            tolerance=settings.price_tolerance, min_rows=settings.min_rows, quality=settings)
     if not outcome.passed:
         raise DataError(outcome.failure_lines())
     return outcome
+
+
+def _ingest_report(path: Path) -> dict[str, Any]:
+    """What ingest read; missing or unreadable, a ``DataError`` saying to run it first."""
+    if not path.is_file():
+        raise DataError(f"{printable(path)}: no ingest report; run tsepipe ingest first")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(report, dict) or "raw_dir" not in report:
+            raise ValueError("not an ingest report")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{printable(path)}: not an ingest report tsepipe can read "
+                        f"({printable(exc)}); run tsepipe ingest again") from None
+    return report
 
 
 def _row_quality(settings: ValidateSection) -> dict[str, Any]:

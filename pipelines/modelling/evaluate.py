@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from pipelines.core.devices import detect_device
-from pipelines.core.fileio import atomic_folder, atomic_path, write_json, write_text
+from pipelines.core.fileio import atomic_folder, atomic_path, write_json, write_metrics, write_text
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import FILES, PLOTS, Paths
@@ -103,7 +103,7 @@ def evaluate(paths: Paths, data: DataSection, settings: EvaluationSettings,
     table, _ = dataset_table(paths, data, settings.features)
     evaluation = evaluate_models(table, settings, progress=progress)
     board = leaderboard(evaluation)
-    write_evaluation(evaluation, board, paths.evaluation_dir, paths.evaluation_metrics,
+    write_evaluation(evaluation, board, paths.evaluation_dir, paths.evaluate_metrics,
                      backtest)
     return board
 
@@ -275,13 +275,14 @@ def write_evaluation(evaluation: Evaluation, board: Leaderboard, out_dir: Path,
     """Predictions (Parquet), the leaderboard (JSON), small metrics and DVC plot files.
 
     ``out_dir/predictions.parquet``: one row per model, split and day (probability,
-    class, label). ``out_dir/leaderboard.json``: ``board``. ``metrics_path``: the test
-    metrics per model, flat, for ``dvc metrics``. ``out_dir/plots/``: confusion.csv
-    (champion), roc.csv, rolling_accuracy.csv (``evaluate.rolling_window`` days), equity.csv
-    (names: ``pipelines/core/files.yaml``). ``out_dir/backtest.json``: the backtest of the
-    champion's test-day forecasts (``backtest``: params.yaml's section),
-    also in ``board.backtest``. The folder is written aside and swapped in whole
-    (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
+    class, label). ``out_dir/leaderboard.json``: ``board``. ``metrics_path``: the headline
+    numbers for ``dvc metrics`` (``Leaderboard.headline``). ``out_dir/plots/``: confusion.csv
+    (champion), roc.csv and calibration.csv (a column per model), rolling_accuracy.csv
+    (``evaluate.rolling_window`` days), equity.csv (names: ``pipelines/core/files.yaml``).
+    ``out_dir/backtest.json``: the backtest of the champion's test-day forecasts
+    (``backtest``: params.yaml's section), also in ``board.backtest``. The folder is
+    written aside and swapped in whole (``fileio.atomic_folder``): a failed or killed run
+    leaves the last good one.
     """
     out, metrics_path = Path(out_dir), Path(metrics_path)
     with atomic_folder(out) as staging:
@@ -294,7 +295,7 @@ def write_evaluation(evaluation: Evaluation, board: Leaderboard, out_dir: Path,
 
 
 def _write_metrics(board: Leaderboard, metrics_path: Any) -> None:
-    write_json(metrics_path, board.flat_metrics())
+    write_metrics(metrics_path, board.headline())
 
 
 def _write_evaluation_files(evaluation: Evaluation, board: Leaderboard, out: Path,
@@ -336,16 +337,54 @@ def _write_evaluation_files(evaluation: Evaluation, board: Leaderboard, out: Pat
     champion = test[test["model"] == board.champion]
     _write_csv(plots / FILES["confusion_plot"], champion[["label", "predicted"]].rename(
         columns={"label": "actual"}))
-    roc_parts = []
-    for name, rows in test.groupby("model", sort=False):
-        if rows["label"].nunique() == 2 and rows["probability_up"].nunique() > 1:
-            fpr, tpr, _ = roc_curve(rows["label"], rows["probability_up"])
-            roc_parts.append(pd.DataFrame({"model": name, "fpr": fpr, "tpr": tpr}))
-    if roc_parts:
-        _write_csv(plots / FILES["roc_plot"], pd.concat(roc_parts, ignore_index=True))
+    _write_csv(plots / FILES["roc_plot"], roc_table(test))
+    _write_csv(plots / FILES["calibration_plot"], calibration_table(test))
     rolling = rolling_accuracy(test, evaluation.settings.evaluate.rolling_window)
     _write_csv(plots / FILES["rolling_accuracy_plot"],
                rolling.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
+
+
+ROC_POINTS = 101  # the false positive rates every model's ROC curve is read at
+CALIBRATION_BINS = 10
+
+
+def roc_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One ROC curve per model on a shared false positive rate grid (0, 0.01, .. 1): a
+    column ``fpr`` and one true positive rate column per model (so ``dvc plots`` draws
+    one line per model), the curve through the model's ROC points (at a rate where the
+    curve rises straight up, its top). A constant forecast is the diagonal; with labels
+    of one value there is no curve (an empty column)."""
+    grid = np.linspace(0.0, 1.0, ROC_POINTS)
+    table = pd.DataFrame({"fpr": grid})
+    for name, rows in predictions.groupby("model", sort=False):
+        table[name] = np.nan
+        if rows["label"].nunique() == 2:
+            fpr, tpr, _ = roc_curve(rows["label"], rows["probability_up"])
+            table[name] = _along(fpr, tpr, grid)
+    return table
+
+
+def _along(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The ROC polyline (points in order, vertical steps included) at each rate of grid."""
+    last = np.searchsorted(fpr, grid, side="right") - 1  # the top of a step at that rate
+    following = np.minimum(last + 1, len(fpr) - 1)
+    span = fpr[following] - fpr[last]
+    weight = np.divide(grid - fpr[last], span, out=np.zeros_like(grid), where=span > 0)
+    return tpr[last] + weight * (tpr[following] - tpr[last])
+
+
+def calibration_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The reliability of each model's probabilities: for ten bins of predicted P(up)
+    (``predicted``: the bin's middle), the share of up days among the days each model put
+    in it; empty where a model put no day."""
+    edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
+    table = pd.DataFrame({"predicted": (edges[:-1] + edges[1:]) / 2})
+    for name, rows in predictions.groupby("model", sort=False):
+        bins = np.clip(np.digitize(rows["probability_up"], edges[1:-1]), 0,
+                       CALIBRATION_BINS - 1)
+        observed = rows["label"].groupby(bins).mean()
+        table[name] = observed.reindex(range(CALIBRATION_BINS)).to_numpy()
+    return table
 
 
 def _write_csv(path: Any, frame: Any) -> None:

@@ -111,13 +111,16 @@ class Leaderboard(_Shape):
         """The baseline that forecasts when the champion network cannot read today's data."""
         return self.best_baseline_on_validation or self.best_baseline_on_test
 
-    def flat_metrics(self) -> dict[str, Any]:
-        """The test metrics per model, flat, for ``dvc metrics``."""
-        return {"champion": self.champion,
-                "models": {name: {k: row.test[k] for k in
-                                  ("accuracy", "balanced_accuracy", "mcc", "f1", "roc_auc",
-                                   "brier")}
-                           for name, row in self.models.items()}}
+    def headline(self) -> dict[str, Any]:
+        """The numbers ``dvc metrics`` shows (``paths.evaluate_metrics``): the champion's
+        test and validation scores, each model's test MCC, the champion's backtest."""
+        row = self.models[self.champion]
+        scores = ("mcc", "balanced_accuracy", "roc_auc", "brier")
+        strategy = ((self.backtest or {}).get("strategies") or {}).get(self.champion) or {}
+        return {"champion": {split: {k: getattr(row, split).get(k) for k in scores}
+                             for split in ("test", "validation")},
+                "test_mcc": {name: other.test.get("mcc") for name, other in self.models.items()},
+                "backtest": {k: strategy.get(k) for k in ("sharpe", "max_drawdown")}}
 
 
 def _first_problem(exc: Exception) -> str:

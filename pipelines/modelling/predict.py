@@ -1,8 +1,9 @@
 """Tomorrow's forecast from the champion: ``forecasts/latest.json`` and an appended log.
 
-The forecast is for the trading day after the dataset's last day (the next Saturday to
-Wednesday; holidays are not known ahead). It names the champion and the data and model
-versions it came from.
+The forecast is for the trading day after the dataset's last day: the next Saturday to
+Wednesday that is neither one of Iran's public holidays (the ``holidays`` package) nor in
+``calendar.closures`` (``pipelines.core.calendar``). It names the champion and the data and
+model versions it came from.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core.calendar import TRADING_WEEKDAYS
+from pipelines.core.calendar import next_trading_day
 from pipelines.core.fileio import atomic_path, write_json
+from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.paths import Paths
@@ -26,29 +28,23 @@ from pipelines.modelling.fitting import predict_network
 from pipelines.modelling.leaderboard import Leaderboard
 
 
-def predict(paths: Paths, data: DataSection, features: FeaturesSection
-            ) -> tuple[dict[str, Any], Path]:
+def predict(paths: Paths, data: DataSection, features: FeaturesSection,
+            calendar: CalendarSection) -> tuple[dict[str, Any], Path]:
     """The predict stage: the champion's forecast for the next trading day, published to
     ``paths.forecast`` and appended to ``paths.forecast_log``; (the forecast, its file)."""
     table, data_version = dataset_table(paths, data, features)
     board = Leaderboard.read(paths.leaderboard)
-    result = forecast(table, features.window, board, paths.models_dir, data_version)
+    result = forecast(table, features.window, board, paths.models_dir, data_version, calendar)
     return result, publish(result, paths)
 
 
-def next_trading_day(day: dt.date) -> dt.date:
-    following = day + dt.timedelta(days=1)
-    while following.weekday() not in TRADING_WEEKDAYS:
-        following += dt.timedelta(days=1)
-    return following
-
-
 def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: Path | str,
-             data_version: str) -> dict[str, Any]:
+             data_version: str, calendar: CalendarSection) -> dict[str, Any]:
     """Probability that the day after the last one closes higher, by the champion.
 
     ``table``: the feature table of the default set. If the champion network cannot read
-    today's features, the best baseline forecasts and ``note`` says why.
+    today's features, the best baseline forecasts and ``note`` says why. ``calendar``: the
+    days the exchange is closed, for the forecast's date.
     """
     last_day = len(table.labels) - 1
     champion = load_champion(board, models_dir, table)
@@ -63,9 +59,11 @@ def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: P
         proba = float(np.asarray(values)[0])
         up = bool(np.asarray(classes)[0])  # a rule's class, not always proba >= 0.5
     as_of = table.dates[last_day].date()
+    following = next_trading_day(as_of, calendar.closures,
+                                 public_holidays=calendar.public_holidays)
     return {
         "as_of": f"{as_of:%Y-%m-%d}",
-        "next_trading_day": f"{next_trading_day(as_of):%Y-%m-%d}",
+        "next_trading_day": f"{following:%Y-%m-%d}",
         "probability_up": round(proba, 4),
         "direction": "up" if up else "down",
         "champion": champion.name,

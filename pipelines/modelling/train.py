@@ -3,7 +3,10 @@
 ``models/<name>/model.keras`` (loads with Keras safe mode), ``scaler.json`` (the
 training-rows-only standardisation), ``card.json`` (config, parameter count, cuDNN
 eligibility, data version, git commit, device, training time, walk-forward metrics) and
-``history.csv`` (loss and accuracy per epoch).
+``dvclive/``: the training's loss and validation loss per epoch, logged with DVCLive
+(``dvclive/plots/metrics/*.tsv`` for ``dvc plots``, the last epoch's values in
+``dvclive/metrics.json`` for ``dvc metrics`` and ``dvc exp show``). Beside the folders,
+``champion.json`` names the leaderboard's champion (``champion_record``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import devices
-from pipelines.core.fileio import file_md5, write_json, write_text
+from pipelines.core.fileio import file_md5, write_json
 from pipelines.core.params.data import DataSection
-from pipelines.core.params.paths import MODEL_CARD, MODEL_FILE, SCALER, TRAINING_HISTORY, Paths
+from pipelines.core.params.paths import (
+    CHAMPION,
+    MODEL_CARD,
+    MODEL_FILE,
+    SCALER,
+    TRAINING_LOG,
+    Paths,
+)
 from pipelines.core.provenance import git_commit
 from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
 from pipelines.modelling.fitting import fit_network
@@ -73,10 +83,36 @@ def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: P
             "model_md5": file_md5(folder / MODEL_FILE),
         }
         write_json(folder / MODEL_CARD, card)
-        epochs = range(1, run.epochs + 1)
-        keys = sorted(run.history)
-        lines = ["epoch," + ",".join(keys)] + [
-            f"{e}," + ",".join(f"{run.history[k][e - 1]:.6g}" for k in keys) for e in epochs]
-        write_text(folder / TRAINING_HISTORY, "\n".join(lines) + "\n")
+        log_training(run.history, folder / TRAINING_LOG)
         cards[name] = card
+    if board is not None:
+        write_json(Path(models_dir) / CHAMPION, champion_record(board, data_version))
     return cards
+
+
+def champion_record(board: Leaderboard, data_version: str) -> dict[str, Any]:
+    """What ``models/champion.json`` says: which model forecasts, and why. The models
+    folder is DVC's ``tedpix-models`` artifact (dvc.yaml), so whoever fetches it with
+    ``dvc artifacts get`` knows which of its networks (or which baseline) to use."""
+    row = board.models[board.champion]
+    return {"champion": board.champion, "kind": row.kind,
+            "folder": board.champion if row.kind == "network" else None,
+            "reason": board.champion_reason, "test": row.test,
+            "data_version": data_version}
+
+
+LOGGED = ("loss", "val_loss")  # per epoch; DVCLive also writes each one's last value
+
+
+def log_training(history: dict[str, list[float]], folder: Path) -> None:
+    """Log a fit's loss and validation loss per epoch with DVCLive, in ``folder`` (one step
+    per epoch). DVCLive only writes files here: no experiment, no dvc.yaml (the project's
+    declares these plots and metrics), no report."""
+    from dvclive import Live
+
+    with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=False, report=None) as live:
+        for epoch in range(len(history.get("loss", []))):
+            for key in LOGGED:
+                if key in history:
+                    live.log_metric(key, round(float(history[key][epoch]), 6))
+            live.next_step()

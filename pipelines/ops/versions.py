@@ -3,8 +3,10 @@
 A version is what ``dvc.lock`` and the raw folder's DVC file (``data/raw.dvc``) record:
 the hashes of the raw exports, the merged dataset and every stage's outputs. The data
 themselves live in the DVC cache and on the DVC remote; git holds these two small files,
-one commit per version, with the facts as git trailers so that ``history`` can show them
-without the data::
+and with them what made the version and what it scored: ``params.yaml``, ``dvc.yaml``
+and each stage's metrics file (``paths.metrics_dir``), so that ``dvc params diff`` and
+``dvc metrics diff`` compare two versions. One commit per version, with the facts as git
+trailers so that ``history`` can show them without the data::
 
     Version from tsepipe-train: dataset 22277fa3, 300 rows; champion gru, test MCC +0.052
 
@@ -42,6 +44,8 @@ from pipelines.core.provenance import recorded_md5
 log = logging.getLogger("pipelines.ops.versions")
 
 LOCK_FILE = "dvc.lock"
+PARAMS_FILE = "params.yaml"  # what DVC reads; tsepipe run --params copies a file here
+PIPELINE_FILE = "dvc.yaml"
 MERGE_STAGE = "merge"
 EVALUATE_STAGE = "evaluate"
 GIT_TIMEOUT_S = 60.0  # local git commands
@@ -76,7 +80,10 @@ class Version:
     champion: str | None = None
     test_mcc: float | None = None
     subject: str = ""
+    params_changed: dict[str, list[Any]] = field(default_factory=dict)  # history: key ->
+    # [value in the previous version, value in this one]
     pushed: bool | None = None  # record_version only: None when not asked or no remote
+    model_version: str | None = None  # record_version only: the models' GTO tag, if new
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,22 +145,36 @@ class _Layout:
     dataset: Path  # relative to the project
     merge_summary: Path
     leaderboard: Path
+    metrics: tuple[str, ...] = ()  # each stage's metrics file (posix)
+
+    @property
+    def data_files(self) -> list[str]:
+        """What identifies a version: a commit that changes one is a version."""
+        return [LOCK_FILE, self.raw_dvc]
+
+    @property
+    def restored(self) -> list[str]:
+        """What a checkout brings back: the data files, the parameters, the metrics."""
+        return [*self.data_files, PARAMS_FILE, *self.metrics]
 
     @property
     def files(self) -> list[str]:
-        return [LOCK_FILE, self.raw_dvc]
+        """What a version commit holds: the data files, what made them (the parameters
+        and the pipeline) and what they scored (the metrics)."""
+        return [*self.data_files, PARAMS_FILE, PIPELINE_FILE, *self.metrics]
 
 
 def _layout(project: Path, params_file: Path | None) -> _Layout:
     # params_file: as given (relative to the working folder, like --params)
-    where = load_params(project / "params.yaml" if params_file is None else params_file).paths
+    where = load_params(project / PARAMS_FILE if params_file is None else params_file).paths
     return _Layout(raw_dvc=where.raw_dvc.as_posix(), dataset=where.dataset,
-                   merge_summary=where.merge_summary,
-                   leaderboard=where.leaderboard)
+                   merge_summary=where.merge_summary, leaderboard=where.leaderboard,
+                   metrics=tuple(path.as_posix() for path in where.metrics_files))
 
 
 def version_files(project: Path, params_file: Path | None = None) -> list[str]:
-    """The files a version commit holds: ``dvc.lock`` and the raw folder's DVC file."""
+    """The files a version commit holds: ``dvc.lock``, the raw folder's DVC file,
+    ``params.yaml``, ``dvc.yaml`` and the stages' metrics files."""
     return _layout(Path(project), params_file).files
 
 
@@ -290,7 +311,7 @@ def _uncommitted(project: Path, files: list[str]) -> list[str]:
 
 
 def uncommitted(project: Path, *, params_file: Path | None = None) -> list[str]:
-    """The version files (dvc.lock, the raw DVC file) that differ from HEAD or are new."""
+    """The version files (``version_files``) that differ from HEAD or are new."""
     project = Path(project).resolve()
     require_repo(project)
     return _uncommitted(project, _layout(project, params_file).files)
@@ -301,9 +322,10 @@ def uncommitted(project: Path, *, params_file: Path | None = None) -> list[str]:
 
 def record_version(project: Path, flow: str, push: bool = True, *,
                    params_file: Path | None = None) -> Version | None:
-    """Commit ``dvc.lock`` and the raw folder's DVC file if either changed; push it.
+    """Commit the version files if ``dvc.lock`` or the raw folder's DVC file changed; push.
 
-    Only those two files go into the commit (``git commit --only``): other staged or
+    The commit holds ``dvc.lock``, the raw DVC file, ``params.yaml``, ``dvc.yaml`` and the
+    metrics files, those of them that changed (``git commit --only``): other staged or
     unstaged changes stay as they were, uncommitted. The message names ``flow`` and
     carries the dataset md5 (as ``dvc.lock`` records the merge stage's output), the raw
     snapshot's md5, the rows, and the champion with its test MCC (from the leaderboard,
@@ -320,8 +342,8 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     require_repo(project)
     layout = _layout(project, params_file)
     changed = _uncommitted(project, layout.files)  # new, modified or deleted
-    if not changed:
-        return None
+    if not set(changed) & set(layout.data_files):
+        return None  # parameters edited but not run: not a version
     facts = _workspace_facts(project, layout)
     identity = git_identity(project)
     _git(project, "add", "--", *changed)  # an untracked path cannot be given to --only
@@ -338,9 +360,64 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     if push:
         version.pushed, version.warnings = _push(project, identity)
         version.commit = _git(project, "rev-parse", "HEAD").stdout.strip()  # if rebased
-        for warning in version.warnings:
-            log.warning("warning: %s", warning)
+    version.model_version = _register_models(project, identity, version)
+    if version.model_version and version.pushed:
+        version.warnings += _push_tag(project, version.model_version)
+    for warning in version.warnings:
+        log.warning("warning: %s", warning)
     return version
+
+
+def model_artifact(project: Path) -> tuple[str, str] | None:
+    """(name, path) of the model artifact that ``dvc.yaml``'s ``artifacts:`` declares."""
+    declared = _yaml(_read(project / PIPELINE_FILE)).get("artifacts") or {}
+    for name, spec in declared.items():
+        if isinstance(spec, dict) and spec.get("type") == "model" and spec.get("path"):
+            return str(name), str(spec["path"])
+    return None
+
+
+def _register_models(project: Path, identity: list[str], version: Version) -> str | None:
+    """When this version's models differ from the last version's, register them as the
+    next version of the model artifact: a GTO tag ``NAME@vX.Y.Z`` on the commit (what
+    ``dvc artifacts get REPO NAME`` and ``gto show`` read); the tag, or None."""
+    artifact = model_artifact(project)
+    if artifact is None:
+        return None
+    name, path = artifact
+    stage = next((stage for stage, entry in (_yaml(_read(project / LOCK_FILE)).get("stages")
+                                             or {}).items()
+                  if _locked_md5({"stages": {stage: entry}}, stage, Path(path))), None)
+    if stage is None:
+        return None
+    now = _locked_md5(_yaml(_read(project / LOCK_FILE)), stage, Path(path))
+    before = _locked_md5(_yaml(_show(project, f"{version.commit}~1", LOCK_FILE)), stage,
+                         Path(path))
+    if now == before:
+        return None
+    listed = _git(project, "tag", "--list", f"{name}@v*", check=False).stdout.split()
+    numbers = [int(tag.rsplit(".", 1)[1]) for tag in listed
+               if tag.startswith(f"{name}@v0.0.") and tag.rsplit(".", 1)[1].isdigit()]
+    tag = f"{name}@v0.0.{max(numbers, default=0) + 1}"
+    champion = f"; champion {version.champion}" if version.champion else ""
+    done = _git(project, *identity, "tag", "-a", tag, "-m",
+                f"Registering artifact {name} version {tag.split('@')[1]}{champion}",
+                version.commit, check=False)
+    if done.returncode != 0:
+        version.warnings.append(f"the models were not registered as {tag} (git tag failed: "
+                                f"{_last_lines(done)})")
+        return None
+    log.info("registered %s (dvc artifacts get . %s)", tag, name)
+    return tag
+
+
+def _push_tag(project: Path, tag: str) -> list[str]:
+    remote = "origin" if "origin" in _git(project, "remote", check=False).stdout.split() else \
+        (_git(project, "remote", check=False).stdout.split() or [""])[0]
+    done = _git(project, "push", "--quiet", remote, f"refs/tags/{tag}", check=False,
+                timeout=PUSH_TIMEOUT_S)
+    return [] if done.returncode == 0 else [
+        f"git push of the tag {tag} failed (push it later): {_last_lines(done)}"]
 
 
 def _push(project: Path, identity: list[str]) -> tuple[bool | None, list[str]]:
@@ -403,8 +480,8 @@ def _parse_trailers(text: str) -> dict[str, Any]:
 
 
 def _versions(project: Path, layout: _Layout, *log_args: str) -> list[Version]:
-    done = _git(project, "log", f"--format={_LOG_FORMAT}", *log_args, "--", *layout.files,
-                check=False)
+    done = _git(project, "log", f"--format={_LOG_FORMAT}", *log_args, "--",
+                *layout.data_files, check=False)
     if done.returncode != 0:  # no commits yet
         return []
     versions = []
@@ -433,13 +510,41 @@ def history(project: Path, limit: int | None = None, *,
     """The versions in ``git log`` of ``dvc.lock`` and the raw DVC file, newest first.
 
     Facts come from the commit trailers; a commit made by hand (no trailers) still shows
-    the dataset and raw md5s that its files record. ``limit``: at most this many.
+    the dataset and raw md5s that its files record. ``params_changed``: the parameters
+    that differ from the version before (from ``params.yaml`` as each commit holds it;
+    empty for the first version, or where a commit holds none). ``limit``: at most this
+    many.
     """
     project = Path(project).resolve()
     require_repo(project)
     layout = _layout(project, params_file)
-    args = [f"--max-count={limit}"] if limit is not None else []
-    return _versions(project, layout, *args)
+    args = [f"--max-count={limit + 1}"] if limit is not None else []
+    versions = _versions(project, layout, *args)
+    flat = [_flat_params(project, version.commit) for version in versions]
+    for version, now, before in zip(versions, flat, flat[1:], strict=False):
+        if now is not None and before is not None:
+            version.params_changed = {key: [before.get(key), now.get(key)]
+                                      for key in sorted(now.keys() | before.keys())
+                                      if now.get(key) != before.get(key)}
+    return versions[:limit]
+
+
+def _flat_params(project: Path, sha: str) -> dict[str, Any] | None:
+    """``params.yaml`` at ``sha`` as dotted keys (``split.test_fraction``), or None."""
+    text = _show(project, sha, PARAMS_FILE)
+    if text is None:
+        return None
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(_yaml(text), "")
+    return flat
 
 
 # -- checkout ----------------------------------------------------------------------------
@@ -494,17 +599,18 @@ def _has_dvc_remote(project: Path) -> bool:
 def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Version:
     """Bring back the data (and model) version recorded at ``rev``.
 
-    ``dvc.lock`` and ``data/raw.dvc`` as of REV are written to the work tree (``git restore
-    --source REV --worktree``: ``git checkout REV -- ...`` that leaves the index alone),
+    ``dvc.lock``, ``data/raw.dvc``, ``params.yaml`` and the metrics files as of REV (those
+    it holds) are written to the work tree (``git restore --source REV --worktree``:
+    ``git checkout REV -- ...`` that leaves the index alone),
     then ``dvc checkout`` of the raw folder and of every stage that version's
     ``dvc.lock`` records; what is missing from the DVC cache is pulled from the default
     DVC remote when there is one (bounded by ``DVC_PULL_TIMEOUT_S``). Afterwards the
     workspace's dataset has that version's md5. Outputs of stages that version did not
     record (e.g. models, for a data-only version) are left as they are.
 
-    The checkout leaves ``dvc.lock`` (and the raw DVC file) modified relative to HEAD:
-    commit them to make that version the current one, or restore them
-    (``git checkout HEAD -- dvc.lock data/raw.dvc && dvc checkout``) to go back.
+    The checkout leaves those files modified relative to HEAD: commit them to make that
+    version the current one, or restore them (``git checkout HEAD -- FILES && dvc
+    checkout``) to go back.
 
     Raises ``VersionError`` for an unknown revision, a revision with no ``dvc.lock``, or a
     version whose data are neither in the cache nor on the remote; then the two files and
@@ -519,13 +625,14 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     if resolved is None or resolved.returncode != 0:
         raise VersionError(f"{printable(rev)}: unknown revision (see tsepipe history)")
     sha = resolved.stdout.strip()
-    present = [f for f in layout.files if _show(project, sha, f) is not None]
+    present = [f for f in layout.restored if _show(project, sha, f) is not None]
     if LOCK_FILE not in present:
         raise VersionError(f"{printable(rev)} ({sha[:8]}): records no data version (no "
                            f"{LOCK_FILE} in that commit; see tsepipe history)")
     saved = {f: (project / f).read_bytes() if (project / f).is_file() else None
-             for f in layout.files}
+             for f in present}
     _git(project, "restore", f"--source={sha}", "--worktree", "--", *present)
+    kept = _keep_readable_params(project, saved)
     targets = _checkout_targets(project, layout)
     done = _dvc(project, "checkout", *targets, timeout=DVC_CHECKOUT_TIMEOUT_S)
     if done.returncode != 0 and _has_dvc_remote(project):
@@ -537,6 +644,7 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
         raise VersionError([f"{printable(rev)} ({sha[:8]}): {reason}; the workspace is left "
                             "as it was", *lines])
     version = _version_at(project, layout, sha)
+    version.warnings += kept
     locked = _locked_md5(_yaml(_read(project / LOCK_FILE)), MERGE_STAGE, layout.dataset)
     if locked and (project / layout.dataset).is_file():
         actual = file_md5(project / layout.dataset)
@@ -547,6 +655,20 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     if version.rows is None:
         version.rows = _rows(project, layout, version.dataset_md5)
     return version
+
+
+def _keep_readable_params(project: Path, saved: dict[str, bytes | None]) -> list[str]:
+    """A version's ``params.yaml`` that today's schema refuses (written by an older
+    tsepipe, say) is not brought back: the current one stays; the warning says so."""
+    if saved.get(PARAMS_FILE) is None:
+        return []
+    try:
+        load_params(project / PARAMS_FILE)
+    except DataError as exc:
+        (project / PARAMS_FILE).write_bytes(saved[PARAMS_FILE])
+        return [f"{PARAMS_FILE} of that version is not readable by this tsepipe "
+                f"({exc.lines[0]}); the current one is kept"]
+    return []
 
 
 def _version_at(project: Path, layout: _Layout, sha: str) -> Version:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
 from pipelines.core.errors import DataError
-from pipelines.core.fileio import write_json
+from pipelines.core.fileio import write_json, write_metrics
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
 from pipelines.core.params.evaluate import EvaluateSection
@@ -242,8 +242,13 @@ def drift(paths: Paths, data: DataSection, features: FeaturesSection, walk: Eval
           settings: DriftSection) -> dict[str, Any]:
     """The drift stage on the merged dataset and the champion (see ``champion_drift``)."""
     table, _ = dataset_table(paths, data, features)
-    return champion_drift(table, Leaderboard.read(paths.leaderboard), paths, features.window,
-                          settings, walk)
+    summary = champion_drift(table, Leaderboard.read(paths.leaderboard), paths,
+                             features.window, settings, walk)
+    prediction = summary.get("prediction_drift") or {}
+    write_metrics(paths.drift_metrics, {
+        "share_of_drifted_features": summary["share_of_drifted_features"],
+        "n_drifted": summary["n_drifted"], "prediction_drift_score": prediction.get("score")})
+    return summary
 
 
 def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window: int,
@@ -257,7 +262,7 @@ def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window
     probability of up on each day: the final network's (in-sample on the reference), or a
     baseline's walked forward as ``evaluate`` walks it (refitted every
     ``walk.refit_every`` days, ``walk.gap`` days apart, so never on its own training
-    days); the target is the label. Writes the drift page and ``drift.json``.
+    days); the target is the label. Writes the drift page and its summary (``drift.json``).
     """
     current_days = settings.current_days
     champion = load_champion(board, paths.models_dir, table)

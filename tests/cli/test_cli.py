@@ -188,3 +188,39 @@ def test_run_outside_a_git_work_tree_is_one_line_with_the_way_out(tmp_path):
         f"error: {project}: not in a git work tree: DVC and the versions need one (git init "
         "&& git add -A && git commit -m start, or run tsepipe from the project's checkout)"]
     assert not (project / "data" / "interim").exists()
+
+
+def test_version_names_the_package():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"tsepipe {version('tsepipe')}")
+
+
+@pytest.mark.parametrize("stage, first", [
+    ("validate", "no ingest report; run tsepipe ingest first"),
+    ("merge", "no validation summary; run tsepipe validate first"),
+    ("evaluate", "no merged dataset; run tsepipe merge first"),
+    ("accuracy", "missing; run tsepipe evaluate first"),
+])
+def test_a_stage_run_before_its_inputs_exist_is_one_line(tmp_path, monkeypatch, stage, first):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(
+        (Path(__file__).parents[2] / "params.yaml").read_text(encoding="utf-8"))
+    result = CliRunner().invoke(app, [stage])
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors and first in errors[0], result.output
+
+
+def test_run_with_a_wrong_params_file_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = (Path(__file__).parents[2] / "params.yaml").read_text(encoding="utf-8")
+    Path("params.yaml").write_text(original)
+    Path("other.yaml").write_text(original.replace("test_fraction: 0.3", "test_fraction: 2"))
+    result = CliRunner().invoke(app, ["run", "--params", "other.yaml"])
+    assert result.exit_code == 3, result.output
+    assert "other.yaml: split.test_fraction" in result.output
+    assert Path("params.yaml").read_text() == original

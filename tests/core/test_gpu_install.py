@@ -181,7 +181,9 @@ def test_pip_resolves_the_gpu_extra_with_the_pinned_cuda_wheels(resolver_pip, tm
     resolved = {name: item["metadata"]["version"] for name, item in would_install.items()}
     pins, _ = read_pins(GPU_CONSTRAINTS)
     assert {name: resolved.get(name) for name in pins} == pins
-    assert sorted(name for name in resolved if name.startswith("nvidia-")) == \
+    # the CUDA wheels (not nvidia-ml-py, NVML's bindings that DVCLive brings on any machine)
+    assert sorted(name for name in resolved if name.startswith("nvidia-")
+                  and name.endswith("-cu12")) == \
         sorted(name for name in pins if name.startswith("nvidia-"))
     # Both builds resolve (the extra adds one, the base keeps the other); `make setup-gpu`
     # then removes tensorflow-cpu and lays the CUDA build's files again.

@@ -171,7 +171,7 @@ def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, smal
     copy_exports(small_sample_dir, project / "data/raw")
     run(["dvc", "repro"], project)
     good = evaluation_files(project)
-    assert {"leaderboard.json", "predictions.parquet", "metrics.json"} <= set(good)
+    assert {"leaderboard.json", "predictions.parquet", "backtest.json"} <= set(good)
     forecast = json.loads((project / "forecasts/latest.json").read_text())
 
     # killed half-way: a new evaluate (more refits) is stopped while it trains

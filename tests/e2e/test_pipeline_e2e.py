@@ -116,10 +116,13 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         project / "data/processed/merged.parquet")
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout
-    # the run's version is committed to git: dvc.lock and data/raw.dvc, nothing else
+    # the run's version is committed to git: the version files, nothing else
     committed = run(["git", "show", "--name-only", "--format=%s", "HEAD"], project).stdout
     assert committed.splitlines()[0].startswith("Version from tsepipe-train:")
-    assert set(committed.split("\n", 1)[1].split()) <= {"dvc.lock", "data/raw.dvc"}
+    files = set(committed.split("\n", 1)[1].split())
+    assert {"dvc.lock", "metrics/evaluate.json"} <= files, files
+    assert all(name in {"dvc.lock", "data/raw.dvc", "params.yaml", "dvc.yaml"}
+               or name.startswith("metrics/") for name in files), files
     # nothing changed: answered without a flow, the same summary
     again = run(["tsepipe", "run"], project)
     assert "nothing changed since the last run" in again.stdout
@@ -216,6 +219,53 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
     assert merge_part(lock) == merge_part(good_lock)
 
 
+def numbers(node: object) -> list[float]:
+    if isinstance(node, dict):
+        return [n for value in node.values() for n in numbers(value)]
+    return [node] if isinstance(node, int | float) and not isinstance(node, bool) else []
+
+
+def assert_metrics_and_plots(project: Path) -> None:
+    """dvc metrics show: each stage's headline numbers, 40 at most; dvc plots show: a line
+    per model in the ROC and calibration plots, DVCLive's training curves per network."""
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    workspace = {path: found["data"] for path, found in shown[""]["data"].items()}
+    assert sorted(workspace) == sorted(
+        ["metrics/validate.json", "metrics/merge.json", "metrics/evaluate.json",
+         "metrics/drift.json", "models/lstm/dvclive/metrics.json",
+         "models/gru/dvclive/metrics.json"]), workspace
+    assert workspace["metrics/merge.json"]["rows"] == 300
+    assert set(workspace["metrics/evaluate.json"]["test_mcc"]) >= {"lstm", "gru", "persistence"}
+    assert workspace["models/lstm/dvclive/metrics.json"]["step"] >= 1
+    assert len(numbers(workspace)) <= 40, workspace
+    text = run(["dvc", "metrics", "show"], project).stdout
+    assert len(text.splitlines()) <= 8 and "features." not in text  # no per-feature values
+    assert (project / "forecasts/latest.json").exists()
+
+    rendered = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert not rendered.get("errors"), rendered.get("errors")
+    plots = {title: items[0]["content"] for title, items in rendered["data"].items()}
+    models = {"lstm", "gru", "majority", "always_up", "persistence", "logistic",
+              "logistic_window"}
+    for kind in ("ROC", "Calibration", "Walk-forward accuracy"):
+        spec = next(spec for title, spec in plots.items() if title.startswith(kind))
+        # one series per model: vega-lite draws a line per (rev, field) of strokeDash
+        assert spec["encoding"]["strokeDash"]["field"] == "field", kind
+        assert set(spec["encoding"]["strokeDash"]["scale"]["domain"]) == models, kind
+        lines = {row["field"] for row in spec["data"]["values"]}
+        assert lines == models, kind
+    roc = next(spec for title, spec in plots.items() if title.startswith("ROC"))
+    assert roc["mark"]["type"] == "line" and "transform" not in roc  # no smoothing
+    per_model = [row for row in roc["data"]["values"] if row["field"] == "lstm"]
+    assert len(per_model) == 101 and float(per_model[-1]["dvc_inferred_y_value"]) == 1.0
+    for kind in ("Training loss", "Validation loss"):  # DVCLive's logs, a line per network
+        spec = next(spec for title, spec in plots.items() if title.startswith(kind))
+        files = {row["filename"] for row in spec["data"]["values"]}
+        assert {name.split("/")[0] for name in files} == {"lstm", "gru"}, files
+        assert all("/dvclive/plots/metrics/" in name for name in files)
+    assert any(title.startswith("Backtest") for title in plots)
+
+
 def test_dvc_repro_twice_then_push_and_pull(project):
     run(["tsepipe", "sample-data", "--days", "300"], project)
     first = run(["dvc", "repro"], project)
@@ -241,18 +291,7 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     assert not stale & {"ingest", "validate", "merge"}, status
     fitting.write_text(source)
     assert "up to date" in run(["dvc", "status"], project).stdout
-    metrics = run(["dvc", "metrics", "show", "--json"], project)
-    shown = json.loads(metrics.stdout)
-    workspace = shown[""]["data"]
-    assert workspace["data/processed/merge_summary.json"]["data"]["rows"] == 300
-    assert "lstm" in workspace["reports/evaluation/metrics.json"]["data"]["models"]
-    assert (project / "forecasts/latest.json").exists()
-    plots = run(["dvc", "plots", "show", "--json"], project)
-    rendered = json.loads(plots.stdout)
-    assert not rendered.get("errors"), rendered.get("errors")
-    titles = " | ".join(rendered["data"])
-    for title in ("Confusion matrix", "ROC", "Walk-forward accuracy", "Training curves"):
-        assert title in titles
+    assert_metrics_and_plots(project)
 
     experiment = run(["dvc", "exp", "run", "-S", "evaluate.refit_every=40"], project)
     assert "Running stage 'evaluate'" in experiment.stdout

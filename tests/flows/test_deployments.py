@@ -159,3 +159,18 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                                                                     "2019-12-31")
     assert any((project / "dvcstore").rglob("*")), "the deployment's dvc push sent nothing"
     print(" ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+
+
+def test_every_deployment_parameter_has_a_description_in_the_ui():
+    """The Prefect UI shows a parameter's description from the flow's docstring (Args:),
+    as Prefect's parameter schema carries it to the deployment."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.data import data_flow
+    from flows.operations import monitoring_flow, report_flow
+    from flows.train import training_flow
+
+    for deployed in (data_flow, report_flow, monitoring_flow, training_flow):
+        properties = parameter_schema(deployed.fn).model_dump()["properties"]
+        missing = [name for name, spec in properties.items() if not spec.get("description")]
+        assert properties and missing == [], (deployed.name, missing)

@@ -325,3 +325,28 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
     assert set(predictions["model"]) == set(models)
     assert len(predictions[(predictions["split"] == "test") & (predictions["model"] == "lstm")]
                ) == 125
+
+
+def test_roc_and_calibration_tables_have_a_column_per_model():
+    """dvc plots draws a line per column: every model on the same false positive rates."""
+    from pipelines.modelling.evaluate import ROC_POINTS, calibration_table, roc_table
+
+    labels = np.array([0, 0, 1, 1, 0, 1, 1, 0])
+    frame = pd.concat([
+        pd.DataFrame({"model": "perfect", "label": labels, "probability_up": labels * 0.9 + 0.05}),
+        pd.DataFrame({"model": "constant", "label": labels, "probability_up": 0.62}),
+        pd.DataFrame({"model": "reversed", "label": labels, "probability_up": 0.9 - labels * 0.8}),
+    ])
+    roc = roc_table(frame)
+    assert list(roc.columns) == ["fpr", "perfect", "constant", "reversed"]
+    assert len(roc) == ROC_POINTS and roc["fpr"].iloc[[0, -1]].tolist() == [0.0, 1.0]
+    assert (roc["perfect"] == 1.0).all()  # every up day ranked above every down day
+    assert np.allclose(roc["constant"], roc["fpr"])  # no ranking: the diagonal
+    assert roc["reversed"].iloc[-2] == 0.0 and roc["reversed"].iloc[-1] == 1.0
+    assert roc_table(frame.assign(label=1))["perfect"].isna().all()  # one class: no curve
+
+    calibration = calibration_table(frame)
+    assert calibration["predicted"].round(2).tolist() == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55,
+                                                          0.65, 0.75, 0.85, 0.95]
+    assert calibration.loc[0, "perfect"] == 0.0 and calibration.loc[9, "perfect"] == 1.0
+    assert calibration.loc[6, "constant"] == 0.5 and calibration["constant"].count() == 1

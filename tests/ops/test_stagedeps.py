@@ -88,12 +88,16 @@ def test_the_plots_name_every_model_and_no_folder():
     files = [file for spec in plots.values() for file in spec["y"]]
     assert all(file.startswith("${paths.") for file in files), files
     networks = list(params["train"]["models"])
-    rolling = next(spec["y"] for title, spec in plots.items() if "rolling" in title)
-    assert sorted(next(iter(rolling.values()))) == sorted(
-        networks + params["evaluate"]["baselines"])
-    curves = next(spec["y"] for title, spec in plots.items() if "Training curves" in title)
-    assert sorted(curves) == sorted(f"${{paths.models_dir}}/{name}/${{files.history}}"
-                                    for name in networks)
+    models = sorted(networks + params["evaluate"]["baselines"])
+    for kind in ("rolling", "ROC", "Calibration"):  # a column per model
+        columns = next(spec["y"] for title, spec in plots.items() if kind in title)
+        assert sorted(next(iter(columns.values()))) == models, kind
+    for key, name in (("loss", "Training loss"), ("val_loss", "Validation loss")):
+        curves = next(spec["y"] for title, spec in plots.items() if title.startswith(name))
+        assert curves == {f"${{paths.models_dir}}/{name}/${{files.training_log}}/plots/metrics/"
+                          f"{key}.tsv": key for name in networks}, key
+    assert dvc["metrics"] == [f"${{paths.models_dir}}/{name}/${{files.training_log}}/metrics.json"
+                              for name in networks]
 
 
 def test_every_file_name_is_written_once():
@@ -106,6 +110,8 @@ def test_every_file_name_is_written_once():
     assert "pipelines/core/files.yaml" in yaml.safe_load(text)["vars"]
     outputs = "\n".join(line for line in text.splitlines()  # not the code deps (templates)
                         if "pipelines/" not in line)
+    # inside DVCLive's folder the names are DVCLive's (plots/metrics/NAME.tsv, metrics.json)
+    outputs = re.sub(r"\$\{files\.training_log\}/\S+", "", outputs)
     written = [name for name in FILES.values() if re.search(rf"/{re.escape(name)}\b", outputs)]
     assert written == []
     found = []
@@ -151,3 +157,12 @@ def test_imports_for_annotations_only_are_no_dependency(tmp_path, monkeypatch):
     finally:
         stagedeps._tree.cache_clear()
         stagedeps.direct_imports.cache_clear()
+
+
+def test_the_model_artifact_is_the_models_folder():
+    """dvc.yaml's artifacts: (not interpolated by DVC) name params.yaml's paths.models_dir."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    artifact = dvc["artifacts"]["tedpix-models"]
+    assert artifact["path"] == params["paths"]["models_dir"]
+    assert artifact["type"] == "model" and artifact["desc"]

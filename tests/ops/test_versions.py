@@ -18,6 +18,7 @@ from tests.conftest import copy_exports, run
 TSEPIPE = str(Path(sys.executable).parent / "tsepipe")
 DATASET = Path("data/processed/merged.parquet")
 VERSION_FILES = {"dvc.lock", "data/raw.dvc"}
+DATA_METRICS = {"metrics/validate.json", "metrics/merge.json"}  # the data stages' metrics
 
 
 def git(project: Path, *args: str) -> str:
@@ -97,6 +98,42 @@ def test_record_commits_only_the_version_files_with_trailers(project):
             listed.champion, listed.test_mcc) == (
         version.commit, "tsepipe-data", "a" * 32, "b" * 32 + ".dir", 300, "logistic_window",
         0.0523)
+
+
+def set_param(project: Path, section: str, key: str, value: object) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params[section][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_a_version_records_its_parameters_and_metrics_and_history_shows_the_change(project):
+    write_version(project, "a" * 32, "b" * 32, 300)
+    first = versions.record_version(project, "tsepipe-data")
+    assert first is not None and committed_files(project) == VERSION_FILES
+    set_param(project, "split", "test_fraction", 0.25)
+    set_param(project, "evaluate", "baselines", ["persistence"])
+    assert versions.record_version(project, "tsepipe-data") is None  # edited, not run
+    (project / "metrics").mkdir()
+    (project / "metrics/evaluate.json").write_text('{"champion": {"test": {"mcc": 0.1}}}\n')
+    write_version(project, "c" * 32, "b" * 32, 280)  # what the run with them made
+
+    second = versions.record_version(project, "tsepipe-train")
+
+    assert second is not None
+    assert committed_files(project) == {"dvc.lock", "params.yaml", "metrics/evaluate.json"}
+    assert git(project, "status", "--porcelain", "--", "params.yaml", "metrics") == ""
+    newest, oldest = versions.history(project)
+    assert newest.params_changed == {"evaluate.baselines": [
+        ["majority", "always_up", "persistence", "logistic", "logistic_window"], ["persistence"]],
+        "split.test_fraction": [0.3, 0.25]}
+    assert oldest.params_changed == {}  # the version before it holds the same params.yaml
+    assert versions.history(project, limit=1)[0].params_changed == newest.params_changed
+    table = run([TSEPIPE, "history"], project).stdout.splitlines()
+    assert table[0].endswith("parameters changed")
+    assert table[1].endswith('split.test_fraction 0.3 -> 0.25')
+    assert table[2].endswith("-")
+    listed = json.loads(run([TSEPIPE, "history", "--json"], project).stdout)
+    assert listed[0]["params_changed"]["split.test_fraction"] == [0.3, 0.25]
 
 
 def test_a_leaderboard_of_another_dataset_is_not_this_versions_champion(project):
@@ -225,7 +262,7 @@ def test_versions_with_real_dvc(project, small_sample_dir, tmp_path):
     first_md5 = data_version(project)
     first = versions.record_version(project, "tsepipe-data")
     assert first is not None and first.pushed is True
-    assert committed_files(project) == VERSION_FILES
+    assert committed_files(project) == VERSION_FILES | DATA_METRICS
     assert first.dataset_md5 == first_md5 and first.rows == 300
     assert trailers(project)["Dataset-md5"] == first_md5
 
@@ -235,7 +272,7 @@ def test_versions_with_real_dvc(project, small_sample_dir, tmp_path):
     assert second_md5 != first_md5
     second = versions.record_version(project, "tsepipe-data")
     assert second is not None and second.dataset_md5 == second_md5
-    assert committed_files(project) == VERSION_FILES
+    assert committed_files(project) == VERSION_FILES | DATA_METRICS
     assert versions.record_version(project, "tsepipe-data") is None
 
     listed = json.loads(run([TSEPIPE, "history", "--json"], project).stdout)
@@ -285,3 +322,14 @@ def test_a_refused_commit_ends_the_run_with_a_warning_not_a_crash(project):
     assert any("refused by the hook" in line for line in result["uncommitted"])
     assert git(project, "log", "--format=%s") == "init"
     assert (project / "dvc.lock").exists()  # the outputs stay, uncommitted
+
+
+def test_a_versions_params_that_todays_schema_refuses_is_not_brought_back(project):
+    """An old version's params.yaml with a key this tsepipe no longer has (a checkout of a
+    version made before an upgrade): the current file stays, with a warning naming why."""
+    current = (project / "params.yaml").read_bytes()
+    (project / "params.yaml").write_text(current.decode() + "\nretired_section:\n  key: 1\n")
+    warnings = versions._keep_readable_params(project, {"params.yaml": current})
+    assert (project / "params.yaml").read_bytes() == current
+    assert len(warnings) == 1 and "retired_section" in warnings[0], warnings
+    assert versions._keep_readable_params(project, {"params.yaml": current}) == []

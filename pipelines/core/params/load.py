@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pipelines.core.errors import DataError
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.base import Section
+from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
 from pipelines.core.params.evaluate import EvaluateSection
@@ -57,6 +58,7 @@ class Params(Section):
     sample: SampleSection = Field(default_factory=SampleSection)
     sweep: SweepSection = Field(default_factory=SweepSection)
     backtest: BacktestSection = Field(default_factory=BacktestSection)
+    calendar: CalendarSection = Field(default_factory=CalendarSection)
 
     @model_validator(mode="after")
     def _model_feature_sets(self) -> Params:

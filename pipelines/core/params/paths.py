@@ -21,8 +21,8 @@ from pipelines.core.params.base import Section
 FILES: dict[str, str] = yaml.safe_load(
     Path(__file__).parents[1].joinpath("files.yaml").read_text(encoding="utf-8"))["files"]
 # the files of one model's folder, <models_dir>/<name>/
-MODEL_FILE, MODEL_CARD, SCALER, TRAINING_HISTORY = (
-    FILES["model"], FILES["card"], FILES["scaler"], FILES["history"])
+MODEL_FILE, MODEL_CARD, SCALER, TRAINING_LOG, CHAMPION = (
+    FILES["model"], FILES["card"], FILES["scaler"], FILES["training_log"], FILES["champion"])
 PAGE = FILES["page"]
 PLOTS = FILES["plots_dir"]
 
@@ -53,11 +53,9 @@ class Paths(Section):
     dataset: Place = Field(Path("data/processed/merged.parquet"), description=(
         "the merged dataset"))
     merge_summary: Place = Field(Path("data/processed/merge_summary.json"), description=(
-        "the merge's summary (a DVC metric)"))
+        "the merge's summary"))
     evaluation_dir: Place = Field(Path("reports/evaluation"), description=(
         "predictions, leaderboard, backtest and plot tables (replaced whole by evaluate)"))
-    evaluation_metrics: Place = Field(Path("reports/evaluation/metrics.json"), description=(
-        "the evaluation's metrics (a DVC metric)"))
     models_dir: Place = Field(Path("models"), description=(
         "one folder per network: model, card, scaler, training history"))
     forecasts_dir: Place = Field(Path("forecasts"), description=(
@@ -68,6 +66,9 @@ class Paths(Section):
         "the accuracy page (ours), the classification page (Evidently), their summary"))
     front_page: Place = Field(Path("reports/index.html"), description=(
         "the one page a reviewer opens"))
+    metrics_dir: Place = Field(Path("metrics"), description=(
+        "each stage's headline numbers for dvc metrics (small JSON files, committed to git "
+        "with each version)"))
 
     @field_validator("*", mode="after")
     @classmethod
@@ -135,6 +136,28 @@ class Paths(Section):
     @property
     def accuracy_summary(self) -> Path:
         return self.accuracy_dir / FILES["accuracy_summary"]
+
+    @property
+    def validate_metrics(self) -> Path:
+        return self.metrics_dir / FILES["validate_metrics"]
+
+    @property
+    def merge_metrics(self) -> Path:
+        return self.metrics_dir / FILES["merge_metrics"]
+
+    @property
+    def evaluate_metrics(self) -> Path:
+        return self.metrics_dir / FILES["evaluate_metrics"]
+
+    @property
+    def drift_metrics(self) -> Path:
+        return self.metrics_dir / FILES["drift_metrics"]
+
+    @property
+    def metrics_files(self) -> list[Path]:
+        """Every stage's metrics file: git holds them with each version (dvc metrics diff)."""
+        return [self.validate_metrics, self.merge_metrics, self.evaluate_metrics,
+                self.drift_metrics]
 
     @property
     def run_log(self) -> Path:

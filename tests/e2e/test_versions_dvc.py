@@ -1,0 +1,107 @@
+"""Versions compared with DVC's own commands, as a team that knows DVC would.
+
+Real ``tsepipe run`` (ephemeral Prefect), real DVC and git, in a copy of the project: two
+versions made with different ``params.yaml``; ``dvc params diff`` and ``dvc metrics diff``
+between their commits; an experiment (``dvc exp run -S``, ``dvc exp apply``) committed by
+the next ``tsepipe run``; the registered models fetched with ``dvc artifacts get`` in a
+fresh clone from the local DVC remote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, copy_exports, run
+from tests.e2e.test_pipeline_e2e import assert_metrics_and_plots
+from tests.e2e.test_signals import isolated
+
+pytestmark = pytest.mark.slow
+
+
+def tsepipe_run(project: Path, tmp_path: Path, *args: str) -> str:
+    done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push", *args], cwd=project,
+                          env=isolated(tmp_path), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def head(project: Path) -> str:
+    return run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+
+
+def uncommitted(project: Path) -> str:
+    return run(["git", "status", "--porcelain", "--", "params.yaml", "dvc.yaml", "dvc.lock",
+                "data/raw.dvc", "metrics"], project).stdout.strip()
+
+
+def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
+        project, small_sample_dir, tmp_path):
+    copy_exports(small_sample_dir, project / "data/raw")
+    out = tsepipe_run(project, tmp_path)
+    assert "models registered as tedpix-models@v0.0.1" in out, out
+    # what a person reads in the run's log (and in the Prefect UI)
+    assert "To track the changes with git" not in out  # tsepipe commits the versions
+    assert '"as_of"' not in out and '"dataset_md5"' not in out  # no JSON states
+    assert "Task run 'artifact forecast'" in out and "Task run 'artifact leaderboard'" in out
+    first = head(project)
+    assert uncommitted(project) == ""  # parameters, pipeline, locks and metrics: all in git
+    status = run(["dvc", "status"], project).stdout
+    assert "Data and pipelines are up to date." in status, status  # nothing missing
+    assert_metrics_and_plots(project)
+
+    # a second version, made with other parameters
+    other = tmp_path / "other.yaml"
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    refit_every = params["evaluate"]["refit_every"]
+    params["evaluate"]["refit_every"] = refit_every - 40
+    other.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    out = tsepipe_run(project, tmp_path, "--params", str(other))
+    assert f"params.yaml: replaced by {other}" in out
+    assert "models registered as tedpix-models@v0.0.2" in out, out
+    second = head(project)
+    assert second != first and uncommitted(project) == ""
+
+    diff = run(["dvc", "params", "diff", first, second], project).stdout
+    assert len(diff.splitlines()) < 60, diff
+    assert any(line.split()[:3] == ["params.yaml", "evaluate.refit_every", str(refit_every)]
+               for line in diff.splitlines()), diff
+    changed = run(["dvc", "metrics", "diff", first, second], project).stdout
+    assert len(changed.splitlines()) < 60, changed
+    assert "metrics/evaluate.json" in changed and "champion.test.mcc" in changed, changed
+    assert "caveat" not in changed and "features" not in changed
+    history = run([str(BIN / "tsepipe"), "history"], project).stdout.splitlines()
+    assert f"evaluate.refit_every {refit_every} -> {refit_every - 40}" in history[1], history
+
+    # an experiment, applied, becomes the next version through tsepipe run
+    run(["dvc", "exp", "run", "-S", "drift.current_days=40"], project)
+    table = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
+    header = next(csv.reader(io.StringIO(table)))
+    assert len(header) <= 40, header
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    name = next(row["experiments"] for row in shown if row.get("experiments"))[0]["name"]
+    run(["dvc", "exp", "apply", name], project)
+    assert "params.yaml" in uncommitted(project)
+    out = tsepipe_run(project, tmp_path)
+    assert "version: committed" in out, out
+    assert uncommitted(project) == "" and head(project) != second
+
+    # the registered models, fetched by name in a fresh clone from the DVC remote
+    run(["dvc", "push"], project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(project / "dvcstore")],
+        clone)
+    run(["dvc", "artifacts", "get", ".", "tedpix-models", "-o", str(tmp_path / "fetched")],
+        clone)
+    fetched = tmp_path / "fetched"
+    champion = json.loads((fetched / "champion.json").read_text(encoding="utf-8"))
+    assert champion["champion"] in json.loads(
+        (project / "reports/evaluation/leaderboard.json").read_text())["models"]
+    assert (fetched / "lstm/model.keras").is_file() and (fetched / "gru/card.json").is_file()
