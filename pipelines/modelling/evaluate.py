@@ -55,7 +55,7 @@ class ModelResult:
     """One model's (or baseline's) predictions on the validation and test days."""
 
     name: str
-    kind: str  # network | baseline
+    kind: str  # network | baseline | combination
     validation_proba: np.ndarray  # mean over seeds for networks
     test_proba: np.ndarray  # mean over seeds for networks
     test_proba_by_seed: list[np.ndarray] = field(default_factory=list)
@@ -66,6 +66,7 @@ class ModelResult:
     test_cls: np.ndarray | None = None
     features: list[str] = field(default_factory=list)  # what it reads
     feature_set: str = ""
+    members: list[str] = field(default_factory=list)  # a combination's
 
     def classes(self, split: str) -> np.ndarray:
         own = self.validation_cls if split == "validation" else self.test_cls
@@ -162,8 +163,21 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
             np.mean([p[n_validation:] for p in by_seed], axis=0),
             [p[n_validation:] for p in by_seed], [run for _, o in own for run in o[1]],
             config.to_dict(), features=view.names, feature_set=view.set_name)
+    for name, members in walk.combinations.items():
+        if all(member in results for member in members):  # a sweep's grid has other names
+            results[name] = combine(name, [results[member] for member in members])
     return Evaluation(table.dates, table.labels, split, split.validation, split.test, results,
                       settings, table.close)
+
+
+def combine(name: str, members: list[ModelResult]) -> ModelResult:
+    """The combination of ``members``: the mean of their probabilities of up, day by day
+    (each network's already a mean over its seeds); up when that mean is >= 0.5."""
+    return ModelResult(
+        name, "combination",
+        np.mean([member.validation_proba for member in members], axis=0),
+        np.mean([member.test_proba for member in members], axis=0),
+        members=[member.name for member in members])
 
 
 def _progress_line(message: dict[str, Any]) -> str:
@@ -237,10 +251,10 @@ def _row(name: str, result: ModelResult, y_val: np.ndarray, y_test: np.ndarray,
         "test": m.classification_metrics(y_test, result.test_proba, y_pred=test_pred),
         "feature_set": result.feature_set or None,
         "features": result.features,
-        "reads": BASELINE_INPUTS.get(name, "") if result.kind == "baseline" else
-        f"the last {settings.features.window} days of the feature set {result.feature_set} "
-        f"({len(result.features)} features)",
+        "reads": _reads(name, result, settings.features.window),
     }
+    if result.members:
+        row["members"] = result.members
     for metric in ("balanced_accuracy", "mcc"):
         low, high = m.block_bootstrap_ci(y_test, test_pred, metric,
                                          block=settings.evaluate.bootstrap_block,
@@ -253,6 +267,15 @@ def _row(name: str, result: ModelResult, y_val: np.ndarray, y_test: np.ndarray,
     if result.runs:
         row["training"] = _training(result.runs)
     return row
+
+
+def _reads(name: str, result: ModelResult, window: int) -> str:
+    if result.kind == "baseline":
+        return BASELINE_INPUTS.get(name, "")
+    if result.kind == "combination":
+        return f"the mean probability of up of {', '.join(result.members)}"
+    return (f"the last {window} days of the feature set {result.feature_set} "
+            f"({len(result.features)} features)")
 
 
 def _training(runs: list[NetworkRun]) -> dict[str, Any]:

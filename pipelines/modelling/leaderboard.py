@@ -40,7 +40,7 @@ class ModelRow(_Shape):
     """One model's (or baseline's) line."""
 
     model: str
-    kind: Literal["network", "baseline"]
+    kind: Literal["network", "baseline", "combination"]
     validation: Metrics  # empty when the split has no validation days
     test: Metrics
     feature_set: str | None = None
@@ -51,6 +51,7 @@ class ModelRow(_Shape):
     training: dict[str, Any] | None = None  # networks: fits, epochs, seconds
     vs_best_baseline: dict[str, Any] = {}  # McNemar's test against the best baseline
     pesaran_timmermann: dict[str, Any] = {}  # directional accuracy against chance
+    members: list[str] = []  # a combination's: the models whose probabilities it averages
 
 
 class Days(_Shape):

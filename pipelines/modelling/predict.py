@@ -22,7 +22,7 @@ from pipelines.core.params.data import DataSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.baselines import run_baseline
-from pipelines.modelling.champion import load_champion
+from pipelines.modelling.champion import Champion, load_champion
 from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
 from pipelines.modelling.fitting import predict_network
 from pipelines.modelling.leaderboard import Leaderboard
@@ -38,6 +38,24 @@ def predict(paths: Paths, data: DataSection, features: FeaturesSection,
     return result, publish(result, paths)
 
 
+def probability_up(champion: Champion, table: FeatureTable, window: int, day: int
+                   ) -> tuple[float, bool]:
+    """(P(up) for the day after ``day``, whether up is forecast) by ``champion``: a
+    network's output, a baseline refitted on every labelled day (its rule's class, not
+    always P >= 0.5), or a combination's mean of its members' P (up when >= 0.5)."""
+    if champion.kind == "combination":
+        proba = float(np.mean([probability_up(member, table, window, day)[0]
+                               for member in champion.members]))
+        return proba, proba >= 0.5
+    if champion.kind == "network":
+        proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
+                                      np.array([day]))[0])
+        return proba, proba >= 0.5
+    values, classes = run_baseline(champion.name, table, window,
+                                   labelled_sample_days(table, window), np.array([day]))
+    return float(np.asarray(values)[0]), bool(np.asarray(classes)[0])
+
+
 def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: Path | str,
              data_version: str, calendar: CalendarSection) -> dict[str, Any]:
     """Probability that the day after the last one closes higher, by the champion.
@@ -48,16 +66,7 @@ def forecast(table: FeatureTable, window: int, board: Leaderboard, models_dir: P
     """
     last_day = len(table.labels) - 1
     champion = load_champion(board, models_dir, table)
-    if champion.kind == "network":
-        proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
-                                      np.array([last_day]))[0])
-        up = proba >= 0.5
-    else:
-        train_days = labelled_sample_days(table, window)
-        values, classes = run_baseline(champion.name, table, window, train_days,
-                                       np.array([last_day]))
-        proba = float(np.asarray(values)[0])
-        up = bool(np.asarray(classes)[0])  # a rule's class, not always proba >= 0.5
+    proba, up = probability_up(champion, table, window, last_day)
     as_of = table.dates[last_day].date()
     following = next_trading_day(as_of, calendar.closures,
                                  public_holidays=calendar.public_holidays)

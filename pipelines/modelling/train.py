@@ -97,6 +97,7 @@ def champion_record(board: Leaderboard, data_version: str) -> dict[str, Any]:
     row = board.models[board.champion]
     return {"champion": board.champion, "kind": row.kind,
             "folder": board.champion if row.kind == "network" else None,
+            "members": row.members,  # a combination's: the mean of their probabilities
             "reason": board.champion_reason, "test": row.test,
             "data_version": data_version}
 

@@ -36,7 +36,7 @@ from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.baselines import baseline_walk_forward
-from pipelines.modelling.champion import load_champion
+from pipelines.modelling.champion import Champion, load_champion
 from pipelines.modelling.features import (
     FEATURES,
     FeatureTable,
@@ -251,6 +251,36 @@ def drift(paths: Paths, data: DataSection, features: FeaturesSection, walk: Eval
     return summary
 
 
+def _probabilities(champion: Champion, table: FeatureTable, window: int,
+                   walk: EvaluateSection) -> tuple[np.ndarray, int, int]:
+    """(the champion's P(up) by day, NaN where it has none; the first reference day; its
+    last training day). A network: the final model's, in-sample, from its first window; a
+    baseline: walked forward (a fitted baseline never predicts its own training days); a
+    combination: the mean of its members', where they all have one."""
+    n = len(table.dates)
+    labelled = labelled_sample_days(table, window)
+    by_day = np.full(n, np.nan)
+    if champion.kind == "combination":
+        parts = [_probabilities(member, table, window, walk) for member in champion.members]
+        return (np.mean([part[0] for part in parts], axis=0), max(p[1] for p in parts),
+                min(p[2] for p in parts))
+    if champion.kind == "network":
+        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
+        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
+                                             side="right")) - 1
+        first_reference = window - 1
+        days = np.arange(first_reference, n)
+        by_day[days] = predict_network(champion.model, champion.scaler, champion.table,
+                                       window, days)
+        return by_day, first_reference, train_last_day
+    first_reference = int(labelled[min(walk.refit_every, len(labelled) - 1)])
+    days = np.arange(first_reference, n)
+    proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
+        labelled, days, walk.refit_every, gap=walk.gap), window)
+    by_day[days] = np.asarray(proba, dtype="float64")
+    return by_day, first_reference, int(labelled[-1])
+
+
 def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window: int,
                    settings: DriftSection, walk: EvaluateSection) -> dict[str, Any]:
     """The drift stage: the champion's training window against the latest days.
@@ -259,39 +289,23 @@ def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window
     ``trained_on`` for a network; every labelled day for a baseline), up to the day
     before the current span, so the two never overlap. Current: the last
     ``drift.current_days`` trading days. The prediction compared is the champion's
-    probability of up on each day: the final network's (in-sample on the reference), or a
+    probability of up on each day: the final network's (in-sample on the reference), a
     baseline's walked forward as ``evaluate`` walks it (refitted every
     ``walk.refit_every`` days, ``walk.gap`` days apart, so never on its own training
-    days); the target is the label. Writes the drift page and its summary (``drift.json``).
+    days), or a combination's mean of its members'; the target is the label. Writes the
+    drift page and its summary (``drift.json``).
     """
     current_days = settings.current_days
     champion = load_champion(board, paths.models_dir, table)
-    labelled = labelled_sample_days(table, window)
     n = len(table.dates)
-    if champion.kind == "network":
-        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
-        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
-                                             side="right")) - 1
-    else:
-        train_last_day = int(labelled[-1])
+    by_day, first_reference, train_last_day = _probabilities(champion, table, window, walk)
     first_current = n - current_days
     reference_last = min(train_last_day, first_current - 1)
-    if champion.kind == "network":  # the final model's probability for every day with a window
-        first_reference = window - 1
-        days = np.arange(first_reference, n)
-        proba = predict_network(champion.model, champion.scaler, champion.table, window, days)
-    else:  # a fitted baseline never predicts its own training days: walk forward instead
-        first_reference = int(labelled[min(walk.refit_every, len(labelled) - 1)])
-        days = np.arange(first_reference, n)
-        proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
-            labelled, days, walk.refit_every, gap=walk.gap), window)
     n_reference = reference_last - first_reference + 1
     if current_days < 1 or n_reference < current_days:
         raise DataError(f"drift: {n} feature days leave {max(n_reference, 0)} reference days "
                         f"before the last {current_days} (drift.current_days); at least as many "
                         "are needed")
-    by_day = np.full(n, np.nan)
-    by_day[days] = np.asarray(proba, dtype="float64")
     reference, current = reference_and_current(table, reference_last, current_days)
     reference["probability_up"] = by_day[: reference_last + 1]
     current["probability_up"] = by_day[first_current:]

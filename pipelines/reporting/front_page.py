@@ -66,7 +66,7 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append("data drift")
     if forecast.get("note"):
         attention.append(f"{forecast['champion']} forecasts in place of {champion}")
-    if not board.is_network(champion):
+    if board.models[champion].kind == "baseline":
         attention.append(f"no network beats the best baseline: {champion} is the champion")
     elif score(champion_row["mcc"]) < score(best_row["mcc"]):
         attention.append(f"the champion scores below {best} on the test days")

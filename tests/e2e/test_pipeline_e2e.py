@@ -246,7 +246,7 @@ def assert_metrics_and_plots(project: Path) -> None:
     assert not rendered.get("errors"), rendered.get("errors")
     plots = {title: items[0]["content"] for title, items in rendered["data"].items()}
     models = {"lstm", "gru", "majority", "always_up", "persistence", "logistic",
-              "logistic_window"}
+              "logistic_window", "mean_forecast"}
     for kind in ("ROC", "Calibration", "Walk-forward accuracy"):
         spec = next(spec for title, spec in plots.items() if title.startswith(kind))
         # one series per model: vega-lite draws a line per (rev, field) of strokeDash

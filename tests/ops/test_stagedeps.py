@@ -88,7 +88,8 @@ def test_the_plots_name_every_model_and_no_folder():
     files = [file for spec in plots.values() for file in spec["y"]]
     assert all(file.startswith("${paths.") for file in files), files
     networks = list(params["train"]["models"])
-    models = sorted(networks + params["evaluate"]["baselines"])
+    models = sorted(networks + params["evaluate"]["baselines"]
+                    + list(params["evaluate"]["combinations"]))
     for kind in ("rolling", "ROC", "Calibration"):  # a column per model
         columns = next(spec["y"] for title, spec in plots.items() if kind in title)
         assert sorted(next(iter(columns.values()))) == models, kind

@@ -11,6 +11,7 @@ from pipelines.core.params.base import NonNegative, Positive, Section
 BASELINES = ("majority", "always_up", "persistence", "logistic", "logistic_window")
 Baseline = Literal["majority", "always_up", "persistence", "logistic", "logistic_window"]
 Metric = Literal["mcc", "balanced_accuracy", "accuracy", "f1", "roc_auc"]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
 class EvaluateSection(Section):
@@ -29,8 +30,16 @@ class EvaluateSection(Section):
     champion_metric: Metric = Field("mcc", description=(
         "on the pooled walk-forward validation days"))
     promotion_margin: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description=(
-        "a network is champion only if it beats the best baseline's validation score by at "
-        "least this; else that baseline is"))
+        "the champion rule's noise band: the candidates within this of the best validation "
+        "score are tied, and a tie goes to a combination, else to a baseline, else to the "
+        "best network (so a network must beat every baseline and combination by this)"))
+    combinations: dict[Name, Annotated[list[Name], Field(min_length=2)]] = Field(
+        default_factory=lambda: {"mean_forecast": ["lstm", "gru", "logistic_window"]},
+        description=(
+            "candidate forecasts that average their members' probabilities of up (networks "
+            "of train.models, each already a mean over seeds, and baselines), on the same "
+            "walk-forward days; a combination whose members are not all evaluated is "
+            "left out"))
     baselines: Annotated[list[Baseline], Field(min_length=1)] = Field(
         default_factory=lambda: list(BASELINES), description=(
             "logistic: on the last 5 log returns of the target; logistic_window: on the "
