@@ -152,7 +152,8 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
                "mixed_precision": settings.train.mixed_precision,
                "warm_start": walk.warm_start, "warm_epochs": walk.warm_epochs}
     outcomes = walk_forward_chains(chains, window, blocks, options, walk.workers,
-                                   progress=lambda m: say(_progress_line(m)))
+                                   progress=lambda m: say(_progress_line(m)),
+                                   scheduler=walk.scheduler)
     for name, config in configs.items():
         own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
                if chain.name == name]

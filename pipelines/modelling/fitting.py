@@ -9,34 +9,42 @@ previous block's weights for ``warm_epochs`` on the expanded window: the weights
 learned on earlier days only, so nothing leaks, and a refit costs a fraction of a cold
 one. Without it every refit starts from scratch.
 
-``walk_forward_chains`` runs the chains of several (network, seed) pairs in parallel
-processes, one TensorFlow thread each where cores allow, and reports each refit to a
-progress callback (for "model seed k/N, refit i/M, ETA" lines).
+``walk_forward_chains`` runs the chains of several (network, seed) pairs as Dask tasks, on
+a local cluster (one worker process per core, one TensorFlow thread each where cores
+allow) or on an existing cluster (``evaluate.scheduler``: GPU workers elsewhere can take
+the chains), and reports each refit to a progress callback (for "model seed k/N, refit
+i/M, ETA" lines).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import json
+import logging
 import os
-import queue
+import pickle
 import signal
+import subprocess
+import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipelines.core import devices
 from pipelines.core.devices import TF_THREAD_ENV
-from pipelines.core.processes import existing, stop_processes
+from pipelines.core.processes import descendants, stop_processes
 from pipelines.modelling.features import FeatureTable, TrainOnlyScaler, windows
 from pipelines.modelling.models import build_model, early_stopping
 from pipelines.modelling.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
+CONNECT_TIMEOUT_S = 30  # to an existing Dask scheduler
 
 
 @dataclass
@@ -136,25 +144,62 @@ class Chain:
     seeds: int
 
 
-def _leave_signals_to_the_parent() -> None:
-    """A worker ignores Ctrl-C (which reaches the whole process group): the process
-    that started it ends it (no half-trained tracebacks from each worker)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+PROGRESS = "tsepipe-refit "  # a chain process's progress lines on its stdout
 
 
 def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any],
-               messages: Any) -> tuple[np.ndarray, list[NetworkRun]]:
-    """A worker's job: one chain; each refit is reported on the ``messages`` queue."""
+               queue_name: str) -> tuple[np.ndarray, list[NetworkRun]]:
+    """A Dask task: one chain, in a fresh Python process of its own; each refit is passed
+    on to the Dask queue ``queue_name``.
+
+    Its own process, because a Dask worker's event loop draws from Python's global random
+    generator while it talks to the scheduler, and Keras draws from it too during a fit:
+    in the worker itself a seeded chain would depend on the timing of that traffic. The
+    child holds nothing else (and leaves TensorFlow's memory behind when it ends).
+    """
+    from distributed import Queue
+
+    messages = Queue(queue_name)
+    with tempfile.TemporaryDirectory(prefix="tsepipe-chain-") as folder:
+        request, result, errors = (Path(folder) / name for name in
+                                   ("request.pkl", "result.pkl", "stderr.txt"))
+        request.write_bytes(pickle.dumps((chain, window, blocks, options)))
+        with errors.open("w") as stderr, subprocess.Popen(
+                [sys.executable, "-m", "pipelines.modelling.fitting", str(request),
+                 str(result)], stdout=subprocess.PIPE, stderr=stderr, text=True) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                if line.startswith(PROGRESS):
+                    with contextlib.suppress(Exception):  # progress only
+                        messages.put(json.loads(line[len(PROGRESS):]))
+        if child.returncode != 0 or not result.exists():
+            tail = "\n".join(errors.read_text(errors="replace").strip().splitlines()[-15:])
+            raise RuntimeError(f"{chain.name} seed {chain.seed}: the walk-forward process "
+                               f"exited {child.returncode}:\n{tail}")
+        return pickle.loads(result.read_bytes())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.modelling.fitting REQUEST.pkl RESULT.pkl``: one chain (what
+    ``_run_chain`` starts); a line on stdout per refit."""
+    args = sys.argv[1:] if argv is None else argv
+    if __name__ == "__main__":  # run as a script: the results must pickle as the package's
+        from pipelines.modelling import fitting
+
+        return fitting.main(args)
+    chain, window, blocks, options = pickle.loads(Path(args[0]).read_bytes())
     devices.limit_tensorflow_threads()
 
     def report(number: int, run: NetworkRun) -> None:
-        if messages is not None:
-            messages.put({"model": chain.name, "seed": chain.seed_number,
-                          "seeds": chain.seeds, "refit": number + 1, "refits": len(blocks),
-                          "seconds": run.seconds, "epochs": run.epochs})
+        print(PROGRESS + json.dumps({
+            "model": chain.name, "seed": chain.seed_number, "seeds": chain.seeds,
+            "refit": number + 1, "refits": len(blocks), "seconds": run.seconds,
+            "epochs": run.epochs}), flush=True)
 
-    return network_walk_forward(chain.config, chain.table, window, blocks, chain.seed,
-                                on_refit=report, **options)
+    outcome = network_walk_forward(chain.config, chain.table, window, blocks, chain.seed,
+                                   on_refit=report, **options)
+    Path(args[1]).write_bytes(pickle.dumps(outcome))
+    return 0
 
 
 def usable_cores() -> int:
@@ -167,13 +212,15 @@ def usable_cores() -> int:
 
 def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                         options: dict[str, Any], workers: int,
-                        progress: Progress | None = None,
+                        progress: Progress | None = None, *, scheduler: str,
                         ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
     """Run every chain over ``blocks``; the results in the order of ``chains``.
 
-    ``workers``: processes (0: one per usable core, at most one per chain). With one
-    worker (or one chain) the chains run in this process. Each worker process holds
-    TensorFlow to ``cores / workers`` threads. ``progress`` receives a dict per refit:
+    The chains are Dask tasks (``_on_dask``): on the cluster of ``scheduler`` (an
+    address, ``evaluate.scheduler``) when given, else on a local cluster of ``workers``
+    processes (0: one per usable core, at most one per chain), each holding TensorFlow
+    to ``cores / workers`` threads. With one local worker (or one chain) the chains run
+    in this process. ``progress`` receives a dict per refit:
     model, seed, seeds, refit, refits, seconds, epochs, done, total, eta_seconds.
     """
     total = len(chains) * len(blocks)
@@ -189,7 +236,7 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
         if progress:
             progress(message | {"done": done, "total": total, "eta_seconds": eta})
 
-    if workers <= 1:
+    if workers <= 1 and not scheduler:
         results = []
         for chain in chains:
             results.append(network_walk_forward(
@@ -200,45 +247,68 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                     "epochs": run.epochs})))
         return results
 
-    return _in_worker_processes(chains, window, blocks, options, workers, tell)
+    return _on_dask(chains, window, blocks, options, workers, tell, scheduler)
 
 
-def _in_worker_processes(chains: list[Chain], window: int, blocks: Blocks,
-                         options: dict[str, Any], workers: int,
-                         tell: Callable[[dict[str, Any]], None]
-                         ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
-    """``walk_forward_chains`` on a pool of ``workers`` processes, each holding TensorFlow
-    to its share of the cores; stopped or failed, the workers are killed at once."""
-    threads = str(max(1, usable_cores() // workers))
-    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    manager = context.Manager()
-    messages = manager.Queue()
+def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str, Any],
+             workers: int, tell: Callable[[dict[str, Any]], None], scheduler: str
+             ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+    """``walk_forward_chains`` as Dask tasks, one per chain: on the cluster whose scheduler
+    is at ``scheduler`` (its workers need this project installed), or else on a local
+    cluster of ``workers`` processes, each holding TensorFlow to its share of the cores.
+    Each refit is reported on a Dask queue. Stopped or failed, the tasks are cancelled and
+    a local cluster's processes are killed at once."""
+    from distributed import Client, LocalCluster, Queue
+
+    threads = str(max(1, usable_cores() // max(workers, 1)))
     saved = {key: os.environ.get(key) for key in TF_THREAD_ENV}
-    os.environ.update({key: threads for key in TF_THREAD_ENV})  # the workers inherit them
+    os.environ.update({key: threads for key in TF_THREAD_ENV})  # a local worker inherits them
+    cluster = None
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_leave_signals_to_the_parent) as pool:
-            try:
-                futures = [pool.submit(_run_chain, chain, window, blocks, options, messages)
-                           for chain in chains]
-                while not all(future.done() for future in futures):
-                    try:
-                        tell(messages.get(timeout=0.5))
-                    except queue.Empty:
-                        continue
-                while not messages.empty():
-                    tell(messages.get())
-                return [future.result() for future in futures]
-            except BaseException:
-                # stopped (Ctrl-C, SIGTERM) or failed: the workers end now, not after
-                # their chains (the pool's exit would wait for them)
-                stop_processes(existing(pool._processes or {}), signal.SIGKILL, grace=0)
-                raise
+        if scheduler:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+            client = Client(cluster)
+        with client:
+            return _gather(client, Queue(f"tsepipe-refits-{uuid.uuid4().hex}", client=client),
+                           chains, window, blocks, options, tell)
+    except BaseException:
+        if cluster is not None:  # stopped (Ctrl-C, SIGTERM) or failed: no worker outlives it
+            stop_processes(descendants(), signal.SIGKILL, grace=0)
+        raise
     finally:
-        with contextlib.suppress(Exception):
-            manager.shutdown()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks: Blocks,
+            options: dict[str, Any], tell: Callable[[dict[str, Any]], None]
+            ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+    """Submit one task per chain; pass on each refit's message while they run."""
+    futures = [client.submit(_run_chain, chain, window, blocks, options, messages.name,
+                             pure=False, key=f"walk-forward-{chain.name}-seed{chain.seed}-"
+                                             f"{uuid.uuid4().hex[:8]}")
+               for chain in chains]
+    try:
+        while not all(future.done() for future in futures):
+            with contextlib.suppress(TimeoutError):
+                tell(messages.get(timeout=0.5))
+        while messages.qsize():
+            tell(messages.get())
+        return client.gather(futures)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,7 +31,8 @@ def project_processes(project) -> list[psutil.Process]:
     for process in psutil.process_iter(["cwd", "cmdline"]):
         command = " ".join(process.info["cmdline"] or [])
         if process.info["cwd"] == str(project) and ("dvc" in command or "tsepipe" in command
-                                                    or "multiprocessing" in command):
+                                                    or "multiprocessing" in command
+                                                    or "pipelines.modelling.fitting" in command):
             found.append(process)
     return found
 

@@ -241,8 +241,8 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one():
                "warm_epochs": 2}
     told = []
     parallel = walk_forward_chains(chains, window, blocks, options, workers=2,
-                                   progress=told.append)
-    here = walk_forward_chains(chains, window, blocks, options, workers=1)
+                                   progress=told.append, scheduler="")
+    here = walk_forward_chains(chains, window, blocks, options, workers=1, scheduler="")
     for (a, runs_a), (b, _) in zip(parallel, here, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
         assert len(runs_a) == len(blocks)

@@ -26,7 +26,12 @@ class EvaluateSection(Section):
         "(false: every refit from scratch)"))
     warm_epochs: Positive = Field(8, description="epochs of a warm-started refit")
     workers: NonNegative = Field(0, description=(
-        "processes for the (network, seed) walk-forwards; 0: one per core"))
+        "worker processes of the local Dask cluster that runs the (network, seed) "
+        "walk-forwards; 0: one per core"))
+    scheduler: str = Field("", description=(
+        "the address of a Dask scheduler (tcp://host:8786) whose workers run the "
+        "walk-forwards instead (they need this project installed; GPU workers can take "
+        "them); empty: a local cluster"))
     champion_metric: Metric = Field("mcc", description=(
         "on the pooled walk-forward validation days"))
     promotion_margin: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description=(
