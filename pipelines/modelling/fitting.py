@@ -299,10 +299,11 @@ def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks
                for chain in chains]
     try:
         while not all(future.done() for future in futures):
-            with contextlib.suppress(TimeoutError):
-                tell(messages.get(timeout=0.5))
-        while messages.qsize():
-            tell(messages.get())
+            for message in messages.get(batch=True):  # what has come, without waiting
+                tell(message)
+            time.sleep(0.5)
+        for message in messages.get(batch=True):
+            tell(message)
         return client.gather(futures)
     except BaseException:
         with contextlib.suppress(Exception):

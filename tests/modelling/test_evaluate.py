@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -230,7 +231,7 @@ def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told()
     assert board.models["gru"].feature_set is None  # a plain table: its own columns
 
 
-def test_chains_in_parallel_processes_match_the_chains_in_this_one():
+def test_chains_in_parallel_processes_match_the_chains_in_this_one(caplog):
     table, window = synthetic_table(n=200), 5
     days = labelled(table, window)
     blocks = walk_forward_blocks(days, days[120:], refit_every=40, gap=1)
@@ -249,6 +250,8 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one():
     assert sorted((m["seed"], m["refit"]) for m in told) == [
         (seed, refit) for seed in (1, 2) for refit in range(1, len(blocks) + 1)]
     assert told[-1]["done"] == told[-1]["total"] == 2 * len(blocks)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []  # Dask's scheduler logged none (a queue read that timed out did)
 
 
 def test_no_feature_of_day_t_reads_a_later_day():
