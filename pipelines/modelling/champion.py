@@ -159,12 +159,16 @@ def choose_champion(rows: dict[str, dict[str, Any]], baselines: list[str], metri
              for name in networks if scores[name] < bar + margin]
     kind = rows[champion]["kind"]
     if kind == "combination":
-        others = [n for n in tied if n != champion]
-        reason = (f"{champion} (the mean of {', '.join(rows[champion].get('members', []))}): "
-                  f"validation {metric} {scores[champion]:.3f}, within the margin {margin:g} "
-                  f"of the best ({best} {scores[best]:.3f})"
-                  + (f" with {', '.join(others)}" if others else "")
-                  + "; a tie goes to the combination")
+        mean = f"{champion} (the mean of {', '.join(rows[champion].get('members', []))})"
+        others = [f"{n} {scores[n]:.3f}" for n in tied if n != champion]
+        if champion == best:
+            reason = (f"{mean}: the best validation {metric}, {scores[champion]:.3f}"
+                      + (f"; within the margin {margin:g} of it: {', '.join(others)} (a tie "
+                         "goes to the combination)" if others else ""))
+        else:
+            reason = (f"{mean}: validation {metric} {scores[champion]:.3f}, within the margin "
+                      f"{margin:g} of the best ({best} {scores[best]:.3f}); a tie goes to "
+                      "the combination")
     elif kind == "network":
         reason = (f"{champion} beats the best baseline {bar_name} on the walk-forward "
                   f"validation days: {metric} {scores[champion]:.3f} against {bar:.3f}, more "

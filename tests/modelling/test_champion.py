@@ -68,8 +68,15 @@ def test_within_the_noise_the_combination_wins_and_a_clear_leader_wins_alone():
     champion, reason, _ = choose_champion(level, baselines, "mcc", 0.02)
     assert champion == "mean_forecast"
     assert reason == ("mean_forecast (the mean of lstm, gru, logistic_window): validation mcc "
-                      "0.290, within the margin 0.02 of the best (logistic_window 0.292) with "
-                      "logistic_window; a tie goes to the combination")
+                      "0.290, within the margin 0.02 of the best (logistic_window 0.292); a "
+                      "tie goes to the combination")
+    # the best itself, with others within its noise (the shared TEDPIX history's case)
+    best = level | rows_of(mean_forecast=("combination", 0.300))
+    champion, reason, _ = choose_champion(best, baselines, "mcc", 0.02)
+    assert (champion, reason) == ("mean_forecast", (
+        "mean_forecast (the mean of lstm, gru, logistic_window): the best validation mcc, "
+        "0.300; within the margin 0.02 of it: logistic_window 0.292 (a tie goes to the "
+        "combination)"))
     # a combination above the rest wins too
     above = level | rows_of(mean_forecast=("combination", 0.330))
     assert choose_champion(above, baselines, "mcc", 0.02)[0] == "mean_forecast"
