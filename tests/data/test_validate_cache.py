@@ -59,7 +59,8 @@ def run(work: Path, report: str = "report", today: dt.date = TODAY,
     """Validate ``work``'s tables; return what a reader sees: summary, records, page."""
     paths = Paths(tables_dir=work / "tables", ingest_report=work / "ingest.json",
                   validation_summary=work / "validation.json",
-                  validation_report_dir=work / report, quarantine_dir=work / "quarantine")
+                  validation_report_dir=work / report, quarantine_dir=work / "quarantine",
+                  metrics_dir=work / "metrics")
     validate(paths, ValidateSection(**(SETTINGS | settings)), DataSection(target_index=TARGET),
              today=today)
     return {

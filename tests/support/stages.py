@@ -22,7 +22,8 @@ def merge_files(tables_dir: Path, validation_summary: Path, dataset: Path, merge
     from pipelines.data.merge import merge
 
     paths = Paths(tables_dir=tables_dir, validation_summary=validation_summary,
-                  dataset=dataset, merge_summary=merge_summary)
+                  dataset=dataset, merge_summary=merge_summary,
+                  metrics_dir=Path(merge_summary).parent / "metrics")  # not the checkout's
     return merge(paths, settings or MergeSection(), DataSection(target_index=target),
                  ValidateSection(min_usable_files=min_indices))
 
