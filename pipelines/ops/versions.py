@@ -385,15 +385,9 @@ def _register_models(project: Path, identity: list[str], version: Version) -> st
     if artifact is None:
         return None
     name, path = artifact
-    stage = next((stage for stage, entry in (_yaml(_read(project / LOCK_FILE)).get("stages")
-                                             or {}).items()
-                  if _locked_md5({"stages": {stage: entry}}, stage, Path(path))), None)
-    if stage is None:
-        return None
-    now = _locked_md5(_yaml(_read(project / LOCK_FILE)), stage, Path(path))
-    before = _locked_md5(_yaml(_show(project, f"{version.commit}~1", LOCK_FILE)), stage,
-                         Path(path))
-    if now == before:
+    now = _recorded_md5(_yaml(_read(project / LOCK_FILE)), Path(path))
+    before = _recorded_md5(_yaml(_show(project, f"{version.commit}~1", LOCK_FILE)), Path(path))
+    if now is None or now == before:
         return None
     listed = _git(project, "tag", "--list", f"{name}@v*", check=False).stdout.split()
     numbers = [int(tag.rsplit(".", 1)[1]) for tag in listed
@@ -411,13 +405,32 @@ def _register_models(project: Path, identity: list[str], version: Version) -> st
     return tag
 
 
+def _recorded_md5(lock: dict[str, Any], path: Path) -> str | None:
+    """The md5 that any stage of ``dvc.lock`` records for ``path``."""
+    return next(filter(None, (_locked_md5(lock, stage, path)
+                              for stage in lock.get("stages") or {})), None)
+
+
 def _push_tag(project: Path, tag: str) -> list[str]:
-    remote = "origin" if "origin" in _git(project, "remote", check=False).stdout.split() else \
-        (_git(project, "remote", check=False).stdout.split() or [""])[0]
+    """Push ``tag`` where the version's branch was pushed."""
+    remote, _ = _push_target(project, _git(project, "remote", check=False).stdout.split())
     done = _git(project, "push", "--quiet", remote, f"refs/tags/{tag}", check=False,
                 timeout=PUSH_TIMEOUT_S)
     return [] if done.returncode == 0 else [
         f"git push of the tag {tag} failed (push it later): {_last_lines(done)}"]
+
+
+def _push_target(project: Path, remotes: list[str], branch: str = "") -> tuple[str, str]:
+    """(remote, ref) a version is pushed to: the branch's upstream, else origin (or the
+    first remote) and the branch of the same name."""
+    branch = branch or _git(project, "symbolic-ref", "--quiet", "--short", "HEAD",
+                            check=False).stdout.strip()
+    remote = _git(project, "config", "--get", f"branch.{branch}.remote",
+                  check=False).stdout.strip()
+    if remote not in remotes:
+        remote = "origin" if "origin" in remotes else remotes[0]
+    merge = _git(project, "config", "--get", f"branch.{branch}.merge", check=False).stdout.strip()
+    return remote, merge or f"refs/heads/{branch}"
 
 
 def _push(project: Path, identity: list[str]) -> tuple[bool | None, list[str]]:
@@ -428,12 +441,7 @@ def _push(project: Path, identity: list[str]) -> tuple[bool | None, list[str]]:
     branch = _git(project, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
     if branch.returncode != 0:
         return False, ["HEAD is detached: the version commit was not pushed"]
-    name = branch.stdout.strip()
-    remote = _git(project, "config", "--get", f"branch.{name}.remote", check=False).stdout.strip()
-    if remote not in remotes:
-        remote = "origin" if "origin" in remotes else remotes[0]
-    merge = _git(project, "config", "--get", f"branch.{name}.merge", check=False).stdout.strip()
-    target = merge or f"refs/heads/{name}"
+    remote, target = _push_target(project, remotes, branch.stdout.strip())
     pushed = _git(project, "push", "--quiet", remote, f"HEAD:{target}", check=False,
                   timeout=PUSH_TIMEOUT_S)
     if pushed.returncode == 0:
