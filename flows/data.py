@@ -222,6 +222,9 @@ def data_flow(
     validation = json.loads((project / where.validation_summary).read_text(encoding="utf-8"))
     version["rows_dropped"] = validation["rows_dropped"]
     version["files_left_out"] = validation["files_quarantined"]
+    version["left_out"] = [  # each file left out, with its first problem (file, line, column)
+        (f["problems"][0]["message"] if f.get("problems") else f"{f['file']}: {f['status']}")
+        for f in validation["files"] if not f["usable"]]
     version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
                                         push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

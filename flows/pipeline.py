@@ -85,6 +85,8 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     if version["files_left_out"]:
         log.warning("warning: %d export file(s) left out by validation; see %s",
                     version["files_left_out"], params.paths.validation_page)
+        for problem in version.get("left_out", []):
+            log.warning("warning: left out: %s", printable(problem))
     if version["rows_dropped"]:
         log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
                     version["rows_dropped"], params.paths.validation_page)

@@ -301,3 +301,19 @@ def test_a_read_only_project_is_one_line_from_every_command(small_sample_dir, tm
         assert "the file system is read-only; the project folder must be writable" in errors[0]
         assert ".tmp" not in errors[0] and "Traceback" not in output
     assert {p: file_md5(p) for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_file_cut_short_is_named_with_its_line_in_the_runs_warnings(project, small_sample_dir,
+                                                                       tmp_path):
+    """What a user reads at the end of the run, not only on the validation page: which file
+    was left out, and why (the line where it breaks)."""
+    raw = copy_exports(small_sample_dir, project / "data/raw")
+    cut = raw / "IRX6X27T0007.csv"
+    cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 2 + 7])  # a line cut in two
+    done = tsepipe(["run", "--no-train", "--no-push"], project, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert "warning: 1 export file(s) left out by validation; see " \
+           "reports/validation/index.html" in warnings, warnings
+    assert any(line.startswith("warning: left out: IRX6X27T0007.csv: line ")
+               for line in warnings), warnings
