@@ -43,7 +43,11 @@ from pipelines.modelling.features import (
     dataset_table,
     labelled_sample_days,
 )
-from pipelines.modelling.fitting import Chain, NetworkRun, walk_forward_chains
+from pipelines.modelling.fitting import (
+    NetworkRun,
+    chains_for,
+    walk_forward_chains,
+)
 from pipelines.modelling.leaderboard import Days, Leaderboard, ModelRow
 from pipelines.modelling.metrics import rolling_accuracy
 from pipelines.modelling.settings import EvaluationSettings
@@ -140,12 +144,11 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
             validation_cls=cls[:n_validation], test_cls=cls[n_validation:],
             features=default.names if name == "logistic_window" else [],
             feature_set=default.set_name if name == "logistic_window" else "")
-    chains = [Chain(name, config, default.view(config.features or None), seed, number,
-                    len(seeds))
-              for name, config in configs.items()
-              for number, seed in enumerate(seeds, start=1)]
+    chains = chains_for({name: (config, default.view(config.features or None))
+                         for name, config in configs.items()}, seeds)
     if chains:
-        say(f"{len(configs)} networks x {len(seeds)} seeds, {len(blocks)} refits each "
+        say(f"{len(configs)} networks x {len(seeds)} seeds (fitted together), "
+            f"{len(blocks)} refits each "
             f"({len(validation_blocks or [])} validation, {len(test_blocks)} test blocks), "
             f"{'warm' if walk.warm_start else 'cold'} refits")
     options = {"deterministic": settings.train.deterministic,
@@ -157,7 +160,9 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
     for name, config in configs.items():
         own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
                if chain.name == name]
-        by_seed = [outcome[0] for _, outcome in own]
+        rows = {seed: proba for chain, (probabilities, _) in own
+                for seed, proba in zip(chain.seeds, probabilities, strict=True)}
+        by_seed = [rows[seed] for seed in seeds]
         view = own[0][0].table
         results[name] = ModelResult(
             name, "network", np.mean([p[:n_validation] for p in by_seed], axis=0),
@@ -184,7 +189,9 @@ def combine(name: str, members: list[ModelResult]) -> ModelResult:
 def _progress_line(message: dict[str, Any]) -> str:
     eta = message.get("eta_seconds")
     eta_text = f"{int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else "?"
-    return (f"{message['model']} seed {message['seed']}/{message['seeds']}: refit "
+    seeds = message["seeds"]
+    return (f"{message['model']} seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}: refit "
             f"{message['refit']}/{message['refits']} ({message['epochs']} epochs, "
             f"{message['seconds']:.1f} s); {message['done']}/{message['total']} refits done, "
             f"ETA {eta_text}")

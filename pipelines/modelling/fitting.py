@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,13 @@ from pipelines.core import devices
 from pipelines.core.devices import TF_THREAD_ENV
 from pipelines.core.processes import descendants, stop_processes
 from pipelines.modelling.features import FeatureTable, TrainOnlyScaler, windows
-from pipelines.modelling.models import build_model, early_stopping
+from pipelines.modelling.models import (
+    build_model,
+    build_seed_stack,
+    early_stopping,
+    seed_output,
+    seed_stopping,
+)
 from pipelines.modelling.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
@@ -55,6 +61,20 @@ class NetworkRun:
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
     warm: bool = False  # continued from the previous block's weights
+    seed: int | None = None
+    stacked: int = 1  # seeds fitted together in one seed stack (seconds: its share)
+
+
+def _training_data(table: FeatureTable, window: int, train_days: np.ndarray
+                   ) -> tuple[TrainOnlyScaler, tuple[np.ndarray, ...]]:
+    """The scaler fitted on ``train_days``'s rows only, and (x, y, x_stop, y_stop): the last
+    tenth of the training days (in time order) held out for early stopping."""
+    scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
+    samples = windows(scaler.transform(table.features[: int(train_days[-1]) + 1]), window)
+    x = samples[train_days - (window - 1)]
+    y = table.labels[train_days]
+    n_stop = max(1, len(train_days) // 10)
+    return scaler, (x[:-n_stop], y[:-n_stop], x[-n_stop:], y[-n_stop:])
 
 
 def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.ndarray,
@@ -69,47 +89,77 @@ def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.nd
     """
     if model is None:
         devices.configure(seed, deterministic=deterministic, mixed_precision=mixed_precision)
-    scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
-    samples = windows(scaler.transform(table.features[: int(train_days[-1]) + 1]), window)
-    first_day = window - 1
-    x = samples[train_days - first_day]
-    y = table.labels[train_days]
-    n_stop = max(1, len(train_days) // 10)
+    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days)
     warm = model is not None
     if not warm:
-        model = build_model(config, samples.shape[1:])
-    epochs = epochs or config.epochs
+        model = build_model(config, x.shape[1:])
     started = time.perf_counter()
-    history = model.fit(
-        x[:-n_stop], y[:-n_stop], validation_data=(x[-n_stop:], y[-n_stop:]),
-        epochs=epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-        callbacks=[early_stopping(config)],
-    )
+    history = model.fit(x, y, validation_data=(x_stop, y_stop), epochs=epochs or config.epochs,
+                        batch_size=config.batch_size, shuffle=True, verbose=0,
+                        callbacks=[early_stopping(config)])
     seconds = time.perf_counter() - started
     run = NetworkRun(len(history.history["loss"]), seconds,
-                     {k: [float(v) for v in vs] for k, vs in history.history.items()}, warm)
+                     {k: [float(v) for v in vs] for k, vs in history.history.items()}, warm,
+                     seed)
     return model, scaler, run
 
 
+def fit_seeds(config: Any, table: FeatureTable, window: int, train_days: np.ndarray,
+              seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
+              model: Any = None, epochs: int | None = None,
+              ) -> tuple[Any, TrainOnlyScaler, list[NetworkRun]]:
+    """``fit_network`` for every seed of ``seeds`` at once, as one seed stack
+    (``models.build_seed_stack``: each seed's copy learns as it would alone, on the same
+    batches, and stops early on its own); a run per seed.
+
+    ``model``: continue this stack (a warm start) for ``epochs``.
+    """
+    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days)
+    warm = model is not None
+    if not warm:
+        import keras
+
+        devices.configure(seeds[0], deterministic=deterministic,
+                          mixed_precision=mixed_precision)
+        model = build_seed_stack(config, x.shape[1:], seeds)  # seeds each copy's weights
+        keras.utils.set_random_seed(seeds[0])  # the batches' order: as the first seed's
+    names = [seed_output(seed) for seed in seeds]
+    stopping = seed_stopping(config, seeds)
+    started = time.perf_counter()
+    model.fit(x, dict.fromkeys(names, y), validation_data=(x_stop, dict.fromkeys(names, y_stop)),
+              epochs=epochs or config.epochs, batch_size=config.batch_size, shuffle=True,
+              verbose=0, callbacks=[stopping])
+    seconds = time.perf_counter() - started
+    return model, scaler, [NetworkRun(stopping.epochs_run[seed], seconds / len(seeds),
+                                      stopping.history[seed], warm, seed, len(seeds))
+                           for seed in seeds]
+
+
 def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, window: int,
-                    days: np.ndarray) -> np.ndarray:
-    """Probability of up for each of ``days`` (rows after ``days.max()`` are not read)."""
+                    days: np.ndarray, seeds: Sequence[int] = ()) -> np.ndarray:
+    """Probability of up for each of ``days`` (rows after ``days.max()`` are not read):
+    for a seed stack of ``seeds``, one row per seed in that order; else a vector."""
     last = int(days.max())
     samples = windows(scaler.transform(table.features[: last + 1]), window)
     x = samples[days - (window - 1)]
-    return model.predict(x, batch_size=256, verbose=0).reshape(-1).astype("float64")
+    predicted = model.predict(x, batch_size=256, verbose=0)
+    if isinstance(predicted, dict):  # a seed stack: {seed_output(seed): (n, 1)}
+        return np.stack([np.asarray(predicted[seed_output(seed)]).reshape(-1)
+                         for seed in seeds]).astype("float64")
+    return predicted.reshape(-1).astype("float64")
 
 
 def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
-                         seed: int, *, deterministic: bool, mixed_precision: bool,
+                         seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
                          warm_start: bool, warm_epochs: int,
-                         on_refit: Callable[[int, NetworkRun], None] | None = None
+                         on_refit: Callable[[int, list[NetworkRun]], None] | None = None
                          ) -> tuple[np.ndarray, list[NetworkRun]]:
-    """Out-of-sample probabilities for every predicted day of ``blocks``, and the runs.
+    """Out-of-sample probabilities for every predicted day of ``blocks``, one row per seed
+    of ``seeds`` (fitted together, ``fit_seeds``), and the runs (a run per seed and block).
 
     ``warm_start``: refits after the first continue from the previous block's weights for
-    ``warm_epochs`` (at most ``config.epochs``). ``on_refit(i, run)`` is called after refit
-    i (0-based).
+    ``warm_epochs`` (at most ``config.epochs``). ``on_refit(i, runs)`` is called after
+    refit i (0-based) with its runs.
     """
     import keras
 
@@ -120,28 +170,43 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
         if not warm_start and model is not None:
             keras.backend.clear_session(free_memory=True)
             model = None
-        model, scaler, run = fit_network(
-            config, table, window, train_days, seed, deterministic=deterministic,
+        model, scaler, block_runs = fit_seeds(
+            config, table, window, train_days, seeds, deterministic=deterministic,
             mixed_precision=mixed_precision, model=model if warm_start else None,
             epochs=min(warm_epochs, config.epochs) if warm_start and model is not None
             else None)
-        probabilities.append(predict_network(model, scaler, table, window, predict_days))
-        runs.append(run)
+        probabilities.append(predict_network(model, scaler, table, window, predict_days,
+                                             seeds))
+        runs.extend(block_runs)
         if on_refit:
-            on_refit(number, run)
-    return np.concatenate(probabilities), runs
+            on_refit(number, block_runs)
+    return np.concatenate(probabilities, axis=1), runs
 
 
 @dataclass(frozen=True)
 class Chain:
-    """One (network, seed) walk-forward: what a worker process needs to run it."""
+    """One network's walk-forward over some of its seeds (fitted together, a seed stack):
+    what a worker process needs to run it."""
 
     name: str
     config: Any  # models.ModelConfig
     table: FeatureTable  # the network's feature set
-    seed: int
-    seed_number: int  # 1-based, for progress
-    seeds: int
+    seeds: tuple[int, ...]
+
+    def message(self, number: int, refits: int, runs: list[NetworkRun]) -> dict[str, Any]:
+        """The progress message of refit ``number`` (0-based) of ``refits``."""
+        return {"model": self.name, "seeds": list(self.seeds), "refit": number + 1,
+                "refits": refits, "seconds": sum(run.seconds for run in runs),
+                "epochs": max(run.epochs for run in runs)}
+
+
+def chains_for(networks: dict[str, tuple[Any, FeatureTable]], seeds: Sequence[int]
+               ) -> list[Chain]:
+    """One chain per network of ``networks`` (name -> (config, feature table)), all its
+    seeds in one stack: the same chains on any number of workers, so the predictions do
+    not depend on where they run (a seed stack's copies share their batches' order)."""
+    return [Chain(name, config, table, tuple(seeds))
+            for name, (config, table) in networks.items()]
 
 
 PROGRESS = "tsepipe-refit "  # a chain process's progress lines on its stdout
@@ -174,7 +239,8 @@ def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any
                         messages.put(json.loads(line[len(PROGRESS):]))
         if child.returncode != 0 or not result.exists():
             tail = "\n".join(errors.read_text(errors="replace").strip().splitlines()[-15:])
-            raise RuntimeError(f"{chain.name} seed {chain.seed}: the walk-forward process "
+            raise RuntimeError(f"{chain.name} seeds {list(chain.seeds)}: the walk-forward "
+                               f"process "
                                f"exited {child.returncode}:\n{tail}")
         return pickle.loads(result.read_bytes())
 
@@ -190,13 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     chain, window, blocks, options = pickle.loads(Path(args[0]).read_bytes())
     devices.limit_tensorflow_threads()
 
-    def report(number: int, run: NetworkRun) -> None:
-        print(PROGRESS + json.dumps({
-            "model": chain.name, "seed": chain.seed_number, "seeds": chain.seeds,
-            "refit": number + 1, "refits": len(blocks), "seconds": run.seconds,
-            "epochs": run.epochs}), flush=True)
+    def report(number: int, runs: list[NetworkRun]) -> None:
+        print(PROGRESS + json.dumps(chain.message(number, len(blocks), runs)), flush=True)
 
-    outcome = network_walk_forward(chain.config, chain.table, window, blocks, chain.seed,
+    outcome = network_walk_forward(chain.config, chain.table, window, blocks, chain.seeds,
                                    on_refit=report, **options)
     Path(args[1]).write_bytes(pickle.dumps(outcome))
     return 0
@@ -220,8 +283,8 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
     address, ``evaluate.scheduler``) when given, else on a local cluster of ``workers``
     processes (0: one per usable core, at most one per chain), each holding TensorFlow
     to ``cores / workers`` threads. With one local worker (or one chain) the chains run
-    in this process. ``progress`` receives a dict per refit:
-    model, seed, seeds, refit, refits, seconds, epochs, done, total, eta_seconds.
+    in this process. ``progress`` receives a dict per refit of a chain: model, seeds (the
+    chain's), refit, refits, seconds, epochs (its seeds' most), done, total, eta_seconds.
     """
     total = len(chains) * len(blocks)
     workers = min(workers or usable_cores(), len(chains))
@@ -240,11 +303,9 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
         results = []
         for chain in chains:
             results.append(network_walk_forward(
-                chain.config, chain.table, window, blocks, chain.seed, **options,
-                on_refit=lambda number, run, c=chain: tell({
-                    "model": c.name, "seed": c.seed_number, "seeds": c.seeds,
-                    "refit": number + 1, "refits": len(blocks), "seconds": run.seconds,
-                    "epochs": run.epochs})))
+                chain.config, chain.table, window, blocks, chain.seeds, **options,
+                on_refit=lambda number, runs, c=chain: tell(c.message(number, len(blocks),
+                                                                      runs))))
         return results
 
     return _on_dask(chains, window, blocks, options, workers, tell, scheduler)
@@ -294,7 +355,8 @@ def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks
             ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
     """Submit one task per chain; pass on each refit's message while they run."""
     futures = [client.submit(_run_chain, chain, window, blocks, options, messages.name,
-                             pure=False, key=f"walk-forward-{chain.name}-seed{chain.seed}-"
+                             pure=False, key=f"walk-forward-{chain.name}-seeds"
+                                             f"{'-'.join(map(str, chain.seeds))}-"
                                              f"{uuid.uuid4().hex[:8]}")
                for chain in chains]
     try:

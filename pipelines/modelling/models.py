@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,13 +54,13 @@ def _cell_arguments(config: ModelConfig) -> dict[str, Any]:
                                           "recurrent_dropout": config.recurrent_dropout}
 
 
-def _recurrent_layer(config: ModelConfig, units: int, return_sequences: bool, number: int
-                     ) -> keras.layers.Layer:
+def _recurrent_layer(config: ModelConfig, units: int, return_sequences: bool, number: int,
+                     prefix: str = "") -> keras.layers.Layer:
     import keras
 
     layer_class = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
                    "simple_rnn": keras.layers.SimpleRNN}[config.cell]
-    name = f"{config.cell}_{number}"
+    name = f"{prefix}{config.cell}_{number}"
     regularizer = (keras.regularizers.L1L2(l1=config.l1, l2=config.l2)
                    if config.l1 > 0 or config.l2 > 0 else None)
     layer = layer_class(units, return_sequences=return_sequences, kernel_regularizer=regularizer,
@@ -97,6 +98,32 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
     return optimizer_class(learning_rate=config.learning_rate)
 
 
+def _network(config: ModelConfig, inputs: Any, prefix: str = "") -> Any:
+    """``config``'s layers on ``inputs``: stacked recurrent layers (all but the last return
+    sequences), then the ``Dense(1)`` head, in float32 even under ``mixed_float16``."""
+    import keras
+
+    x = inputs
+    last = len(config.units) - 1
+    for number, units in enumerate(config.units):
+        x = _recurrent_layer(config, units, return_sequences=number < last, number=number,
+                             prefix=prefix)(x)
+    activation = "sigmoid" if config.task == "direction" else None
+    return keras.layers.Dense(1, activation=activation, dtype="float32",
+                              name=f"{prefix}head")(x)
+
+
+def jit_compile() -> bool:
+    """XLA for the training step on a CPU (1.2-1.5x faster epochs for our small networks,
+    2-3x for a seed stack); on a GPU Keras's fused cuDNN kernel, which XLA would replace.
+    Not with TensorFlow's op determinism (``train.deterministic``), which XLA lacks."""
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    from pipelines.core.devices import detect_device
+
+    return detect_device()["kind"] == "cpu" and not is_op_determinism_enabled()
+
+
 def build_model(config: ModelConfig, input_shape: tuple[int, int]) -> keras.Model:
     """A compiled network for samples of ``input_shape`` = (window, features).
 
@@ -108,15 +135,40 @@ def build_model(config: ModelConfig, input_shape: tuple[int, int]) -> keras.Mode
     import keras
 
     inputs = keras.Input(shape=tuple(int(n) for n in input_shape), name="window")
-    x = inputs
-    last = len(config.units) - 1
-    for number, units in enumerate(config.units):
-        x = _recurrent_layer(config, units, return_sequences=number < last, number=number)(x)
-    activation = "sigmoid" if config.task == "direction" else None
-    outputs = keras.layers.Dense(1, activation=activation, dtype="float32", name="head")(x)
-    model = keras.Model(inputs, outputs, name=config.name)
+    model = keras.Model(inputs, _network(config, inputs), name=config.name)
     model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=_metrics(config),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=STEPS_PER_EXECUTION, jit_compile=jit_compile())
+    return model
+
+
+def seed_output(seed: int) -> str:
+    """The name of seed ``seed``'s output in a seed stack (its loss logs as NAME_loss)."""
+    return f"seed_{seed}"
+
+
+def build_seed_stack(config: ModelConfig, input_shape: tuple[int, int],
+                     seeds: Sequence[int]) -> keras.Model:
+    """``config``'s network once per seed, side by side in one compiled model.
+
+    Every copy reads the same windows and has an output of its own (``seed_output``) and
+    a loss of its own; the model's loss is their sum, so each copy's gradient comes from
+    its own loss and regulariser only, and Adam's moments are per weight: each copy
+    learns as it would alone, on the same batches. Copy k starts from the weights that
+    ``build_model`` would draw after seeding with ``seeds[k]``. One model runs the seeds
+    in one training step (on a CPU 2-3x faster than one model per seed, measured in
+    ``benchmarks/train.py``). ``SeedStopping`` stops and restores each copy on its own.
+    """
+    import keras
+
+    inputs = keras.Input(shape=tuple(int(n) for n in input_shape), name="window")
+    outputs = {}
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        outputs[seed_output(seed)] = _network(config, inputs, prefix=f"{seed_output(seed)}_")
+    model = keras.Model(inputs, outputs, name=f"{config.name}_seeds")
+    model.compile(optimizer=_optimizer(config),
+                  loss={name: _loss(config) for name in outputs},
+                  steps_per_execution=STEPS_PER_EXECUTION, jit_compile=jit_compile())
     return model
 
 
@@ -155,6 +207,74 @@ def early_stopping(config: ModelConfig) -> keras.callbacks.EarlyStopping:
 
     return keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                          restore_best_weights=True)
+
+
+def seed_stopping(config: ModelConfig, seeds: Sequence[int]) -> keras.callbacks.Callback:
+    """``early_stopping`` for each copy of a seed stack on its own: a copy stops when its
+    validation loss (its output's loss plus its regulariser, as ``val_loss`` is for one
+    network) has not improved for ``patience`` epochs, and gets its best epoch's weights
+    back at the end. Training stops when every copy has stopped (the ones that stopped
+    earlier train on, and are then set back). ``epochs_run[seed]`` says how many epochs
+    each copy had, as a fit of its own would have, and ``history[seed]`` its loss and
+    val_loss per epoch."""
+    import keras
+
+    class SeedStopping(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.layers = {seed: [layer for layer in self.model.layers
+                                  if layer.name.startswith(f"{seed_output(seed)}_")]
+                           for seed in seeds}
+            self.best = dict.fromkeys(seeds, math.inf)
+            self.wait = dict.fromkeys(seeds, 0)
+            self.best_weights: dict[int, list[Any] | None] = dict.fromkeys(seeds)
+            self.epochs_run: dict[int, int] = dict.fromkeys(seeds, 0)
+            self.history = {seed: {"loss": [], "val_loss": []} for seed in seeds}
+            self.stopped: set[int] = set()
+
+        def _penalty(self, seed: int) -> float:
+            return float(sum(float(keras.ops.sum(loss)) for layer in self.layers[seed]
+                             for loss in layer.losses))
+
+        def _losses(self, seed: int, logs: dict) -> tuple[float, float]:
+            """The copy's (loss, val_loss) as one network's fit logs them: with its
+            regulariser (at the epoch's end). One copy alone: the model's own."""
+            if len(seeds) == 1:
+                return float(logs["loss"]), float(logs["val_loss"])
+            penalty = self._penalty(seed)
+            name = seed_output(seed)
+            return (float(logs[f"{name}_loss"]) + penalty,
+                    float(logs[f"val_{name}_loss"]) + penalty)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            for seed in seeds:
+                if seed in self.stopped:
+                    continue
+                self.epochs_run[seed] = epoch + 1
+                loss, current = self._losses(seed, logs)
+                self.history[seed]["loss"].append(loss)
+                self.history[seed]["val_loss"].append(current)
+                if self.best_weights[seed] is None:
+                    self.best_weights[seed] = self._weights(seed)
+                self.wait[seed] += 1
+                if current < self.best[seed]:
+                    self.best[seed], self.wait[seed] = current, 0
+                    self.best_weights[seed] = self._weights(seed)
+                elif self.wait[seed] >= config.patience and epoch > 0:
+                    self.stopped.add(seed)
+            if len(self.stopped) == len(seeds):
+                self.model.stop_training = True
+
+        def _weights(self, seed: int) -> list[Any]:
+            return [layer.get_weights() for layer in self.layers[seed]]
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            for seed in seeds:
+                for layer, weights in zip(self.layers[seed], self.best_weights[seed] or [],
+                                          strict=False):
+                    layer.set_weights(weights)
+
+    return SeedStopping()
 
 
 def count_params(model: keras.Model) -> dict[str, Any]:

@@ -78,14 +78,15 @@ def test_evaluate_on_an_external_cluster_gives_the_local_predictions(dask_cluste
     table = synthetic_table(n=200)
     keys = {"window": 5, "refit_every": 40, "seeds": (1, 2), "bootstrap_samples": 50,
             "warm_epochs": 2, "deterministic": True}
-    configs = {"gru": ModelConfig.from_dict(TINY)}
+    configs = {"gru": ModelConfig.from_dict(TINY), "gru_too": ModelConfig.from_dict(TINY)}
     local = evaluate_models(table, evaluation_settings(workers=2, **keys), configs)
     told: list[str] = []
     remote = evaluate_models(table, evaluation_settings(scheduler=dask_cluster, **keys),
                              configs, progress=told.append)
-    for split in ("validation_proba", "test_proba"):
-        np.testing.assert_allclose(getattr(remote.results["gru"], split),
-                                   getattr(local.results["gru"], split), atol=1e-6)
+    for name in configs:  # one task per network: both workers take one
+        for split in ("validation_proba", "test_proba"):
+            np.testing.assert_allclose(getattr(remote.results[name], split),
+                                       getattr(local.results[name], split), atol=1e-6)
     refits = [line for line in told if "refits done" in line]
     assert refits and refits[-1].split("; ")[1].startswith(f"{len(refits)}/{len(refits)}")
     with Client(dask_cluster, timeout=30) as client:  # the chains ran on its workers

@@ -17,9 +17,11 @@ from pipelines.modelling.baselines import baseline_walk_forward
 from pipelines.modelling.evaluate import ModelResult, evaluate_models, leaderboard
 from pipelines.modelling.features import FeatureTable, feature_table, make_labels, windows
 from pipelines.modelling.fitting import (
-    Chain,
+    chains_for,
     fit_network,
+    fit_seeds,
     network_walk_forward,
+    predict_network,
     walk_forward_chains,
 )
 from pipelines.modelling.leaderboard import Leaderboard
@@ -86,6 +88,26 @@ def test_scaler_and_model_see_no_rows_after_the_training_days():
     assert np.allclose(clean.mean_, scaler.mean_)
 
 
+def test_a_copy_in_a_seed_stack_learns_as_it_would_alone():
+    """Seed 1's copy fitted beside seed 2 predicts as seed 1 fitted alone in a stack (its
+    gradients come from its own loss only; same batches); seed 2's copy differs."""
+    table, window = synthetic_table(), 5
+    train_days = labelled(table, window)[:150]
+    predict_days = labelled(table, window)[151:170]
+    config = ModelConfig.from_dict(TINY | {"epochs": 4})
+    fits = {seeds: fit_seeds(config, table, window, train_days, seeds, deterministic=True,
+                             mixed_precision=False) for seeds in ((1, 2), (1,))}
+    both, alone = (predict_network(model, scaler, table, window, predict_days, seeds)
+                   for seeds, (model, scaler, _) in fits.items())
+    assert both.shape == (2, len(predict_days)) and alone.shape == (1, len(predict_days))
+    np.testing.assert_allclose(both[0], alone[0], atol=1e-5)
+    assert not np.allclose(both[0], both[1], atol=1e-3)
+    runs = fits[(1, 2)][2]
+    assert [run.seed for run in runs] == [1, 2] and all(run.stacked == 2 for run in runs)
+    np.testing.assert_allclose(runs[0].history["val_loss"], fits[(1,)][2][0].history["val_loss"],
+                               rtol=1e-5)
+
+
 def _changed_after(table: FeatureTable, cut: int, seed: int = 5) -> FeatureTable:
     """A copy whose labels from ``cut`` on are shuffled and whose data after it is noise."""
     rng = np.random.default_rng(seed)
@@ -108,12 +130,12 @@ def test_no_prediction_on_or_before_day_t_depends_on_anything_after_it():
     config = ModelConfig.from_dict(TINY)
     upto = test_days <= cut
     for warm_start in (False, True):  # cold refits, and refits from the previous weights
-        before = network_walk_forward(config, table, window, blocks, seed=3, deterministic=True,
+        before = network_walk_forward(config, table, window, blocks, (3,), deterministic=True,
                                       mixed_precision=False, warm_start=warm_start,
-                                      warm_epochs=2)[0]
-        after = network_walk_forward(config, changed, window, blocks, seed=3,
+                                      warm_epochs=2)[0][0]
+        after = network_walk_forward(config, changed, window, blocks, (3,),
                                      deterministic=True, mixed_precision=False,
-                                     warm_start=warm_start, warm_epochs=2)[0]
+                                     warm_start=warm_start, warm_epochs=2)[0][0]
         assert np.array_equal(before[upto], after[upto]), warm_start
         assert not np.allclose(before[~upto], after[~upto])  # the check can fail
     for name in ("majority", "always_up", "persistence", "logistic", "logistic_window"):
@@ -134,8 +156,8 @@ def test_shuffled_test_labels_leave_the_first_block_unchanged():
     config = ModelConfig.from_dict(TINY)
     cold = {"deterministic": True, "mixed_precision": False, "warm_start": False,
             "warm_epochs": 1}
-    a = network_walk_forward(config, table, window, blocks, seed=4, **cold)[0]
-    b = network_walk_forward(config, shuffled, window, blocks, seed=4, **cold)[0]
+    a = network_walk_forward(config, table, window, blocks, (4,), **cold)[0][0]
+    b = network_walk_forward(config, shuffled, window, blocks, (4,), **cold)[0][0]
     first = len(blocks.predict[0])
     assert np.array_equal(a[:first], b[:first])
 
@@ -215,16 +237,19 @@ def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told()
                                  progress=lines.append)
     n_val, n_test = len(evaluation.validation_days), len(evaluation.test_days)
     blocks = -(-n_val // 20) + -(-n_test // 20)
-    assert lines[0] == (f"1 networks x 2 seeds, {blocks} refits each ({-(-n_val // 20)} "
-                        f"validation, {-(-n_test // 20)} test blocks), warm refits")
+    assert lines[0] == (f"1 networks x 2 seeds (fitted together), {blocks} refits each "
+                        f"({-(-n_val // 20)} validation, {-(-n_test // 20)} test blocks), "
+                        "warm refits")
     refits = [line for line in lines[1:] if " refit " in line]
-    assert len(refits) == 2 * blocks
-    assert refits[0].startswith(f"gru seed 1/2: refit 1/{blocks} (")
-    assert refits[-1].startswith(f"gru seed 2/2: refit {blocks}/{blocks} (")
-    assert refits[-1].endswith(f"{2 * blocks}/{2 * blocks} refits done, ETA 0m00s")
-    runs = evaluation.results["gru"].runs
-    assert [run.warm for run in runs[:blocks]] == [False] + [True] * (blocks - 1)
-    assert all(run.epochs <= 2 for run in runs[1:blocks])  # warm refits: warm_epochs at most
+    assert len(refits) == blocks  # both seeds in one stack: one refit fits both
+    assert refits[0].startswith(f"gru seeds 1, 2: refit 1/{blocks} (")
+    assert refits[-1].startswith(f"gru seeds 1, 2: refit {blocks}/{blocks} (")
+    assert refits[-1].endswith(f"{blocks}/{blocks} refits done, ETA 0m00s")
+    runs = evaluation.results["gru"].runs  # a run per seed and block
+    assert [(run.seed, run.warm) for run in runs] == [(1, False), (2, False)] + [
+        (seed, True) for _ in range(blocks - 1) for seed in (1, 2)]
+    assert all(run.epochs <= 2 for run in runs[2:])  # warm refits: warm_epochs at most
+    assert all(run.stacked == 2 for run in runs)
     board = leaderboard(evaluation)
     assert board.days.validation == n_val and board.walk_forward["warm_start"]
     assert board.models["gru"].training["warm_fits"] == 2 * (blocks - 1)
@@ -236,8 +261,9 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one(caplog):
     days = labelled(table, window)
     blocks = walk_forward_blocks(days, days[120:], refit_every=40, gap=1)
     config = ModelConfig.from_dict(TINY)
-    chains = [Chain("gru", config, table, seed, number, 2)
-              for number, seed in enumerate((1, 2), start=1)]
+    chains = chains_for({"gru": (config, table), "gru_too": (config, table)}, (1, 2))
+    assert [(chain.name, chain.seeds) for chain in chains] == [("gru", (1, 2)),
+                                                               ("gru_too", (1, 2))]
     options = {"deterministic": True, "mixed_precision": False, "warm_start": True,
                "warm_epochs": 2}
     told = []
@@ -246,9 +272,11 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one(caplog):
     here = walk_forward_chains(chains, window, blocks, options, workers=1, scheduler="")
     for (a, runs_a), (b, _) in zip(parallel, here, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
-        assert len(runs_a) == len(blocks)
-    assert sorted((m["seed"], m["refit"]) for m in told) == [
-        (seed, refit) for seed in (1, 2) for refit in range(1, len(blocks) + 1)]
+        assert a.shape == (2, sum(map(len, blocks.predict)))  # a row per seed
+        assert len(runs_a) == 2 * len(blocks)
+    assert sorted((m["model"], m["refit"]) for m in told) == [
+        (name, refit) for name in ("gru", "gru_too") for refit in range(1, len(blocks) + 1)]
+    assert all(m["seeds"] == [1, 2] for m in told)
     assert told[-1]["done"] == told[-1]["total"] == 2 * len(blocks)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []  # Dask's scheduler logged none (a queue read that timed out did)

@@ -14,11 +14,14 @@ from pipelines.core import devices
 from pipelines.core.params.train import ModelConfig
 from pipelines.modelling.models import (
     build_model,
+    build_seed_stack,
     count_params,
     cudnn_eligible,
     early_stopping,
     load_model,
     save_model,
+    seed_output,
+    seed_stopping,
 )
 
 STUDY_INPUT = (4, 145)
@@ -293,3 +296,57 @@ def test_mixed_precision_on_a_cpu_stays_float32(caplog: pytest.LogCaptureFixture
     keras.mixed_precision.set_global_policy("mixed_float16")
     devices.configure(0, deterministic=False, mixed_precision=False)
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def _copy(model: keras.Model, seed: int) -> list[list[np.ndarray]]:
+    """The weights of seed ``seed``'s copy in a seed stack, layer by layer."""
+    return [layer.get_weights() for layer in model.layers
+            if layer.name.startswith(f"{seed_output(seed)}_")]
+
+
+def test_each_copy_of_a_seed_stack_starts_as_its_seed_alone():
+    made = config(cell="lstm", units=[8, 4], l1=1e-3)
+    stack = build_seed_stack(made, (4, 10), (3, 7))
+    assert list(stack.predict(np.zeros((2, 4, 10)), verbose=0)) == ["seed_3", "seed_7"]
+    for seed in (3, 7):
+        devices.configure(seed, deterministic=False, mixed_precision=False)
+        alone = [layer.get_weights() for layer in build_model(made, (4, 10)).layers[1:]]
+        copy = _copy(stack, seed)
+        assert len(copy) == len(alone) == 3  # two recurrent layers and the head
+        for mine, its in zip(copy, alone, strict=True):
+            assert all(np.array_equal(a, b) for a, b in zip(mine, its, strict=True))
+    assert not np.array_equal(_copy(stack, 3)[0][0], _copy(stack, 7)[0][0])
+
+
+def _logs(val: dict[int, list[float]], epoch: int) -> dict[str, float]:
+    return {f"{prefix}{seed_output(seed)}_loss": val[seed][epoch]
+            for seed in val for prefix in ("", "val_")}
+
+
+def test_seed_stopping_stops_and_restores_each_copy_on_its_own():
+    made = config(units=[4], patience=2, l1=0.0)
+    stack = build_seed_stack(made, (4, 10), (1, 2))
+    stopping = seed_stopping(made, (1, 2))
+    stopping.set_model(stack)
+    stopping.on_train_begin()
+    best_of_2 = _copy(stack, 2)
+    val = {1: [1.0, 0.9, 0.8, 0.7, 0.6], 2: [1.0, 1.1, 1.2, 1.3, 1.4]}
+    for epoch in range(5):
+        if epoch:  # the copies move on after their first epoch
+            for layer in stack.layers[1:]:
+                layer.set_weights([w + 1.0 for w in layer.get_weights()])
+        stopping.on_epoch_end(epoch, _logs(val, epoch))
+        assert stack.stop_training is False  # copy 1 still improves
+    assert stopping.epochs_run == {1: 5, 2: 3}  # copy 2 stopped after 2 epochs of no gain
+    last_of_1 = _copy(stack, 1)
+    stopping.on_train_end()
+    for mine, its in zip(_copy(stack, 2), best_of_2, strict=True):  # its first epoch's
+        assert all(np.array_equal(a, b) for a, b in zip(mine, its, strict=True))
+    for mine, its in zip(_copy(stack, 1), last_of_1, strict=True):  # its last: the best
+        assert all(np.array_equal(a, b) for a, b in zip(mine, its, strict=True))
+    val[1] = [0.5, 0.6, 0.7]
+    stopping.on_train_begin()
+    for epoch in range(3):
+        stopping.on_epoch_end(epoch, _logs(val, epoch))
+    assert stack.stop_training is True and stopping.epochs_run == {1: 3, 2: 3}
+    assert stopping.history[1]["val_loss"] == [0.5, 0.6, 0.7]  # l1 0: no regulariser
