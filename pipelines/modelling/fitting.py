@@ -51,6 +51,7 @@ from pipelines.modelling.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
 CONNECT_TIMEOUT_S = 30  # to an existing Dask scheduler
+PREDICT_BATCH = 256
 
 
 @dataclass
@@ -65,15 +66,25 @@ class NetworkRun:
     stacked: int = 1  # seeds fitted together in one seed stack (seconds: its share)
 
 
-def _training_data(table: FeatureTable, window: int, train_days: np.ndarray
+def _training_data(table: FeatureTable, window: int, train_days: np.ndarray, batch: int
                    ) -> tuple[TrainOnlyScaler, tuple[np.ndarray, ...]]:
     """The scaler fitted on ``train_days``'s rows only, and (x, y, x_stop, y_stop): the last
-    tenth of the training days (in time order) held out for early stopping."""
+    tenth of the training days (in time order) held out for early stopping.
+
+    Both parts are whole batches of ``batch`` where there are enough days: the held-out
+    part rounded to whole batches, and the oldest days (fewer than ``batch``) left out of
+    the fit. Every batch then has one shape, so XLA compiles a seed stack's step once per
+    walk-forward instead of once per refit (about 3 s each, half of a warm refit).
+    """
     scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
     samples = windows(scaler.transform(table.features[: int(train_days[-1]) + 1]), window)
     x = samples[train_days - (window - 1)]
     y = table.labels[train_days]
     n_stop = max(1, len(train_days) // 10)
+    if len(train_days) >= 4 * batch:
+        n_stop = max(batch, round(n_stop / batch) * batch)
+        first = (len(train_days) - n_stop) % batch
+        x, y = x[first:], y[first:]
     return scaler, (x[:-n_stop], y[:-n_stop], x[-n_stop:], y[-n_stop:])
 
 
@@ -89,7 +100,8 @@ def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.nd
     """
     if model is None:
         devices.configure(seed, deterministic=deterministic, mixed_precision=mixed_precision)
-    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days)
+    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days,
+                                                        config.batch_size)
     warm = model is not None
     if not warm:
         model = build_model(config, x.shape[1:])
@@ -114,7 +126,8 @@ def fit_seeds(config: Any, table: FeatureTable, window: int, train_days: np.ndar
 
     ``model``: continue this stack (a warm start) for ``epochs``.
     """
-    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days)
+    scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days,
+                                                        config.batch_size)
     warm = model is not None
     if not warm:
         import keras
@@ -142,7 +155,12 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
     last = int(days.max())
     samples = windows(scaler.transform(table.features[: last + 1]), window)
     x = samples[days - (window - 1)]
-    predicted = model.predict(x, batch_size=256, verbose=0)
+    padded = -len(x) % PREDICT_BATCH  # whole batches: one compiled shape (as in a fit)
+    x = np.concatenate([x, np.zeros((padded, *x.shape[1:]), dtype=x.dtype)]) if padded else x
+    predicted = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+    if padded:
+        predicted = ({name: value[:-padded] for name, value in predicted.items()}
+                     if isinstance(predicted, dict) else predicted[:-padded])
     if isinstance(predicted, dict):  # a seed stack: {seed_output(seed): (n, 1)}
         return np.stack([np.asarray(predicted[seed_output(seed)]).reshape(-1)
                          for seed in seeds]).astype("float64")

@@ -276,7 +276,7 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one(caplog):
         assert len(runs_a) == 2 * len(blocks)
     assert sorted((m["model"], m["refit"]) for m in told) == [
         (name, refit) for name in ("gru", "gru_too") for refit in range(1, len(blocks) + 1)]
-    assert all(m["seeds"] == [1, 2] for m in told)
+    assert [list(m["seeds"]) for m in told] == [[1, 2]] * len(told)
     assert told[-1]["done"] == told[-1]["total"] == 2 * len(blocks)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []  # Dask's scheduler logged none (a queue read that timed out did)
