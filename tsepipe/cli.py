@@ -290,7 +290,8 @@ def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Refit every network on all labelled days; save model.keras and its model card."""
+    """Every network on all labelled days (the evaluation's walk-forward continued on them,
+    or a fresh fit); save model.keras and its model card."""
     from pipelines.modelling.train import train as run_train
 
     p = load_params(params)
@@ -298,7 +299,8 @@ def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     for name, card in cards.items():
         typer.echo(f"{name}: {card['params']['total']} parameters, {card['training']['epochs']}"
                    f" epochs in {card['training']['seconds']:.1f} s on "
-                   f"{card['device']['kind']} -> {p.paths.model_dir(name)}")
+                   f"{card['device']['kind']} ({card['training']['made']}) -> "
+                   f"{p.paths.model_dir(name)}")
 
 
 @app.command()

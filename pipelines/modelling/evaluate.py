@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from pipelines.core.devices import detect_device
 from pipelines.core.fileio import atomic_folder, atomic_path, write_json, write_metrics, write_text
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.data import DataSection
@@ -44,8 +43,10 @@ from pipelines.modelling.features import (
     labelled_sample_days,
 )
 from pipelines.modelling.fitting import (
+    FinalFit,
     NetworkRun,
     chains_for,
+    save_final,
     walk_forward_chains,
 )
 from pipelines.modelling.leaderboard import Days, Leaderboard, ModelRow
@@ -71,6 +72,7 @@ class ModelResult:
     features: list[str] = field(default_factory=list)  # what it reads
     feature_set: str = ""
     members: list[str] = field(default_factory=list)  # a combination's
+    final: FinalFit | None = None  # a network's next refit on every labelled day
 
     def classes(self, split: str) -> np.ndarray:
         own = self.validation_cls if split == "validation" else self.test_cls
@@ -106,7 +108,7 @@ def evaluate(paths: Paths, data: DataSection, settings: EvaluationSettings,
     """The evaluate stage: every network and baseline walked forward on the merged dataset;
     the leaderboard, predictions, plots and backtest written to ``paths.evaluation_dir``."""
     table, _ = dataset_table(paths, data, settings.features)
-    evaluation = evaluate_models(table, settings, progress=progress)
+    evaluation = evaluate_models(table, settings, progress=progress, final=True)
     board = leaderboard(evaluation)
     write_evaluation(evaluation, board, paths.evaluation_dir, paths.evaluate_metrics,
                      backtest)
@@ -115,7 +117,8 @@ def evaluate(paths: Paths, data: DataSection, settings: EvaluationSettings,
 
 def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
                     configs: dict[str, ModelConfig] | None = None,
-                    progress: Callable[[str], None] | None = None) -> Evaluation:
+                    progress: Callable[[str], None] | None = None, final: bool = False
+                    ) -> Evaluation:
     """Walk-forward validation and test predictions of every network and baseline.
 
     ``table``: the feature table of the default set, ``features.set`` (its ``view`` reaches
@@ -153,14 +156,15 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
             f"{'warm' if walk.warm_start else 'cold'} refits")
     options = {"deterministic": settings.train.deterministic,
                "mixed_precision": settings.train.mixed_precision,
-               "warm_start": walk.warm_start, "warm_epochs": walk.warm_epochs}
+               "warm_start": walk.warm_start, "warm_epochs": walk.warm_epochs,
+               "final_days": labelled if final and walk.warm_start else None}
     outcomes = walk_forward_chains(chains, window, blocks, options, walk.workers,
                                    progress=lambda m: say(_progress_line(m)),
                                    scheduler=walk.scheduler)
     for name, config in configs.items():
         own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
                if chain.name == name]
-        rows = {seed: proba for chain, (probabilities, _) in own
+        rows = {seed: proba for chain, (probabilities, _, _) in own
                 for seed, proba in zip(chain.seeds, probabilities, strict=True)}
         by_seed = [rows[seed] for seed in seeds]
         view = own[0][0].table
@@ -168,7 +172,8 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
             name, "network", np.mean([p[:n_validation] for p in by_seed], axis=0),
             np.mean([p[n_validation:] for p in by_seed], axis=0),
             [p[n_validation:] for p in by_seed], [run for _, o in own for run in o[1]],
-            config.to_dict(), features=view.names, feature_set=view.set_name)
+            config.to_dict(), features=view.names, feature_set=view.set_name,
+            final=next((o[2] for chain, o in own if seeds[0] in chain.seeds), None))
     for name, members in walk.combinations.items():
         if all(member in results for member in members):  # a sweep's grid has other names
             results[name] = combine(name, [results[member] for member in members])
@@ -223,7 +228,8 @@ def leaderboard(evaluation: Evaluation) -> Leaderboard:
     return Leaderboard(
         champion=champion,
         champion_reason=reason,
-        device=detect_device() if any(r["kind"] == "network" for r in rows.values()) else None,
+        device=next((run.device for result in evaluation.results.values()
+                     for run in result.runs if run.device), None),  # the chains' own
         champion_metric=metric,
         promotion_margin=walk.promotion_margin,
         best_baseline_on_validation=max(
@@ -333,6 +339,11 @@ def _write_evaluation_files(evaluation: Evaluation, board: Leaderboard, out: Pat
                             metrics_path: Path | None, backtest_settings: BacktestSection
                             ) -> None:
     plots = out / PLOTS
+    for name, result in evaluation.results.items():
+        if result.final is not None:  # tsepipe train saves these as the networks
+            save_final(out / FILES["final_networks"], name,
+                       evaluation.settings.train.models[name], result.features,
+                       evaluation.settings.train.seeds[0], result.final)
     if evaluation.close is not None:
         forecasts = {board.champion: evaluation.results[board.champion].classes("test")}
         if "persistence" in evaluation.results:

@@ -43,6 +43,7 @@ from pipelines.modelling.features import FeatureTable, TrainOnlyScaler, windows
 from pipelines.modelling.models import (
     build_model,
     build_seed_stack,
+    copy_layers,
     early_stopping,
     seed_output,
     seed_stopping,
@@ -64,6 +65,7 @@ class NetworkRun:
     warm: bool = False  # continued from the previous block's weights
     seed: int | None = None
     stacked: int = 1  # seeds fitted together in one seed stack (seconds: its share)
+    device: dict[str, Any] | None = None  # where it ran (devices.detect_device)
 
 
 def _training_data(table: FeatureTable, window: int, train_days: np.ndarray, batch: int
@@ -167,22 +169,37 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
     return predicted.reshape(-1).astype("float64")
 
 
+@dataclass
+class FinalFit:
+    """A walk-forward's next refit, on every labelled day: the networks ``tsepipe train``
+    saves (each seed's copy: its weights per layer, and its run)."""
+
+    weights: dict[int, list[list[np.ndarray]]]
+    runs: list[NetworkRun]
+    days: int  # labelled days it was fitted on
+
+
 def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
                          seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
                          warm_start: bool, warm_epochs: int,
+                         final_days: np.ndarray | None = None,
                          on_refit: Callable[[int, list[NetworkRun]], None] | None = None
-                         ) -> tuple[np.ndarray, list[NetworkRun]]:
+                         ) -> tuple[np.ndarray, list[NetworkRun], FinalFit | None]:
     """Out-of-sample probabilities for every predicted day of ``blocks``, one row per seed
-    of ``seeds`` (fitted together, ``fit_seeds``), and the runs (a run per seed and block).
+    of ``seeds`` (fitted together, ``fit_seeds``), the runs (a run per seed and block), and
+    the final fit.
 
     ``warm_start``: refits after the first continue from the previous block's weights for
-    ``warm_epochs`` (at most ``config.epochs``). ``on_refit(i, runs)`` is called after
-    refit i (0-based) with its runs.
+    ``warm_epochs`` (at most ``config.epochs``). ``final_days`` (with ``warm_start``): one
+    more refit, on these days (every labelled day), made as every evaluated refit was;
+    None: no final fit. ``on_refit(i, runs)`` is called after refit i (0-based).
     """
     import keras
 
     probabilities, runs = [], []
     model = None
+    device = devices.detect_device()  # this process's: a worker's on a cluster elsewhere
+    warm_epochs = min(warm_epochs, config.epochs)
     for number, (train_days, predict_days) in enumerate(
             zip(blocks.train, blocks.predict, strict=True)):
         if not warm_start and model is not None:
@@ -191,14 +208,54 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
         model, scaler, block_runs = fit_seeds(
             config, table, window, train_days, seeds, deterministic=deterministic,
             mixed_precision=mixed_precision, model=model if warm_start else None,
-            epochs=min(warm_epochs, config.epochs) if warm_start and model is not None
-            else None)
+            epochs=warm_epochs if warm_start and model is not None else None)
         probabilities.append(predict_network(model, scaler, table, window, predict_days,
                                              seeds))
+        for run in block_runs:
+            run.device = device
         runs.extend(block_runs)
         if on_refit:
             on_refit(number, block_runs)
-    return np.concatenate(probabilities, axis=1), runs
+    final = None
+    if warm_start and final_days is not None and model is not None:
+        model, _, final_runs = fit_seeds(config, table, window, final_days, seeds,
+                                         deterministic=deterministic,
+                                         mixed_precision=mixed_precision, model=model,
+                                         epochs=warm_epochs)
+        final = FinalFit({seed: [layer.get_weights() for layer in copy_layers(model, seed)]
+                          for seed in seeds}, final_runs, len(final_days))
+    return np.concatenate(probabilities, axis=1), runs, final
+
+
+def save_final(folder: Path, name: str, config: Any, features: list[str], seed: int,
+               final: FinalFit) -> None:
+    """Seed ``seed``'s copy of a final fit as ``folder/NAME.npz`` (its weights) and
+    ``NAME.json`` (config, features, seed, epochs, seconds, loss history, days)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = final.weights[seed]
+    np.savez(folder / f"{name}.npz", **{f"layer{i}_{j}": array
+                                        for i, layer in enumerate(weights)
+                                        for j, array in enumerate(layer)})
+    run = next(run for run in final.runs if run.seed == seed)
+    (folder / f"{name}.json").write_text(json.dumps({
+        "config": config.to_dict(), "features": list(features), "seed": seed,
+        "layers": [len(layer) for layer in weights], "days": final.days, "epochs": run.epochs,
+        "seconds": run.seconds, "history": run.history}, indent=1), encoding="utf-8")
+
+
+def read_final(folder: Path, name: str) -> tuple[dict[str, Any], list[list[np.ndarray]]] | None:
+    """What ``save_final`` wrote for ``name`` (meta, weights per layer), or None."""
+    meta_path, weights_path = folder / f"{name}.json", folder / f"{name}.npz"
+    if not (meta_path.is_file() and weights_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(weights_path) as arrays:
+            weights = [[arrays[f"layer{i}_{j}"] for j in range(count)]
+                       for i, count in enumerate(meta["layers"])]
+    except (OSError, ValueError, KeyError):  # damaged: the caller fits afresh
+        return None
+    return meta, weights
 
 
 @dataclass(frozen=True)
@@ -231,7 +288,7 @@ PROGRESS = "tsepipe-refit "  # a chain process's progress lines on its stdout
 
 
 def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any],
-               queue_name: str) -> tuple[np.ndarray, list[NetworkRun]]:
+               queue_name: str) -> tuple[np.ndarray, list[NetworkRun], FinalFit | None]:
     """A Dask task: one chain, in a fresh Python process of its own; each refit is passed
     on to the Dask queue ``queue_name``.
 
@@ -294,7 +351,7 @@ def usable_cores() -> int:
 def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                         options: dict[str, Any], workers: int,
                         progress: Progress | None = None, *, scheduler: str,
-                        ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+                        ) -> list[tuple[np.ndarray, list[NetworkRun], FinalFit | None]]:
     """Run every chain over ``blocks``; the results in the order of ``chains``.
 
     The chains are Dask tasks (``_on_dask``): on the cluster of ``scheduler`` (an
@@ -331,7 +388,7 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
 
 def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str, Any],
              workers: int, tell: Callable[[dict[str, Any]], None], scheduler: str
-             ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+             ) -> list[tuple[np.ndarray, list[NetworkRun], FinalFit | None]]:
     """``walk_forward_chains`` as Dask tasks, one per chain: on the cluster whose scheduler
     is at ``scheduler`` (its workers need this project installed), or else on a local
     cluster of ``workers`` processes, each holding TensorFlow to its share of the cores.
@@ -370,7 +427,7 @@ def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str
 
 def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks: Blocks,
             options: dict[str, Any], tell: Callable[[dict[str, Any]], None]
-            ) -> list[tuple[np.ndarray, list[NetworkRun]]]:
+            ) -> list[tuple[np.ndarray, list[NetworkRun], FinalFit | None]]:
     """Submit one task per chain; pass on each refit's message while they run."""
     futures = [client.submit(_run_chain, chain, window, blocks, options, messages.name,
                              pure=False, key=f"walk-forward-{chain.name}-seeds"

@@ -66,7 +66,8 @@ def _recurrent_layer(config: ModelConfig, units: int, return_sequences: bool, nu
     layer = layer_class(units, return_sequences=return_sequences, kernel_regularizer=regularizer,
                         name=name, **_cell_arguments(config))
     if config.bidirectional:
-        return keras.layers.Bidirectional(layer, name=f"bidirectional_{name}")
+        return keras.layers.Bidirectional(  # a seed stack's prefix first: copy_layers
+            layer, name=f"{prefix}bidirectional_{config.cell}_{number}")
     return layer
 
 
@@ -210,6 +211,25 @@ def early_stopping(config: ModelConfig) -> keras.callbacks.EarlyStopping:
                                          restore_best_weights=True)
 
 
+def copy_layers(stack: keras.Model, seed: int) -> list[keras.layers.Layer]:
+    """Seed ``seed``'s copy in a seed stack: its layers, in ``build_model``'s order."""
+    return [layer for layer in stack.layers if layer.name.startswith(f"{seed_output(seed)}_")]
+
+
+def network_from_copy(config: ModelConfig, input_shape: tuple[int, int],
+                      weights: list[list[Any]]) -> keras.Model:
+    """A network of its own (``build_model``) holding a seed stack copy's weights (one list
+    per layer, as ``copy_layers`` gives them)."""
+    model = build_model(config, input_shape)
+    layers = model.layers[1:]  # the input layer has none
+    if len(layers) != len(weights):
+        raise ValueError(f"{config.name}: {len(weights)} layers of weights for a network "
+                         f"of {len(layers)}")
+    for layer, values in zip(layers, weights, strict=True):
+        layer.set_weights(values)
+    return model
+
+
 def seed_stopping(config: ModelConfig, seeds: Sequence[int]) -> keras.callbacks.Callback:
     """``early_stopping`` for each copy of a seed stack on its own: a copy stops when its
     validation loss (its output's loss plus its regulariser, as ``val_loss`` is for one
@@ -222,9 +242,7 @@ def seed_stopping(config: ModelConfig, seeds: Sequence[int]) -> keras.callbacks.
 
     class SeedStopping(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
-            self.layers = {seed: [layer for layer in self.model.layers
-                                  if layer.name.startswith(f"{seed_output(seed)}_")]
-                           for seed in seeds}
+            self.layers = {seed: copy_layers(self.model, seed) for seed in seeds}
             self.best = dict.fromkeys(seeds, math.inf)
             self.wait = dict.fromkeys(seeds, 0)
             self.best_weights: dict[int, list[Any] | None] = dict.fromkeys(seeds)

@@ -26,10 +26,20 @@ from pipelines.core.params.paths import (
     Paths,
 )
 from pipelines.core.provenance import git_commit
-from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
-from pipelines.modelling.fitting import fit_network
+from pipelines.modelling.features import (
+    FeatureTable,
+    TrainOnlyScaler,
+    dataset_table,
+    labelled_sample_days,
+)
+from pipelines.modelling.fitting import NetworkRun, fit_network, read_final
 from pipelines.modelling.leaderboard import Leaderboard
-from pipelines.modelling.models import count_params, cudnn_eligible, save_model
+from pipelines.modelling.models import (
+    count_params,
+    cudnn_eligible,
+    network_from_copy,
+    save_model,
+)
 from pipelines.modelling.settings import EvaluationSettings
 
 
@@ -39,23 +49,29 @@ def train(paths: Paths, data: DataSection, settings: EvaluationSettings
     ``paths.models_dir`` (with the evaluation's figures on its card when there are some)."""
     table, data_version = dataset_table(paths, data, settings.features)
     board = Leaderboard.read(paths.leaderboard) if paths.leaderboard.exists() else None
-    return train_final(table, settings, paths.models_dir, data_version, board)
+    return train_final(table, settings, paths.models_dir, data_version, board,
+                       paths.final_networks)
 
 
 def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: Path | str,
-                data_version: str, board: Leaderboard | None = None
-                ) -> dict[str, dict[str, Any]]:
-    """Fit each network of ``train.models`` on all labelled days with the first seed; write
-    its folder."""
+                data_version: str, board: Leaderboard | None = None,
+                finals: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Each network of ``train.models`` on all labelled days with the first seed; write its
+    folder.
+
+    The network is the evaluation's own next refit where ``finals`` (``tsepipe evaluate``'s
+    final networks) has it for this config and features: its walk-forward continued on
+    every labelled day, as each evaluated forecast's model was made (warm refits). Else
+    (cold refits, or none there) a fit from scratch.
+    """
     device = devices.detect_device()
-    days = labelled_sample_days(table, settings.features.window)
+    window = settings.features.window
+    days = labelled_sample_days(table, window)
     cards = {}
     for name, config in settings.train.models.items():
         view = table.view(config.features or None)
-        model, scaler, run = fit_network(config, view, settings.features.window, days,
-                                         settings.train.seeds[0],
-                                         deterministic=settings.train.deterministic,
-                                         mixed_precision=settings.train.mixed_precision)
+        model, scaler, run, made = _final_network(name, config, view, window, days,
+                                                  settings, finals)
         folder = Path(models_dir) / name
         save_model(model, folder / MODEL_FILE)
         scaler.save(folder / SCALER, view.names)
@@ -78,7 +94,8 @@ def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: P
                            "last": f"{table.dates[days[-1]]:%Y-%m-%d}",
                            "seed": settings.train.seeds[0]},
             "training": {"epochs": run.epochs, "seconds": round(run.seconds, 3),
-                         "seconds_per_epoch": round(run.seconds / max(run.epochs, 1), 4)},
+                         "seconds_per_epoch": round(run.seconds / max(run.epochs, 1), 4),
+                         "made": made},
             "walk_forward": {k: evaluated.get(k) for k in ("test", "test_by_seed", "training")},
             "model_md5": file_md5(folder / MODEL_FILE),
         }
@@ -88,6 +105,33 @@ def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: P
     if board is not None:
         write_json(Path(models_dir) / CHAMPION, champion_record(board, data_version))
     return cards
+
+
+def _final_network(name: str, config: Any, view: FeatureTable, window: int,
+                   days: Any, settings: EvaluationSettings, finals: Path | None
+                   ) -> tuple[Any, TrainOnlyScaler, NetworkRun, str]:
+    """(model, scaler, run, how it was made) for one network: the evaluation's final fit
+    when it matches, else a fresh fit."""
+    seed = settings.train.seeds[0]
+    found = read_final(finals, name) if finals is not None else None
+    if found is not None:
+        meta, weights = found
+        if (meta["config"] == config.to_dict() and meta["features"] == list(view.names)
+                and meta["seed"] == seed and meta["days"] == len(days)):
+            try:
+                model = network_from_copy(config, (window, len(view.names)), weights)
+            except ValueError:
+                model = None
+            if model is not None:
+                run = NetworkRun(meta["epochs"], meta["seconds"], meta["history"], True, seed)
+                scaler = TrainOnlyScaler().fit(view.features, int(days[-1]))
+                return model, scaler, run, (
+                    f"the walk-forward's last model (seed {seed}) continued for "
+                    f"{meta['epochs']} epochs on every labelled day (tsepipe evaluate)")
+    model, scaler, run = fit_network(config, view, window, days, seed,
+                                     deterministic=settings.train.deterministic,
+                                     mixed_precision=settings.train.mixed_precision)
+    return model, scaler, run, "a fit from scratch on every labelled day"
 
 
 def champion_record(board: Leaderboard, data_version: str) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         card = json.loads((project / f"models/{name}/card.json").read_text())
         assert card["data_version"] == file_md5(project / "data/processed/merged.parquet")
         assert (project / f"models/{name}/model.keras").exists()
+        assert card["training"]["made"].startswith("the walk-forward's last model (seed ")
     board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
     assert {"lstm", "gru", "majority", "persistence"} <= set(board["models"])
     assert board["champion"] in board["models"]

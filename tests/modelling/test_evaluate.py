@@ -270,7 +270,7 @@ def test_chains_in_parallel_processes_match_the_chains_in_this_one(caplog):
     parallel = walk_forward_chains(chains, window, blocks, options, workers=2,
                                    progress=told.append, scheduler="")
     here = walk_forward_chains(chains, window, blocks, options, workers=1, scheduler="")
-    for (a, runs_a), (b, _) in zip(parallel, here, strict=True):
+    for (a, runs_a, _), (b, _, _) in zip(parallel, here, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
         assert a.shape == (2, sum(map(len, blocks.predict)))  # a row per seed
         assert len(runs_a) == 2 * len(blocks)

@@ -106,6 +106,10 @@ class Paths(Section):
         return self.evaluation_dir / PLOTS
 
     @property
+    def final_networks(self) -> Path:
+        return self.evaluation_dir / FILES["final_networks"]
+
+    @property
     def equity_plot(self) -> Path:
         return self.plots_dir / FILES["equity_plot"]
 
