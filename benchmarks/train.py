@@ -29,10 +29,20 @@ Two parts:
   demo <= 180 s, TEDPIX <= 360 s; the result records whether this machine met them and
   how many cores it has.
 
+- ``--tsepipe-runs``: the full ``tsepipe run`` as a user runs it (Prefect, DVC, every
+  stage to the report and the version commit), each in a fresh clone of a revision outside
+  the checkout, on the last N days of the TEDPIX history (``benchmarks/tsepipe_runs.py``).
+  The ``--after`` revision's run on the whole history is set against each other revision's
+  (``budget``: at most half the time), and its runs by history length show the growth
+  (``growth``: time, evaluate time, refits, evaluate seconds per refit). Only this entry
+  (``tsepipe_run``) of the results is rewritten.
+
 Run from the project root::
 
     .venv/bin/python benchmarks/train.py [--out benchmarks/results/train.json]
         [--skip-full-run] [--datasets demo,tedpix] [--skip-cold] [--epochs N]
+    .venv/bin/python benchmarks/train.py --tsepipe-runs HEAD@2679 HEAD@2000 HEAD@1000 \
+        b449510@2679
 
 The results are written atomically as JSON and summarised on stdout.
 """
@@ -57,7 +67,7 @@ import numpy as np
 import yaml
 
 from pipelines.core import devices  # before Keras: quiets TensorFlow's C++ start-up logs
-from pipelines.core.fileio import write_text
+from pipelines.core.fileio import write_json, write_text
 from pipelines.core.params.train import CELLS, ModelConfig
 from pipelines.core.provenance import package_versions
 from pipelines.modelling.models import build_model, cudnn_eligible
@@ -110,6 +120,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         f"(default: {DEFAULT_WORK})")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml",
                         help="parameters file the full run copies (default: params.yaml)")
+    parser.add_argument("--tsepipe-runs", nargs="+", metavar="REV@DAYS[:KEY=VALUE,...]",
+                        help="time only these full tsepipe runs (a clone of REV on the last "
+                        "DAYS days of TEDPIX 2008-2019, params.yaml's KEYs set), and write "
+                        "them into the results' tsepipe_run entry, keeping the rest; e.g. "
+                        "HEAD@2679 HEAD@2000 HEAD@1000 b449510@2679")
+    parser.add_argument("--after", default="HEAD",
+                        help="with --tsepipe-runs: the revision whose default run is set "
+                        "against the others (budget: at most half) and timed by history "
+                        "length (growth) (default: HEAD)")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
@@ -487,8 +506,34 @@ def print_table(result: dict[str, Any]) -> None:
               f"({result['machine']['cpus_usable']} usable core(s))")
 
 
+def only_tsepipe_runs(args: argparse.Namespace) -> int:
+    """``--tsepipe-runs``: those runs into the results' ``tsepipe_run``, the rest kept."""
+    import tsepipe_runs  # benchmarks/tsepipe_runs.py
+
+    started = time.perf_counter()
+    result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+    entry = tsepipe_runs.section(args.tsepipe_runs, args.work_dir.resolve() / "tsepipe-runs",
+                                 args.after)
+    entry["timestamp"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    entry["machine"] = common.machine_info()
+    entry["seconds"] = round(time.perf_counter() - started, 1)
+    result["tsepipe_run"] = entry
+    write_json(args.out, result)
+    for row in entry["budget"]:
+        print(f"{args.after} against {row['before']}: {row['after_s']:.1f} s / "
+              f"{row['before_s']:.1f} s = {row['ratio']:.2f} (at most 0.5: "
+              f"{'met' if row['met'] else 'NOT met'})")
+    for row in entry["growth"]:
+        print(f"{row['days']} days: {row['total_s']:.1f} s, evaluate {row['evaluate_s']} s, "
+              f"{row['refits']} refits, {row['evaluate_s_per_refit']} s per refit")
+    print(f"wrote {args.out}")
+    return 0 if all(run["exit_status"] == 0 for run in entry["runs"]) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.tsepipe_runs:
+        return only_tsepipe_runs(args)
     script_start = time.perf_counter()
     device = devices.detect_device()
     device_kinds = ["cpu", "gpu"] if device["kind"] == "gpu" else ["cpu"]

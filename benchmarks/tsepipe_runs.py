@@ -45,21 +45,24 @@ def history_tail(days: int, folder: Path) -> Path:
     return folder
 
 
-def clone_at(revision: str, folder: Path) -> str:
-    """A clone of this repository at ``revision`` in ``folder``; returns the full commit."""
+def clone_at(revision: str, folder: Path, settings: dict[str, str] | None = None) -> str:
+    """A clone of this repository at ``revision`` in ``folder``, with
+    ``validate.min_usable_files: 1`` and each ``settings`` key (a key of params.yaml, its
+    last name: ``validation_fraction``) set to its value; returns the full commit."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True)
     _git(folder, "checkout", "--quiet", revision)
     params = folder / "params.yaml"
-    text, count = re.subn(r"(?m)^(\s*min_usable_files:\s*)\d+", r"\g<1>1",
-                          params.read_text(encoding="utf-8"))
-    if count != 1:
-        raise SystemExit(f"{params}: no validate.min_usable_files to set")
+    text = params.read_text(encoding="utf-8")
+    for key, value in ({"min_usable_files": "1"} | (settings or {})).items():
+        text, count = re.subn(rf"(?m)^(\s*{key}:\s*)[^\s#]+", rf"\g<1>{value}", text)
+        if count != 1:
+            raise SystemExit(f"{params}: no single {key} to set")
     params.write_text(text, encoding="utf-8")
     _git(folder, "-c", "user.name=benchmark", "-c", "user.email=benchmark@localhost",
-         "commit", "--quiet", "-am", "benchmark: TEDPIX alone (validate.min_usable_files 1)")
+         "commit", "--quiet", "-am", f"benchmark: TEDPIX alone; {settings or 'defaults'}")
     return _git(folder, "rev-parse", revision)
 
 
@@ -87,14 +90,16 @@ def outcome(project: Path) -> dict[str, Any]:
         "test_mcc_ci": {name: row["test"].get("mcc_ci") for name, row in models.items()},
         "validation_mcc": {name: (row.get("validation") or {}).get("mcc")
                            for name, row in models.items()},
-        "validation_days": (board.get("validation") or {}).get("days"),
     }
 
 
-def tsepipe_run(revision: str, days: int, work_dir: Path) -> dict[str, Any]:
-    """One full default ``tsepipe run`` of ``revision`` on the last ``days`` days."""
-    project = work_dir / f"{revision[:12]}-{days}"
-    commit = clone_at(revision, project)
+def tsepipe_run(revision: str, days: int, work_dir: Path,
+                settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """One full ``tsepipe run`` of ``revision`` on the last ``days`` days (the defaults,
+    but ``settings``)."""
+    label = "-".join(f"{k}{v}" for k, v in (settings or {}).items())
+    project = work_dir / f"{revision[:12]}-{days}{'-' + label if label else ''}"
+    commit = clone_at(revision, project, settings)
     raw = history_tail(days, work_dir / f"raw-{days}")
     env = os.environ | ENV | {"PYTHONPATH": str(project)}
     command = [str(Path(sys.executable).parent / "tsepipe"), "run", "--raw-dir", str(raw)]
@@ -109,7 +114,8 @@ def tsepipe_run(revision: str, days: int, work_dir: Path) -> dict[str, Any]:
     (project / "benchmark-run.log").write_text(
         "\n".join(f"{t:8.2f}  {line}" for t, line in lines) + "\n", encoding="utf-8")
     result: dict[str, Any] = {
-        "revision": revision, "commit": commit, "days": days, "total_s": round(total, 2),
+        "revision": revision, "commit": commit, "days": days, "settings": settings or {},
+        "total_s": round(total, 2),
         "exit_status": process.returncode, "stage_s": stage_spans(lines, total),
     }
     if process.returncode != 0:
@@ -120,3 +126,46 @@ def tsepipe_run(revision: str, days: int, work_dir: Path) -> dict[str, Any]:
     if evaluate_s and result["refits"]:
         result["evaluate_s_per_refit"] = round(evaluate_s / result["refits"], 3)
     return result
+
+
+def parse_run(spec: str) -> tuple[str, int, dict[str, str]]:
+    """``REV@DAYS[:key=value,...]`` -> (revision, days, settings)."""
+    head, _, extra = spec.partition(":")
+    revision, _, days = head.partition("@")
+    settings = dict(item.split("=", 1) for item in extra.split(",") if item)
+    return revision, int(days or 2679), settings
+
+
+def section(specs: list[str], work_dir: Path, after: str) -> dict[str, Any]:
+    """Every run of ``specs``; the budget (the ``after`` revision's default run on the
+    whole history against each other revision's, as a ratio) and the growth (the
+    ``after`` revision's default runs by history length)."""
+    runs = []
+    for spec in specs:
+        revision, days, settings = parse_run(spec)
+        print(f"tsepipe run: {revision} on {days} days {settings or ''} ...", flush=True)
+        run = tsepipe_run(revision, days, work_dir, settings)
+        print(f"  {run['total_s']:.1f} s (evaluate {run['stage_s'].get('evaluate')} s, "
+              f"{run.get('refits')} refits), champion {run.get('champion')}", flush=True)
+        runs.append(run)
+    target = _git(ROOT, "rev-parse", after)
+    mine = [r for r in runs if r["commit"] == target and not r["settings"]
+            and r["exit_status"] == 0]
+    whole = max((r["days"] for r in runs), default=0)
+    now = next((r for r in mine if r["days"] == whole), None)
+    budget = []
+    for run in runs:
+        if now and run["commit"] != target and run["days"] == whole and not run["settings"]:
+            champion = run.get("champion")
+            budget.append({
+                "before": run["revision"], "before_s": run["total_s"], "after_s": now["total_s"],
+                "ratio": round(now["total_s"] / run["total_s"], 3),
+                "met": now["total_s"] <= run["total_s"] / 2,
+                "champion_test_mcc": {"before": (run.get("test_mcc") or {}).get(champion),
+                                      "after": now["test_mcc"][now["champion"]]}})
+    growth = [{"days": r["days"], "total_s": r["total_s"],
+               "evaluate_s": r["stage_s"].get("evaluate"), "refits": r.get("refits"),
+               "evaluate_s_per_refit": r.get("evaluate_s_per_refit")}
+              for r in sorted(mine, key=lambda r: r["days"])]
+    return {"after": after, "after_commit": target, "budget": budget, "growth": growth,
+            "runs": runs}

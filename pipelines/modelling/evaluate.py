@@ -269,11 +269,15 @@ def _row(name: str, result: ModelResult, y_val: np.ndarray, y_test: np.ndarray,
     }
     if result.members:
         row["members"] = result.members
-    for metric in ("balanced_accuracy", "mcc"):
-        low, high = m.block_bootstrap_ci(y_test, test_pred, metric,
-                                         block=settings.evaluate.bootstrap_block,
-                                         n_boot=settings.evaluate.bootstrap_samples)
-        row["test"][f"{metric}_ci"] = [low, high]
+    spans = [("test", y_test, test_pred)]
+    if len(y_val):  # the spread of the score the champion is chosen on, too
+        spans.append(("validation", y_val, result.classes("validation")))
+    for span, y, pred in spans:
+        for metric in ("balanced_accuracy", "mcc"):
+            low, high = m.block_bootstrap_ci(y, pred, metric,
+                                             block=settings.evaluate.bootstrap_block,
+                                             n_boot=settings.evaluate.bootstrap_samples)
+            row[span][f"{metric}_ci"] = [low, high]
     if result.test_proba_by_seed:
         row["test_by_seed"] = m.summarise_seeds(
             [m.classification_metrics(y_test, p) for p in result.test_proba_by_seed])

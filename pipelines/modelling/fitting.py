@@ -304,9 +304,14 @@ def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any
         request, result, errors = (Path(folder) / name for name in
                                    ("request.pkl", "result.pkl", "stderr.txt"))
         request.write_bytes(pickle.dumps((chain, window, blocks, options)))
+        # this code, not whatever the working folder holds (-P: no cwd on sys.path)
+        root = str(Path(__file__).resolve().parents[2])
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(
+            filter(None, [root, os.environ.get("PYTHONPATH")]))}
         with errors.open("w") as stderr, subprocess.Popen(
-                [sys.executable, "-m", "pipelines.modelling.fitting", str(request),
-                 str(result)], stdout=subprocess.PIPE, stderr=stderr, text=True) as child:
+                [sys.executable, "-P", "-m", "pipelines.modelling.fitting", str(request),
+                 str(result)], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                env=env) as child:
             assert child.stdout is not None
             for line in child.stdout:
                 if line.startswith(PROGRESS):

@@ -142,7 +142,7 @@ def test_a_split_that_leaves_no_training_days_is_refused_by_the_schema(tmp_path)
     result = CliRunner().invoke(app, ["evaluate", "--params", str(path)])
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
-        f"error: {path}: split.test_fraction: with validation_fraction 0.15 it leaves -14% "
+        f"error: {path}: split.test_fraction: with validation_fraction 0.3 it leaves -29% "
         "of the labelled days for training; the two together may take at most 90%"]
 
 
