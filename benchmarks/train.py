@@ -129,6 +129,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="with --tsepipe-runs: the revision whose default run is set "
                         "against the others (budget: at most half) and timed by history "
                         "length (growth) (default: HEAD)")
+    parser.add_argument("--from-logs", action="store_true",
+                        help="with --tsepipe-runs: read the runs back from their folders "
+                        "(an earlier call's, in --work-dir) instead of running them again")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
@@ -513,14 +516,16 @@ def only_tsepipe_runs(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     entry = tsepipe_runs.section(args.tsepipe_runs, args.work_dir.resolve() / "tsepipe-runs",
-                                 args.after)
+                                 args.after, from_logs=args.from_logs)
+    entry["read_from_logs"] = args.from_logs  # total_s: each log's last line then
     entry["timestamp"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     entry["machine"] = common.machine_info()
     entry["seconds"] = round(time.perf_counter() - started, 1)
     result["tsepipe_run"] = entry
     write_json(args.out, result)
     for row in entry["budget"]:
-        print(f"{args.after} against {row['before']}: {row['after_s']:.1f} s / "
+        print(f"{args.after} {row['after_settings'] or ''} against {row['before']}: "
+              f"{row['after_s']:.1f} s / "
               f"{row['before_s']:.1f} s = {row['ratio']:.2f} (at most 0.5: "
               f"{'met' if row['met'] else 'NOT met'})")
     for row in entry["growth"]:

@@ -83,7 +83,7 @@ def outcome(project: Path) -> dict[str, Any]:
     return {
         "champion": board["champion"],
         "champion_reason": board["champion_reason"],
-        "days": board["days"],
+        "spans": board["days"],
         "walk_forward": blocks,
         "refits": refits,
         "test_mcc": {name: row["test"].get("mcc") for name, row in models.items()},
@@ -97,8 +97,7 @@ def tsepipe_run(revision: str, days: int, work_dir: Path,
                 settings: dict[str, str] | None = None) -> dict[str, Any]:
     """One full ``tsepipe run`` of ``revision`` on the last ``days`` days (the defaults,
     but ``settings``)."""
-    label = "-".join(f"{k}{v}" for k, v in (settings or {}).items())
-    project = work_dir / f"{revision[:12]}-{days}{'-' + label if label else ''}"
+    project = project_of(work_dir, revision, days, settings)
     commit = clone_at(revision, project, settings)
     raw = history_tail(days, work_dir / f"raw-{days}")
     env = os.environ | ENV | {"PYTHONPATH": str(project)}
@@ -111,14 +110,25 @@ def tsepipe_run(revision: str, days: int, work_dir: Path,
         for line in process.stdout:
             lines.append((time.perf_counter() - started, line.rstrip("\n")))
     total = time.perf_counter() - started
-    (project / "benchmark-run.log").write_text(
+    (project / LOG).write_text(
         "\n".join(f"{t:8.2f}  {line}" for t, line in lines) + "\n", encoding="utf-8")
+    return summary(project, revision, commit, days, settings, lines, total,
+                   process.returncode)
+
+
+LOG = "benchmark-run.log"  # in each run's folder: every output line, time-stamped
+
+
+def summary(project: Path, revision: str, commit: str, days: int,
+            settings: dict[str, str] | None, lines: list[tuple[float, str]], total: float,
+            status: int) -> dict[str, Any]:
+    """What a run measured and produced (from its output lines and its leaderboard)."""
     result: dict[str, Any] = {
         "revision": revision, "commit": commit, "days": days, "settings": settings or {},
-        "total_s": round(total, 2),
-        "exit_status": process.returncode, "stage_s": stage_spans(lines, total),
+        "total_s": round(total, 2), "exit_status": status,
+        "stage_s": stage_spans(lines, total),
     }
-    if process.returncode != 0:
+    if status != 0:
         result["log_tail"] = [line for _, line in lines[-20:]]
         return result
     result |= outcome(project)
@@ -126,6 +136,16 @@ def tsepipe_run(revision: str, days: int, work_dir: Path,
     if evaluate_s and result["refits"]:
         result["evaluate_s_per_refit"] = round(evaluate_s / result["refits"], 3)
     return result
+
+
+def from_log(project: Path, revision: str, days: int,
+             settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """A finished run read back from its folder (its log's last time as the total)."""
+    lines = [(float(line[:8]), line[10:]) for line in
+             (project / LOG).read_text(encoding="utf-8").splitlines() if line[:8].strip()]
+    commit = _git(project, "log", "-1", "--format=%P",  # below the settings' commit
+                  "--grep=^benchmark: TEDPIX alone")
+    return summary(project, revision, commit, days, settings, lines, lines[-1][0], 0)
 
 
 def parse_run(spec: str) -> tuple[str, int, dict[str, str]]:
@@ -136,29 +156,42 @@ def parse_run(spec: str) -> tuple[str, int, dict[str, str]]:
     return revision, int(days or 2679), settings
 
 
-def section(specs: list[str], work_dir: Path, after: str) -> dict[str, Any]:
-    """Every run of ``specs``; the budget (the ``after`` revision's default run on the
-    whole history against each other revision's, as a ratio) and the growth (the
-    ``after`` revision's default runs by history length)."""
+def project_of(work_dir: Path, revision: str, days: int,
+               settings: dict[str, str] | None) -> Path:
+    label = "-".join(f"{k}{v}" for k, v in (settings or {}).items())
+    return work_dir / f"{revision[:12]}-{days}{'-' + label if label else ''}"
+
+
+def section(specs: list[str], work_dir: Path, after: str, from_logs: bool = False
+            ) -> dict[str, Any]:
+    """Every run of ``specs`` (``from_logs``: read back from the folders of an earlier
+    call, not run again); the budget (the ``after`` revision's default run on the whole
+    history against each other revision's, as a ratio) and the growth (the ``after``
+    revision's default runs by history length)."""
     runs = []
     for spec in specs:
         revision, days, settings = parse_run(spec)
+        if from_logs:
+            runs.append(from_log(project_of(work_dir, revision, days, settings), revision,
+                                 days, settings))
+            continue
         print(f"tsepipe run: {revision} on {days} days {settings or ''} ...", flush=True)
         run = tsepipe_run(revision, days, work_dir, settings)
         print(f"  {run['total_s']:.1f} s (evaluate {run['stage_s'].get('evaluate')} s, "
               f"{run.get('refits')} refits), champion {run.get('champion')}", flush=True)
         runs.append(run)
     target = _git(ROOT, "rev-parse", after)
-    mine = [r for r in runs if r["commit"] == target and not r["settings"]
-            and r["exit_status"] == 0]
+    mine = [r for r in runs if r["commit"] == target and r["exit_status"] == 0]
     whole = max((r["days"] for r in runs), default=0)
-    now = next((r for r in mine if r["days"] == whole), None)
     budget = []
-    for run in runs:
-        if now and run["commit"] != target and run["days"] == whole and not run["settings"]:
+    for now in (r for r in mine if r["days"] == whole):
+        for run in runs:
+            if run["commit"] == target or run["days"] != whole or run["settings"]:
+                continue
             champion = run.get("champion")
             budget.append({
-                "before": run["revision"], "before_s": run["total_s"], "after_s": now["total_s"],
+                "after_settings": now["settings"], "before": run["revision"],
+                "before_s": run["total_s"], "after_s": now["total_s"],
                 "ratio": round(now["total_s"] / run["total_s"], 3),
                 "met": now["total_s"] <= run["total_s"] / 2,
                 "champion_test_mcc": {"before": (run.get("test_mcc") or {}).get(champion),
@@ -166,6 +199,6 @@ def section(specs: list[str], work_dir: Path, after: str) -> dict[str, Any]:
     growth = [{"days": r["days"], "total_s": r["total_s"],
                "evaluate_s": r["stage_s"].get("evaluate"), "refits": r.get("refits"),
                "evaluate_s_per_refit": r.get("evaluate_s_per_refit")}
-              for r in sorted(mine, key=lambda r: r["days"])]
+              for r in sorted(mine, key=lambda r: r["days"]) if not r["settings"]]
     return {"after": after, "after_commit": target, "budget": budget, "growth": growth,
             "runs": runs}

@@ -5,15 +5,16 @@ time order into train / validation / test. Both later spans are walked forward w
 same rule: every ``refit_every`` days each model is refitted on all labelled days before
 the block minus a ``gap``, so that no training label reaches into it, and predicts each
 day of the block once. Scalers are fitted on the same training rows only. Networks run
-over several seeds (in parallel processes where cores allow); their mean probability is
-the model's prediction, and the per-seed metrics give the spread. With
-``warm_start`` a network's refits after the first continue from the previous block's
-weights (``pipelines.modelling.fitting``).
+over several seeds (fitted together, one walk-forward per network, the networks in
+parallel processes on Dask); their mean probability is the model's prediction, and the
+per-seed metrics give the spread. With ``warm_start`` a network's refits after the first
+continue from the previous block's weights (``pipelines.modelling.fitting``).
 
-The champion is chosen on the pooled validation predictions: the best baseline there is
-the bar, and a network is promoted only if it beats that bar by ``promotion_margin``
-(the highest such network wins); otherwise the best baseline is the champion. The
-leaderboard says why.
+The champion is chosen on the pooled validation predictions by the rule of
+``pipelines.modelling.champion`` (candidates within ``promotion_margin`` of the best are
+tied; a tie goes to a combination, else a baseline, else the best network); each
+candidate's validation score has its bootstrap interval beside it. The leaderboard says
+why.
 """
 
 from __future__ import annotations

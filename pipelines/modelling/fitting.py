@@ -1,19 +1,23 @@
 """Fitting networks: one fit, its predictions, and a walk-forward chain of refits.
 
 ``fit_network`` fits a network on some training days (the scaler on their rows only);
+``fit_seeds`` fits it once per seed at the same time, as one seed stack
+(``models.build_seed_stack``: each copy learns as it would alone, on the same batches).
 ``predict_network`` reads windows up to the days it predicts and no further. A walk-forward
-chain (``network_walk_forward``) refits at the start of every block on all labelled days
-before it (less a gap) and predicts the block. With ``warm_start`` the first fit is cold
-(all of ``config.epochs``, early stopping) and every later refit continues from the
-previous block's weights for ``warm_epochs`` on the expanded window: the weights were
-learned on earlier days only, so nothing leaks, and a refit costs a fraction of a cold
-one. Without it every refit starts from scratch.
+chain (``network_walk_forward``, every seed of one network) refits at the start of every
+block on all labelled days before it (less a gap) and predicts the block. With
+``warm_start`` the first fit is cold (all of ``config.epochs``, early stopping) and every
+later refit continues from the previous block's weights for ``warm_epochs`` on the
+expanded window: the weights were learned on earlier days only, so nothing leaks, and a
+refit costs a fraction of a cold one. Without it every refit starts from scratch. A chain
+can end with one more warm refit on every labelled day (``FinalFit``): the network
+``tsepipe train`` saves (``save_final``, ``read_final``).
 
-``walk_forward_chains`` runs the chains of several (network, seed) pairs as Dask tasks, on
-a local cluster (one worker process per core, one TensorFlow thread each where cores
-allow) or on an existing cluster (``evaluate.scheduler``: GPU workers elsewhere can take
-the chains), and reports each refit to a progress callback (for "model seed k/N, refit
-i/M, ETA" lines).
+``walk_forward_chains`` runs the chains (one per network) as Dask tasks, on a local
+cluster (one worker process per core, one TensorFlow thread each where cores allow) or on
+an existing cluster (``evaluate.scheduler``: GPU workers elsewhere can take the chains),
+and reports each refit to a progress callback (for "model seeds 1, 2, 3: refit i/M, ETA"
+lines).
 """
 
 from __future__ import annotations

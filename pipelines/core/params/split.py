@@ -15,8 +15,7 @@ class SplitSection(Section):
     validation_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(0.3, description=(
         "the share of labelled days before the test span, walked forward as the test is, "
         "whose pooled predictions pick the champion: every block from the first 40 % of "
-        "the history on (0.15, the former default, left intervals of +-0.06 MCC: a ranking "
-        "mostly by noise)"))
+        "the history on (0.15, the former default, rested the choice on half the days)"))
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.3, description=(
         "the last share of labelled days, walked forward"))
 
