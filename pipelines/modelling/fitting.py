@@ -42,6 +42,7 @@ import numpy as np
 
 from pipelines.core import devices
 from pipelines.core.devices import TF_THREAD_ENV
+from pipelines.core.fileio import write_json
 from pipelines.core.processes import descendants, stop_processes
 from pipelines.modelling.features import FeatureTable, TrainOnlyScaler, windows
 from pipelines.modelling.models import (
@@ -241,10 +242,10 @@ def save_final(folder: Path, name: str, config: Any, features: list[str], seed: 
                                         for i, layer in enumerate(weights)
                                         for j, array in enumerate(layer)})
     run = next(run for run in final.runs if run.seed == seed)
-    (folder / f"{name}.json").write_text(json.dumps({
+    write_json(folder / f"{name}.json", {
         "config": config.to_dict(), "features": list(features), "seed": seed,
         "layers": [len(layer) for layer in weights], "days": final.days, "epochs": run.epochs,
-        "seconds": run.seconds, "history": run.history}, indent=1), encoding="utf-8")
+        "seconds": run.seconds, "history": run.history})
 
 
 def read_final(folder: Path, name: str) -> tuple[dict[str, Any], list[list[np.ndarray]]] | None:

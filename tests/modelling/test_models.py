@@ -15,6 +15,7 @@ from pipelines.core.params.train import ModelConfig
 from pipelines.modelling.models import (
     build_model,
     build_seed_stack,
+    copy_layers,
     count_params,
     cudnn_eligible,
     early_stopping,
@@ -300,8 +301,7 @@ def test_mixed_precision_on_a_cpu_stays_float32(caplog: pytest.LogCaptureFixture
 
 def _copy(model: keras.Model, seed: int) -> list[list[np.ndarray]]:
     """The weights of seed ``seed``'s copy in a seed stack, layer by layer."""
-    return [layer.get_weights() for layer in model.layers
-            if layer.name.startswith(f"{seed_output(seed)}_")]
+    return [layer.get_weights() for layer in copy_layers(model, seed)]
 
 
 def test_each_copy_of_a_seed_stack_starts_as_its_seed_alone():
