@@ -19,7 +19,7 @@ why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from pipelines.modelling.features import (
     labelled_sample_days,
 )
 from pipelines.modelling.fitting import (
+    Chain,
     FinalFit,
     NetworkRun,
     chains_for,
@@ -162,6 +163,21 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
     outcomes = walk_forward_chains(chains, window, blocks, options, walk.workers,
                                    progress=lambda m: say(_progress_line(m)),
                                    scheduler=walk.scheduler)
+    results.update(_network_results(configs, chains, outcomes, seeds, n_validation))
+    for name, members in walk.combinations.items():
+        if all(member in results for member in members):  # a sweep's grid has other names
+            results[name] = combine(name, [results[member] for member in members])
+    return Evaluation(table.dates, table.labels, split, split.validation, split.test, results,
+                      settings, table.close)
+
+
+def _network_results(configs: dict[str, ModelConfig], chains: list[Chain],
+                     outcomes: list[tuple], seeds: Sequence[int], n_validation: int
+                     ) -> dict[str, ModelResult]:
+    """Each network's result from its chains' outcomes: the mean over seeds of the
+    probabilities (validation days first, ``n_validation`` of them, then test days), each
+    seed's test probabilities, the runs, and the first seed's final refit."""
+    results = {}
     for name, config in configs.items():
         own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
                if chain.name == name]
@@ -175,11 +191,7 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
             [p[n_validation:] for p in by_seed], [run for _, o in own for run in o[1]],
             config.to_dict(), features=view.names, feature_set=view.set_name,
             final=next((o[2] for chain, o in own if seeds[0] in chain.seeds), None))
-    for name, members in walk.combinations.items():
-        if all(member in results for member in members):  # a sweep's grid has other names
-            results[name] = combine(name, [results[member] for member in members])
-    return Evaluation(table.dates, table.labels, split, split.validation, split.test, results,
-                      settings, table.close)
+    return results
 
 
 def combine(name: str, members: list[ModelResult]) -> ModelResult:

@@ -250,27 +250,14 @@ def seed_stopping(config: ModelConfig, seeds: Sequence[int]) -> keras.callbacks.
             self.history = {seed: {"loss": [], "val_loss": []} for seed in seeds}
             self.stopped: set[int] = set()
 
-        def _penalty(self, seed: int) -> float:
-            return float(sum(float(keras.ops.sum(loss)) for layer in self.layers[seed]
-                             for loss in layer.losses))
-
-        def _losses(self, seed: int, logs: dict) -> tuple[float, float]:
-            """The copy's (loss, val_loss) as one network's fit logs them: with its
-            regulariser (at the epoch's end). One copy alone: the model's own."""
-            if len(seeds) == 1:
-                return float(logs["loss"]), float(logs["val_loss"])
-            penalty = self._penalty(seed)
-            name = seed_output(seed)
-            return (float(logs[f"{name}_loss"]) + penalty,
-                    float(logs[f"val_{name}_loss"]) + penalty)
-
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
             for seed in seeds:
                 if seed in self.stopped:
                     continue
                 self.epochs_run[seed] = epoch + 1
-                loss, current = self._losses(seed, logs)
+                loss, current = _copy_losses(self.layers[seed], seed, logs,
+                                             alone=len(seeds) == 1)
                 self.history[seed]["loss"].append(loss)
                 self.history[seed]["val_loss"].append(current)
                 if self.best_weights[seed] is None:
@@ -294,6 +281,21 @@ def seed_stopping(config: ModelConfig, seeds: Sequence[int]) -> keras.callbacks.
                     layer.set_weights(weights)
 
     return SeedStopping()
+
+
+def _copy_losses(layers: list[Any], seed: int, logs: dict, alone: bool
+                 ) -> tuple[float, float]:
+    """A seed stack copy's (loss, val_loss) as one network's fit logs them: its output's
+    losses plus its regulariser (``layers``' losses, at the epoch's end). A copy
+    ``alone`` in its stack: the model's own."""
+    import keras
+
+    if alone:
+        return float(logs["loss"]), float(logs["val_loss"])
+    penalty = float(sum(float(keras.ops.sum(loss)) for layer in layers
+                        for loss in layer.losses))
+    name = seed_output(seed)
+    return float(logs[f"{name}_loss"]) + penalty, float(logs[f"val_{name}_loss"]) + penalty
 
 
 def count_params(model: keras.Model) -> dict[str, Any]:
