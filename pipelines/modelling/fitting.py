@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -403,19 +404,27 @@ def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str
     is at ``scheduler`` (its workers need this project installed), or else on a local
     cluster of ``workers`` processes, each holding TensorFlow to its share of the cores.
     Each refit is reported on a Dask queue. Stopped or failed, the tasks are cancelled and
-    a local cluster's processes are killed at once."""
+    a local cluster's processes are killed at once. A local cluster's workers and their
+    walk-forward processes keep their temporary files in one folder of this process
+    (their ``TMPDIR``), removed at the end however it ends, a kill of the workers
+    included."""
+    import dask
     from distributed import Client, LocalCluster, Queue
 
     threads = str(max(1, usable_cores() // max(workers, 1)))
-    saved = {key: os.environ.get(key) for key in TF_THREAD_ENV}
-    os.environ.update({key: threads for key in TF_THREAD_ENV})  # a local worker inherits them
+    scratch = None if scheduler else tempfile.mkdtemp(prefix="tsepipe-evaluate-")
+    inherited = {key: threads for key in TF_THREAD_ENV} | ({"TMPDIR": scratch} if scratch else {})
+    saved = {key: os.environ.get(key) for key in inherited}
+    os.environ.update(inherited)  # a local worker and its walk-forward processes inherit them
     cluster = None
     try:
         if scheduler:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            with dask.config.set({"temporary-directory": scratch}):  # its scheduler's too
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR, local_directory=scratch)
             client = Client(cluster)
         with client:
             return _gather(client, Queue(f"tsepipe-refits-{uuid.uuid4().hex}", client=client),
@@ -433,6 +442,8 @@ def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks: Blocks,

@@ -4,7 +4,8 @@
   while evaluate trains: the run passes the signal to the stage's process group, prints
   one ``error: interrupted (SIG...)`` line, exits 130 / 143, and no process it started
   is left; the next ``tsepipe run --no-retrain`` goes through (no DVC lock held);
-- SIGTERM to ``tsepipe evaluate`` itself: its walk-forward workers end with it;
+- SIGTERM to ``tsepipe evaluate`` itself: its walk-forward workers end with it, and their
+  temporary files go;
 - a Prefect cancellation of a running flow run (a real server, a process worker): no
   stage process is left, and the next run goes through.
 
@@ -128,7 +129,10 @@ def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_pat
     copy_exports(small_sample_dir, project / "data/raw")
     run(["dvc", "repro", "merge"], project)
     slow_evaluate(project, workers=2)
-    started = subprocess.Popen([str(BIN / "tsepipe"), "evaluate"], cwd=project, env=env(),
+    temporary = tmp_path / "tmp"  # the stage's TMPDIR: what its workers leave would be here
+    temporary.mkdir()
+    started = subprocess.Popen([str(BIN / "tsepipe"), "evaluate"], cwd=project,
+                               env=env() | {"TMPDIR": str(temporary)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     output: list[str] = []
@@ -147,3 +151,4 @@ def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_pat
              if line.startswith("error: interrupted (SIGTERM)"))], rest[-3000:]
     assert left_over(processes) == []
     assert not (project / "reports/leaderboard.json").exists()  # nothing half-written
+    assert sorted(path.name for path in temporary.iterdir()) == []  # the workers' files too
