@@ -163,9 +163,12 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
     last = int(days.max())
     samples = windows(scaler.transform(table.features[: last + 1]), window)
     x = samples[days - (window - 1)]
-    padded = -len(x) % PREDICT_BATCH  # whole batches: one compiled shape (as in a fit)
+    # padded to whole PREDICT_BATCHes, run as one batch: a walk-forward's blocks all have
+    # one shape, compiled once, and many days are one call (several batches would retrace
+    # Keras's multi-step predict function: 0.8 s against 0.2 s for 2,666 days)
+    padded = -len(x) % PREDICT_BATCH
     x = np.concatenate([x, np.zeros((padded, *x.shape[1:]), dtype=x.dtype)]) if padded else x
-    predicted = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+    predicted = model.predict(x, batch_size=len(x), verbose=0)
     if padded:
         predicted = ({name: value[:-padded] for name, value in predicted.items()}
                      if isinstance(predicted, dict) else predicted[:-padded])
