@@ -216,7 +216,8 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
                     trigger: bool = True, lock_wait_seconds: float = 0,
                     push_remote: bool = True, commit: bool = True,
                     push_git: bool = False) -> State:
-    """Run the drift stage; start retraining when the drifted share reaches ``threshold``.
+    """Run the drift stage (and predict before it, when the data is newer than its
+    forecast); start retraining when the drifted share reaches ``threshold``.
 
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
     ``trigger=False`` records the decision without starting a run. Returns a Completed
@@ -244,9 +245,10 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
     where = params.paths
     if threshold is None:
         threshold = params.drift.threshold
-    result = repro_stage(str(project), "drift")
-    if not result.ok:
-        return stage_failed(result)
+    for stage in ("predict", "drift"):  # drift reads the champion's P(up) that predict
+        result = repro_stage(str(project), stage)  # writes (up to date after a report run)
+        if not result.ok:
+            return stage_failed(result)
     # a drift report made here (new data since the last report run) is a version too
     publish_version(str(project), "tsepipe-monitor", push_remote, commit, push_git)
     drift = read_drift(str(project / where.drift_summary))

@@ -306,11 +306,12 @@ def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Forecast the next trading day with the champion; write forecasts/latest.json."""
+    """Forecast the next trading day with the champion; write forecasts/latest.json (and
+    the champion's P(up) on every day, which drift compares)."""
     from pipelines.modelling.predict import predict as run_predict
 
     p = load_params(params)
-    result, path = run_predict(p.paths, p.data, p.features, p.calendar)
+    result, path = run_predict(p.paths, p.data, p.features, p.calendar, p.evaluate)
     if result["note"]:
         typer.echo(f"warning: {result['note']}", err=True)
     typer.echo(f"{result['next_trading_day']}: {result['direction']} "
@@ -325,7 +326,7 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.reporting.drift import drift as run_drift
 
     p = load_params(params)
-    summary = run_drift(p.paths, p.data, p.features, p.evaluate, p.drift)
+    summary = run_drift(p.paths, p.data, p.features, p.drift)
     verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
     typer.echo(f"{verdict}: {summary['n_drifted']} of {summary['n_features']} features drifted "
                f"(share {summary['share_of_drifted_features']:.2f}, threshold "

@@ -1,9 +1,11 @@
 """Data drift of the stationary features, the predicted probability and the label (Evidently).
 
 The reference is the champion's training window, the current data the most recent
-trading days. Evidently 0.7's ``Report`` runs ``DataDriftPreset`` (one ``ValueDrift``
-per feature and a ``DriftedColumnsCount``) plus a ``ValueDrift`` for the prediction and
-the target; the numbers come from the snapshot's ``dict()`` form, never from the HTML.
+trading days; the champion's probability of up on each day is read from what the
+predict stage wrote (``predict.champion_days``), so this stage loads no model.
+Evidently 0.7's ``Report`` runs ``DataDriftPreset`` (one ``ValueDrift`` per feature and a
+``DriftedColumnsCount``) plus a ``ValueDrift`` for the prediction and the target; the
+numbers come from the snapshot's ``dict()`` form, never from the HTML.
 A column is drifted when Evidently's own per-column test fails: by default a two-sample
 Kolmogorov-Smirnov test at p < 0.01 (``drift.method`` / ``drift.method_threshold``).
 Evidently's own default switches to a Wasserstein distance above 0.1 once the reference
@@ -32,20 +34,9 @@ from pipelines.core.errors import DataError
 from pipelines.core.fileio import write_json, write_metrics
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
-from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.paths import Paths
-from pipelines.modelling.baselines import baseline_walk_forward
-from pipelines.modelling.champion import Champion, load_champion
-from pipelines.modelling.features import (
-    FEATURES,
-    FeatureTable,
-    dataset_table,
-    labelled_sample_days,
-)
-from pipelines.modelling.fitting import predict_network
-from pipelines.modelling.leaderboard import Leaderboard
-from pipelines.modelling.walkforward import walk_forward_blocks
+from pipelines.modelling.features import FEATURES, FeatureTable, dataset_table
 from pipelines.reporting.evidently_pages import html_safe_name, save_html
 
 STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
@@ -238,12 +229,13 @@ def reference_and_current(table: FeatureTable, train_last_day: int, current_days
     return reference, current
 
 
-def drift(paths: Paths, data: DataSection, features: FeaturesSection, walk: EvaluateSection,
+def drift(paths: Paths, data: DataSection, features: FeaturesSection,
           settings: DriftSection) -> dict[str, Any]:
-    """The drift stage on the merged dataset and the champion (see ``champion_drift``)."""
+    """The drift stage on the merged dataset and the champion's probabilities of up that
+    ``tsepipe predict`` wrote (``paths.champion_days``; see ``champion_drift``)."""
     table, _ = dataset_table(paths, data, features)
-    summary = champion_drift(table, Leaderboard.read(paths.leaderboard), paths,
-                             features.window, settings, walk)
+    summary = champion_drift(table, read_champion_days(paths.champion_days, table), paths,
+                             settings)
     prediction = summary.get("prediction_drift") or {}
     write_metrics(paths.drift_metrics, {
         "share_of_drifted_features": summary["share_of_drifted_features"],
@@ -251,54 +243,40 @@ def drift(paths: Paths, data: DataSection, features: FeaturesSection, walk: Eval
     return summary
 
 
-def _probabilities(champion: Champion, table: FeatureTable, window: int,
-                   walk: EvaluateSection) -> tuple[np.ndarray, int, int]:
-    """(the champion's P(up) by day, NaN where it has none; the first reference day; its
-    last training day). A network: the final model's, in-sample, from its first window; a
-    baseline: walked forward (a fitted baseline never predicts its own training days); a
-    combination: the mean of its members', where they all have one."""
-    n = len(table.dates)
-    labelled = labelled_sample_days(table, window)
-    by_day = np.full(n, np.nan)
-    if champion.kind == "combination":
-        parts = [_probabilities(member, table, window, walk) for member in champion.members]
-        return (np.mean([part[0] for part in parts], axis=0), max(p[1] for p in parts),
-                min(p[2] for p in parts))
-    if champion.kind == "network":
-        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
-        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
-                                             side="right")) - 1
-        first_reference = window - 1
-        days = np.arange(first_reference, n)
-        by_day[days] = predict_network(champion.model, champion.scaler, champion.table,
-                                       window, days)
-        return by_day, first_reference, train_last_day
-    first_reference = int(labelled[min(walk.refit_every, len(labelled) - 1)])
-    days = np.arange(first_reference, n)
-    proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
-        labelled, days, walk.refit_every, gap=walk.gap), window)
-    by_day[days] = np.asarray(proba, dtype="float64")
-    return by_day, first_reference, int(labelled[-1])
+def read_champion_days(path: Path, table: FeatureTable) -> pd.DataFrame:
+    """``predict.champion_days`` as the predict stage wrote it, checked to be of ``table``'s
+    days (a file of another dataset is a ``DataError`` that says to run predict)."""
+    if not path.exists():
+        raise DataError(f"{path}: the champion's probabilities are missing; run tsepipe "
+                        "predict first")
+    days = pd.read_parquet(path)
+    dates = pd.DatetimeIndex(days["date"]) if "date" in days else pd.DatetimeIndex([])
+    if not dates.equals(pd.DatetimeIndex(table.dates)) or not {
+            "champion", "first_reference", "train_last_day"} <= set(days.attrs):
+        raise DataError(f"{path}: the champion's probabilities are not of today's dataset "
+                        f"({len(days)} days, the dataset {len(table.dates)}); run tsepipe "
+                        "predict first")
+    return days
 
 
-def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window: int,
-                   settings: DriftSection, walk: EvaluateSection) -> dict[str, Any]:
+def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
+                   settings: DriftSection) -> dict[str, Any]:
     """The drift stage: the champion's training window against the latest days.
 
-    Reference: the feature rows the champion was trained on (``card.json``'s
-    ``trained_on`` for a network; every labelled day for a baseline), up to the day
-    before the current span, so the two never overlap. Current: the last
-    ``drift.current_days`` trading days. The prediction compared is the champion's
-    probability of up on each day: the final network's (in-sample on the reference), a
-    baseline's walked forward as ``evaluate`` walks it (refitted every
-    ``walk.refit_every`` days, ``walk.gap`` days apart, so never on its own training
-    days), or a combination's mean of its members'; the target is the label. Writes the
-    drift page and its summary (``drift.json``).
+    ``days``: ``predict.champion_days``, the champion's probability of up on each day of
+    ``table`` and its training span. Reference: the feature rows the champion was trained
+    on (``card.json``'s ``trained_on`` for a network; every labelled day for a baseline),
+    from its first predicted day up to the day before the current span, so the two never
+    overlap. Current: the last ``drift.current_days`` trading days. The prediction
+    compared is that probability (a network's in-sample on the reference, a baseline's
+    walked forward, a combination's mean of its members'); the target is the label.
+    Writes the drift page and its summary (``drift.json``).
     """
     current_days = settings.current_days
-    champion = load_champion(board, paths.models_dir, table)
     n = len(table.dates)
-    by_day, first_reference, train_last_day = _probabilities(champion, table, window, walk)
+    by_day = days["probability_up"].to_numpy(dtype="float64")
+    first_reference = int(days.attrs["first_reference"])
+    train_last_day = int(days.attrs["train_last_day"])
     first_current = n - current_days
     reference_last = min(train_last_day, first_current - 1)
     n_reference = reference_last - first_reference + 1
@@ -311,7 +289,8 @@ def champion_drift(table: FeatureTable, board: Leaderboard, paths: Paths, window
     current["probability_up"] = by_day[first_current:]
     reference = reference.iloc[first_reference:].reset_index(drop=True)
     context = {
-        "champion": champion.name, "champion_kind": champion.kind, "note": champion.note,
+        "champion": days.attrs["champion"], "champion_kind": days.attrs.get("kind", ""),
+        "note": days.attrs.get("note", ""),
         "trained_on_last": f"{table.dates[train_last_day]:%Y-%m-%d}",
         "reference_note": "the champion's training days before the current span"
         if reference_last < train_last_day else "the champion's training days",

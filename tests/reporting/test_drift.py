@@ -11,7 +11,6 @@ import pytest
 
 from pipelines.core.params.drift import DriftSection
 from pipelines.modelling.features import FeatureTable, make_labels
-from pipelines.modelling.leaderboard import Days, Leaderboard, ModelRow
 from pipelines.reporting.drift import drift_report, reference_and_current
 
 DRIFT = DriftSection(current_days=60, threshold=0.5)
@@ -161,28 +160,39 @@ def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, cha
     from pipelines.core.errors import DataError
     from pipelines.core.params.evaluate import EvaluateSection
     from pipelines.core.params.paths import Paths
-    from pipelines.reporting.drift import champion_drift
+    from pipelines.modelling.champion import Champion
+    from pipelines.modelling.predict import champion_days
+    from pipelines.reporting.drift import champion_drift, read_champion_days
 
     def in_folder(name: str) -> Paths:
-        return Paths(models_dir=tmp_path / "models", drift_dir=tmp_path / name)
+        return Paths(models_dir=tmp_path / "models", drift_dir=tmp_path / name,
+                     forecasts_dir=tmp_path / name)
 
-    board = Leaderboard(
-        champion=champion, champion_reason="the only model", champion_metric="mcc",
-        promotion_margin=0.02, best_baseline_on_validation=champion,
-        best_baseline_on_test=champion, days=Days(validation=0, test=0),
-        models={champion: ModelRow(model=champion, kind="baseline", validation={}, test={})})
-    stable = champion_drift(regime_table(), board, in_folder("stable"), 10, DRIFT,
-                            EvaluateSection())
+    def days(table: FeatureTable, paths: Paths):  # as the predict stage writes them
+        written = champion_days(Champion(champion, "baseline", table), table, 10,
+                                EvaluateSection())
+        paths.champion_days.parent.mkdir(parents=True, exist_ok=True)
+        written.to_parquet(paths.champion_days, index=False)
+        return read_champion_days(paths.champion_days, table)
+
+    def drift_of(table: FeatureTable, name: str) -> dict:
+        paths = in_folder(name)
+        return champion_drift(table, days(table, paths), paths, DRIFT)
+
+    stable = drift_of(regime_table(), "stable")
     assert stable["champion"] == champion and stable["champion_kind"] == "baseline"
     assert stable["current"]["rows"] == 60 and stable["n_features"] == 4
     assert stable["reference"]["last_date"] < stable["current"]["first_date"]
     assert stable["reference"]["rows"] == 420 - 60 - (9 + 60)  # predicted days only
     assert stable["dataset_drift"] is False
     assert stable["prediction_drift"]["score"] is not None
-    shifted = champion_drift(regime_table(regime_days=60), board, in_folder("shifted"), 10,
-                             DRIFT, EvaluateSection())
+    shifted = drift_of(regime_table(regime_days=60), "shifted")
     assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
     assert (tmp_path / "shifted/index.html").stat().st_size > 100_000
     with pytest.raises(DataError, match="reference days"):
-        champion_drift(regime_table(n=150), board, in_folder("short"), 10, DRIFT,
-                       EvaluateSection())
+        drift_of(regime_table(n=150), "short")
+    # the probabilities of another dataset (one day more) are refused, naming the file
+    longer = in_folder("longer")
+    days(regime_table(n=421), longer)
+    with pytest.raises(DataError, match="champion_days.parquet.*run tsepipe predict"):
+        read_champion_days(longer.champion_days, regime_table())

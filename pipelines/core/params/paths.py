@@ -122,6 +122,10 @@ class Paths(Section):
         return self.forecasts_dir / FILES["forecast_log"]
 
     @property
+    def champion_days(self) -> Path:
+        return self.forecasts_dir / FILES["champion_days"]
+
+    @property
     def drift_page(self) -> Path:
         return self.drift_dir / PAGE
 
