@@ -1,0 +1,50 @@
+"""How the ``tsepipe`` process ends: at once after a success (its output flushed, the
+interpreter's teardown skipped), as Python usually does after a failure or when Prefect
+ran in it (its temporary server stops in an exit hook)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROGRAM = """
+import atexit, sys
+atexit.register(lambda mark=sys.argv[1]: open(mark, "w").write("exit hooks ran"))
+{before}
+sys.argv = ["tsepipe", *sys.argv[2:]]
+from tsepipe.cli import main
+main()
+"""
+
+
+def _tsepipe(tmp_path: Path, *args: str, before: str = "") -> tuple[subprocess.CompletedProcess,
+                                                                      bool]:
+    mark = tmp_path / "hooks-ran"
+    done = subprocess.run([sys.executable, "-c", PROGRAM.format(before=before), str(mark),
+                           *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return done, mark.exists()
+
+
+def test_a_success_exits_at_once_with_its_output_flushed(tmp_path):
+    done, hooks_ran = _tsepipe(tmp_path, "--version")  # stdout is a pipe: block-buffered
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tsepipe ")
+    assert not hooks_ran
+
+
+def test_a_failure_exits_as_usual(tmp_path):
+    done, hooks_ran = _tsepipe(tmp_path, "ingest", "--params", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 3
+    assert "nope.yaml: parameters file not found" in done.stderr
+    assert hooks_ran
+
+
+@pytest.mark.slow
+def test_after_prefect_ran_python_exits_as_usual(tmp_path):
+    done, hooks_ran = _tsepipe(tmp_path, "--version", before="import prefect")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tsepipe ")
+    assert hooks_ran
