@@ -34,15 +34,16 @@ Two parts:
   the checkout, on the last N days of the TEDPIX history (``benchmarks/tsepipe_runs.py``).
   The ``--after`` revision's run on the whole history is set against each other revision's
   (``budget``: at most half the time), and its runs by history length show the growth
-  (``growth``: time, evaluate time, refits, evaluate seconds per refit). Only this entry
-  (``tsepipe_run``) of the results is rewritten.
+  (``growth``: time, evaluate time, refits, evaluate seconds per refit). ``--rounds N``
+  runs them all N times, in turn, and keeps each one's median run (with every round's
+  time). Only this entry (``tsepipe_run``) of the results is rewritten.
 
 Run from the project root::
 
     .venv/bin/python benchmarks/train.py [--out benchmarks/results/train.json]
         [--skip-full-run] [--datasets demo,tedpix] [--skip-cold] [--epochs N]
     .venv/bin/python benchmarks/train.py --tsepipe-runs HEAD@2679 HEAD@2000 HEAD@1000 \
-        b449510@2679
+        32d08d6@2679 [--rounds 3]
 
 The results are written atomically as JSON and summarised on stdout.
 """
@@ -129,6 +130,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="with --tsepipe-runs: the revision whose default run is set "
                         "against the others (budget: at most half) and timed by history "
                         "length (growth) (default: HEAD)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --tsepipe-runs: run them all this many times, one after "
+                        "the other in each round, and keep each one's median run "
+                        "(default: %(default)s)")
     parser.add_argument("--from-logs", action="store_true",
                         help="with --tsepipe-runs: read the runs back from their folders "
                         "(an earlier call's, in --work-dir) instead of running them again")
@@ -516,7 +521,8 @@ def only_tsepipe_runs(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     entry = tsepipe_runs.section(args.tsepipe_runs, args.work_dir.resolve() / "tsepipe-runs",
-                                 args.after, from_logs=args.from_logs)
+                                 args.after, from_logs=args.from_logs,
+                                 rounds=args.rounds)
     entry["read_from_logs"] = args.from_logs  # total_s: each log's last line then
     entry["timestamp"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     entry["machine"] = common.machine_info()

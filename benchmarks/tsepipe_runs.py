@@ -162,24 +162,20 @@ def project_of(work_dir: Path, revision: str, days: int,
     return work_dir / f"{revision[:12]}-{days}{'-' + label if label else ''}"
 
 
-def section(specs: list[str], work_dir: Path, after: str, from_logs: bool = False
-            ) -> dict[str, Any]:
+def section(specs: list[str], work_dir: Path, after: str, from_logs: bool = False,
+            rounds: int = 1) -> dict[str, Any]:
     """Every run of ``specs`` (``from_logs``: read back from the folders of an earlier
-    call, not run again); the budget (the ``after`` revision's default run on the whole
-    history against each other revision's, as a ratio) and the growth (the ``after``
+    call, not run again), ``rounds`` times over, one spec after the other in each round
+    (in ``work_dir/round-N`` when more than one), each spec's median run kept with every
+    round's total; the budget (the ``after`` revision's default run on the whole history
+    against each other revision's, as a ratio of medians) and the growth (the ``after``
     revision's default runs by history length)."""
-    runs = []
-    for spec in specs:
-        revision, days, settings = parse_run(spec)
-        if from_logs:
-            runs.append(from_log(project_of(work_dir, revision, days, settings), revision,
-                                 days, settings))
-            continue
-        print(f"tsepipe run: {revision} on {days} days {settings or ''} ...", flush=True)
-        run = tsepipe_run(revision, days, work_dir, settings)
-        print(f"  {run['total_s']:.1f} s (evaluate {run['stage_s'].get('evaluate')} s, "
-              f"{run.get('refits')} refits), champion {run.get('champion')}", flush=True)
-        runs.append(run)
+    done: dict[str, list[dict[str, Any]]] = {spec: [] for spec in specs}
+    for number in range(1, rounds + 1):
+        folder = work_dir / f"round-{number}" if rounds > 1 else work_dir
+        for spec in specs:
+            done[spec].append(_one(spec, folder, from_logs))
+    runs = [_median(tried) for tried in done.values()]
     target = _git(ROOT, "rev-parse", after)
     mine = [r for r in runs if r["commit"] == target and r["exit_status"] == 0]
     whole = max((r["days"] for r in runs), default=0)
@@ -200,5 +196,28 @@ def section(specs: list[str], work_dir: Path, after: str, from_logs: bool = Fals
                "evaluate_s": r["stage_s"].get("evaluate"), "refits": r.get("refits"),
                "evaluate_s_per_refit": r.get("evaluate_s_per_refit")}
               for r in sorted(mine, key=lambda r: r["days"]) if not r["settings"]]
-    return {"after": after, "after_commit": target, "budget": budget, "growth": growth,
-            "runs": runs}
+    return {"after": after, "after_commit": target, "rounds": rounds, "budget": budget,
+            "growth": growth, "runs": runs}
+
+
+def _one(spec: str, work_dir: Path, from_logs: bool) -> dict[str, Any]:
+    revision, days, settings = parse_run(spec)
+    if from_logs:
+        return from_log(project_of(work_dir, revision, days, settings), revision, days,
+                        settings)
+    print(f"tsepipe run: {revision} on {days} days {settings or ''} ...", flush=True)
+    run = tsepipe_run(revision, days, work_dir, settings)
+    print(f"  {run['total_s']:.1f} s (evaluate {run['stage_s'].get('evaluate')} s, "
+          f"{run.get('refits')} refits), champion {run.get('champion')}", flush=True)
+    return run
+
+
+def _median(tried: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median total time (of the finished ones; a failed one if none finished),
+    with every round's total and evaluate time."""
+    finished = sorted((r for r in tried if r["exit_status"] == 0), key=lambda r: r["total_s"])
+    run = dict(finished[(len(finished) - 1) // 2] if finished else tried[0])
+    if len(tried) > 1:
+        run["rounds_total_s"] = [r["total_s"] for r in tried]
+        run["rounds_evaluate_s"] = [r["stage_s"].get("evaluate") for r in tried]
+    return run
