@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,13 @@ def tracked_files() -> list[str]:
 def env() -> dict[str, str]:
     """The environment for subprocesses: this venv first on the PATH, telemetry off."""
     return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def as_a_terminal_would() -> None:
+    """``preexec_fn`` for a process a test will Ctrl-C: SIGINT's default action. A shell
+    starts a background job (``make test &``, a CI script's ``&``) with SIGINT ignored
+    (POSIX), and its children inherit that, so without this a test's SIGINT does nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from pipelines.core.fileio import file_md5
-from tests.conftest import BIN, TARGET, copy_exports, env, run
+from tests.conftest import BIN, TARGET, as_a_terminal_would, copy_exports, env, run
 
 pytestmark = pytest.mark.slow
 
@@ -98,9 +98,6 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
 def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, small_sample_dir,
                                                                    tmp_path):
     copy_exports(small_sample_dir, project / "data/raw")
-
-    def as_a_terminal_would() -> None:  # Ctrl-C's default action (a shell's & ignores it)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
                                env=isolated(tmp_path), stdout=subprocess.PIPE,

@@ -26,7 +26,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import BIN, copy_exports, env, run
+from tests.conftest import BIN, as_a_terminal_would, copy_exports, env, run
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,8 @@ def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
     slow_evaluate(project)  # the weekly retraining, stopped while it trains
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
                                env=isolated(tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=as_a_terminal_would)
     output: list[str] = []
     try:
         wait_for_line(started, r"refits done", output)
