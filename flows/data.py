@@ -30,6 +30,7 @@ from pipelines.data.fetch import fetch as fetch_exports
 from pipelines.data.ingest import display_name, export_files, matches, refusal
 
 DATA_STAGES = ("ingest", "validate", "merge")
+PROBLEMS_SHOWN = 10  # a failed run's problems on the front page (the run's own lines: all)
 
 
 @task(retries=2, retry_delay_seconds=3)
@@ -101,6 +102,32 @@ def snapshot_raw(project: str, raw_dir: str) -> str | None:
         raise TransientStageError(f"dvc add {raw_dir} failed:\n{result.output}")
     dvc_file = Path(project) / f"{raw_dir}.dvc"
     return snapshot_md5(dvc_file)
+
+
+@task(task_run_name="report: the failed run")
+def report_failure(project: str, state_name: str, message: str) -> None:
+    """A data run stopped by its input or its fetch, told where a reader looks first: a
+    record in the run log (``paths.run_log``), then the front page redrawn (``dvc repro
+    --force`` of ``report``, where there is a page) with the failure at its top, so that it
+    does not go on saying "all checks passed" of the last good data. A page that cannot be
+    redrawn is a warning: the run ends with its own failure either way."""
+    root = Path(project)
+    where = load_params(root / "params.yaml").paths
+    append_jsonl(root / where.run_log, {
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "failed": state_name, "problems": message.splitlines()[:PROBLEMS_SHOWN]})
+    if not (root / where.front_page).exists():
+        return
+    redrawn = dvc(root, "repro", "--force", "--single-item", "report")
+    if not redrawn.ok:
+        get_run_logger().warning("warning: the front page still shows the last good run: %s",
+                                 "; ".join(redrawn.error_lines()) or redrawn.output[-500:])
+
+
+def told(project: Path, state: State) -> State:
+    """``state`` (a failed data run's), once ``report_failure`` has recorded it."""
+    report_failure(str(project), state.name, state.message or "")
+    return state
 
 
 @task(task_run_name="artifact validation")
@@ -203,12 +230,13 @@ def data_flow(
     if fetch if fetch is not None else params.fetch.enabled:
         fetched = fetch_raw(str(project), str(project / where.raw_dir))
         if "error" in fetched:
-            return Failed(name=FETCH_FAILED, message="\n".join(fetched["error"]))
+            return told(project, Failed(name=FETCH_FAILED,
+                                        message="\n".join(fetched["error"])))
     raw = stage_raw_files(raw_dir or str(project / where.raw_dir), str(project / where.raw_dir),
                           params.ingest)
     links = refuse_links(raw)
     if links:
-        return bad_data(links)
+        return told(project, bad_data(links))
     raw_md5 = snapshot_raw(str(project), str(Path(raw).relative_to(project)))
     def after(stage: str) -> None:
         if stage == "validate" and (project / where.validation_summary).exists():
@@ -216,7 +244,7 @@ def data_flow(
 
     failed = run_stages(str(project), DATA_STAGES, after=after)
     if failed:
-        return stage_failed(failed)
+        return told(project, stage_failed(failed))
     dataset_md5 = locked_hash(project, "merge", where.dataset)
     version = publish_dataset(str(project / where.merge_summary), dataset_md5, raw_md5)
     validation = json.loads((project / where.validation_summary).read_text(encoding="utf-8"))

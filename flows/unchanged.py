@@ -23,6 +23,7 @@ from typing import Any
 
 from flows.dvc_commands import LOCK_FILE, dvc
 from pipelines.core.errors import printable
+from pipelines.core.fileio import read_jsonl
 from pipelines.core.params.paths import Paths
 from pipelines.core.provenance import snapshot_md5
 from pipelines.ops.versions import VersionError, record_version
@@ -36,6 +37,9 @@ def nothing_to_do(project: Path, where: Paths) -> bool:
     needed = [project / "dvc.lock", raw_dvc, project / where.merge_summary,
               project / where.forecast]
     if not all(path.exists() for path in needed):
+        return False
+    runs = read_jsonl(project / where.run_log)
+    if runs and runs[-1].get("failed"):  # its page says so until a run goes through
         return False
     status = dvc(project, "status", "--json")
     if not status.ok:

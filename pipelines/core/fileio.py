@@ -145,3 +145,12 @@ def append_jsonl(target: Path | str, record: Any) -> Path:
     with target.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     return target
+
+
+def read_jsonl(source: Path | str) -> list[Any]:
+    """The records ``append_jsonl`` wrote, oldest first; [] when there is no log yet."""
+    source = Path(source)
+    if not source.exists():
+        return []
+    return [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()
+            if line.strip()]

@@ -19,7 +19,7 @@ from typing import Any
 
 from pipelines.core import provenance
 from pipelines.core.errors import DataError
-from pipelines.core.fileio import file_md5
+from pipelines.core.fileio import file_md5, read_jsonl
 from pipelines.core.html import generated, render
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.features import describe
@@ -39,8 +39,10 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
                board: Leaderboard, drift: dict[str, Any], forecast: dict[str, Any],
                cards: dict[str, dict[str, Any]], accuracy: dict[str, Any],
                links: dict[str, Path], raw_md5: str | None = None,
-               git_commit: str | None = None, last_data_run: str | None = None) -> Path:
-    """Write the front page ``out`` from the stages' JSON outputs (all strings escaped)."""
+               git_commit: str | None = None, last_data_run: str | None = None,
+               failed_run: dict[str, Any] | None = None) -> Path:
+    """Write the front page ``out`` from the stages' JSON outputs (all strings escaped);
+    ``failed_run``: the run log's last record when that data run failed (said first)."""
     page = Path(out)
     champion = board.champion
     champion_row = next(r for r in accuracy["leaderboard"] if r["model"] == champion)
@@ -51,6 +53,8 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
     names = {i["index_id"]: i["index_name"] for i in merge["indices"]}
     files = validation["files"]
     attention = []
+    if failed_run:
+        attention.append(f"the last data run failed ({failed_run['failed']})")
     if not validation["passed"]:
         attention.append("validation failed")
     if validation["files_quarantined"]:
@@ -77,7 +81,7 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention=attention,
         links={k: _relative(v, page) for k, v in links.items()},
         versions=provenance.package_versions(), raw_md5=raw_md5, git_commit=git_commit,
-        last_data_run=last_data_run, generated=generated(),
+        last_data_run=last_data_run, failed_run=failed_run, generated=generated(),
         excluded=excluded, dropped_rows=dropped_rows, backtest=board.backtest,
         drift_kinds=describe(list(drift["features"])),
     )
@@ -91,11 +95,9 @@ def build_reports(paths: Paths) -> dict[str, Path]:
         raise DataError(f"{paths.accuracy_summary}: drawn from another leaderboard than "
                         f"{paths.leaderboard}; run tsepipe accuracy (or dvc repro) first")
     raw_md5 = provenance.snapshot_md5(paths.raw_dvc)
-    last_run = None
-    if paths.run_log.exists():
-        lines = [line for line in paths.run_log.read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
-        last_run = json.loads(lines[-1]).get("finished") if lines else None
+    runs = read_jsonl(paths.run_log)  # a published version, or a failed run's record
+    failed_run = runs[-1] if runs and runs[-1].get("failed") else None
+    last_good = next((run for run in reversed(runs) if not run.get("failed")), {})
     links = {"validation": paths.validation_page, "accuracy": paths.accuracy_page,
              "classification": paths.classification_page, "drift": paths.drift_page}
     front_page(paths.front_page, validation=_read_json(paths.validation_summary),
@@ -103,5 +105,6 @@ def build_reports(paths: Paths) -> dict[str, Path]:
                drift=_read_json(paths.drift_summary),
                forecast=_read_json(paths.forecast), cards=model_cards(paths.models_dir),
                accuracy=accuracy, links=links, raw_md5=raw_md5,
-               git_commit=provenance.git_commit(), last_data_run=last_run)
+               git_commit=provenance.git_commit(), last_data_run=last_good.get("finished"),
+               failed_run=failed_run)
     return {"front_page": Path(paths.front_page), **links}

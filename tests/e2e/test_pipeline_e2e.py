@@ -163,6 +163,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     for text in texts:
         assert "<script" not in text and "<img" not in text, text[:300]
     # every report opens in a real headless Chromium with the network off
+    assert_a_failed_data_run_heads_the_front_page(project)
     chromium_or_skip()  # missing: fails as root (CI); otherwise skips the browser checks only
     front_shot = tmp_path / "front-page.png"
     shown = browser.render(project / "reports/index.html", front_shot, height=2000).check(
@@ -175,6 +176,30 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         evidently = page.endswith(("classification.html", "drift/index.html"))
         browser.render(project / page, tmp_path / (page.replace("/", "-") + ".png")).check(
             min_text=300, allowed_hosts=["plotly.com"] if evidently else ())
+
+
+def assert_a_failed_data_run_heads_the_front_page(project: Path) -> None:
+    """The page a reader opens the morning after: not the last good run's "validation
+    passed" but the failed run, its problems, and the last good data the forecast stands
+    on; once a daily run (data, then the reports) goes through, the notice is gone."""
+    target = project / f"data/raw/{TARGET}.csv"
+    kept = target.read_bytes()
+    forecast = json.loads((project / "forecasts/latest.json").read_text())
+    target.write_bytes(kept[: len(kept) // 2 + 7])  # cut short mid-line
+    failed = run(["tsepipe", "run", "--no-retrain"], project, check=False)
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    front = (project / "reports/index.html").read_text(encoding="utf-8")
+    assert "attention: the last data run failed (BadData)" in front
+    assert f"<li>{TARGET}.csv: the target index {TARGET} is unreadable</li>" in front
+    assert "last good data run finished" in front and "validation <span class=\"badge " \
+        "failed\">FAILED</span>" in front
+    assert json.loads((project / "forecasts/latest.json").read_text()) == forecast
+    target.write_bytes(kept)
+    again = run(["tsepipe", "run", "--no-retrain"], project)
+    assert "nothing changed since the last run" not in again.stdout
+    front = (project / "reports/index.html").read_text(encoding="utf-8")
+    assert "the last data run failed" not in front and "failed-run" not in front
+    assert json.loads((project / "forecasts/latest.json").read_text()) == forecast
 
 
 def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(

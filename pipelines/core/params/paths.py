@@ -169,8 +169,9 @@ class Paths(Section):
 
     @property
     def run_log(self) -> Path:
-        """One JSON line per published run (appended by the flows after each run; not a
-        DVC output, so no stage depends on it)."""
+        """One JSON line per data run, appended by the data flow: the version it published,
+        or a failed run's ``{"finished", "failed", "problems"}`` (the front page says so
+        until a run goes through). Not a DVC output, so no stage depends on it."""
         return self.front_page.parent / FILES["run_log"]
 
     @property
