@@ -16,6 +16,9 @@ requests (sign-in, time, search-engine fetches) are switched off by flags where 
 allows it and otherwise kept apart in ``Rendered.background``.  Anything the proxy saw for a
 host that the log does not give to the browser counts as the page's too.
 
+`layout(page, width)` lays the page out at exactly `width` px (a phone's 390, a desktop's
+1400) and lists what sticks out past the window's right edge (``Layout.problems()``).
+
 Only the standard library: this file is also the script that runs inside the namespace
 (``python browser.py --inner spec.json``).
 """
@@ -26,6 +29,7 @@ import functools
 import html.parser
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,7 +42,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -263,6 +267,174 @@ def proxy_host(line: str) -> str | None:
     if words[0] == "CONNECT":
         return urlsplit(f"//{words[1]}").hostname
     return urlsplit(words[1]).hostname
+
+
+# --------------------------------------------------------------------------- layout
+
+# Measures the page it is put into (a copy) and posts the result to the frame around it:
+# inline, so it requests nothing, and it takes itself out of the DOM so the page's text and
+# links are the page's own.  An element "sticks out" when its box, or a text of its own (a
+# long word), ends past the window's right edge; it does not count inside an ancestor (below
+# <body>) that scrolls or clips sideways.  <html>/<body> clipping is no excuse: their overflow
+# is the window's, and what it hides cannot be scrolled to.  Only the outermost are listed.
+LAYOUT_SCRIPT = """<script>(() => {
+  document.currentScript.remove();
+  const clips = new Set(["auto", "scroll", "hidden", "clip"]), inside = new Map();
+  const root = document.documentElement;
+  function clipped(el) {  // an ancestor below <body> scrolls or clips sideways
+    const up = el.parentElement;
+    if (!up || up === document.body || up === root) return false;
+    if (!inside.has(up)) inside.set(up, clips.has(getComputedStyle(up).overflowX) || clipped(up));
+    return inside.get(up);
+  }
+  function measure() {
+    const limit = innerWidth + 1, right = new Map();
+    const all = document.body ? [document.body, ...document.body.querySelectorAll("*")] : [];
+    for (const el of all) {
+      const box = el.getBoundingClientRect();
+      if (box.width || box.height) right.set(el, box.right + scrollX);
+    }
+    if (document.body) {  // a text past its element's box counts against the element
+      const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      const range = document.createRange();
+      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        const el = node.parentElement;
+        if (!el || !/\\S/.test(node.data)) continue;
+        range.selectNodeContents(node);
+        const edge = range.getBoundingClientRect().right + scrollX;
+        if (edge > limit && edge > (right.get(el) || 0)
+            && !clips.has(getComputedStyle(el).overflowX)) right.set(el, edge);
+      }
+    }
+    const overflowing = [], listed = new Set();
+    for (const el of all) {
+      if (listed.has(el.parentElement)) { listed.add(el); continue; }
+      if (!((right.get(el) || 0) > limit) || clipped(el)) continue;
+      listed.add(el);
+      overflowing.push({tag: el.localName, id: el.getAttribute("id") || "",
+                        class: el.getAttribute("class") || "", right: Math.ceil(right.get(el)),
+                        text: (el.innerText ?? el.textContent ?? "").replace(/\\s+/g, " ")
+                              .trim().slice(0, 60)});
+    }
+    const doctype = document.doctype ? new XMLSerializer().serializeToString(document.doctype)
+                                       + "\\n" : "";  // as --dump-dom writes it
+    parent.postMessage(JSON.stringify({innerWidth, scrollWidth: root.scrollWidth, overflowing,
+                                       dom: doctype + root.outerHTML}), "*");
+  }
+  function twice() { measure(); setTimeout(measure, 1000); }  // again for late-drawn charts
+  if (document.readyState === "complete") twice(); else addEventListener("load", twice);
+})();</script>"""
+# The window Chromium lays the page out in is never narrower than 500 px (--window-size
+# 390,900 gives innerWidth 500; only --screenshot is taken at 390), so the copy is measured
+# in a frame exactly `width` px wide: its innerWidth and media queries are a `width` window's.
+LAYOUT_FRAME = """<!doctype html>
+<html><head><meta charset="utf-8"><title>layout</title>
+<style>html, body {{ margin: 0; overflow: hidden }}
+iframe {{ display: block; border: 0; width: {width}px; height: {height}px }}</style>
+<script>addEventListener("message", event => {{
+  if (event.source === frames[0]) document.getElementById("{mark}").textContent = event.data;
+}});</script></head>
+<body><iframe src="{copy}"></iframe><pre id="{mark}" hidden></pre></body></html>
+"""
+LAYOUT_MARK = "tsepipe-layout"
+
+
+@dataclass
+class Overflow:
+    """An element that sticks out past the window's right edge (not scrolled or clipped)."""
+    tag: str
+    id: str
+    classes: str   # its class attribute
+    right: int     # its right edge (or its own text's), px from the page's left
+    text: str      # the first 60 characters of its text
+
+    def __str__(self) -> str:
+        classes = f'"{self.classes}"' if " " in self.classes else self.classes
+        return (f"<{self.tag}{f' id={self.id}' if self.id else ''}"
+                f"{f' class={classes}' if self.classes else ''}>")
+
+
+@dataclass
+class Layout:
+    page: Path
+    width: int                  # the window width asked for
+    inner_width: int            # window.innerWidth the page saw
+    scroll_width: int           # document.documentElement.scrollWidth: the page's width
+    overflowing: list[Overflow]  # the outermost elements that stick out (see LAYOUT_SCRIPT)
+    rendered: Rendered          # the page's DOM, requests and screenshot at this width
+
+    def problems(self, most: int = 20) -> list[str]:
+        """What overflows sideways, in words (at most `most` elements); [] when nothing does."""
+        found = []
+        if self.inner_width != self.width:  # measured at another width: nothing else holds
+            found.append(f"the window is {self.inner_width} px wide, not the {self.width} px "
+                         "asked for")
+        if self.scroll_width > self.inner_width:
+            found.append(f"the page is {self.scroll_width} px wide at a {self.inner_width} px "
+                         "window")
+        found += [f"{item} sticks out to {item.right} px: {item.text!r}"
+                  for item in self.overflowing[:most]]
+        if len(self.overflowing) > most:
+            found.append(f"and {len(self.overflowing) - most} more elements stick out")
+        return found
+
+    def check(self) -> Layout:
+        """Raise BrowserError listing problems() if any."""
+        found = self.problems()
+        if found:
+            raise BrowserError(f"{self.page} at {self.width}x{self.rendered.size[1]} in "
+                               f"{chromium_version()}:\n  " + "\n  ".join(found))
+        return self
+
+
+def layout(page: Path, width: int, height: int = 900, screenshot: Path | None = None,
+           timeout: float = TIMEOUT, budget_ms: int = 5000) -> Layout:
+    """How `page` (a local file) lays out in a `width` x `height` window: what sticks out.
+
+    A copy of the page with LAYOUT_SCRIPT before its </body> and a frame page holding it at
+    exactly `width` x `height` px are written beside `page` (hidden names, so relative links
+    still resolve; removed however this ends) and the frame page is `render`ed: same flags,
+    network off.  `screenshot`: a PNG of the page at that size (None: none).  The Layout's
+    `rendered` has the page's own DOM (as the script saw it, a second after load), the
+    requests of the page and a screenshot; its `page` is `page`.
+    """
+    page = Path(page).resolve()
+    if not page.is_file():
+        raise BrowserError(f"no page to measure: {page}")
+    source = page.read_bytes()  # bytes: the page's own encoding stays as it is
+    end = source.lower().rfind(b"</body")
+    end = len(source) if end < 0 else end
+    copy = frame = None
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{page.stem}.layout-", suffix=".html",
+                                        dir=page.parent)
+        copy = Path(name)
+        with os.fdopen(handle, "wb") as out:
+            out.write(source[:end] + LAYOUT_SCRIPT.encode() + b"\n" + source[end:])
+        handle, name = tempfile.mkstemp(prefix=f".{page.stem}.layout-frame-", suffix=".html",
+                                        dir=page.parent)
+        frame = Path(name)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(LAYOUT_FRAME.format(width=width, height=height, mark=LAYOUT_MARK,
+                                          copy=copy.name))
+        rendered = render(frame, screenshot, width=width, height=height, timeout=timeout,
+                          budget_ms=budget_ms)
+    finally:
+        for made in (copy, frame):
+            if made is not None:
+                made.unlink(missing_ok=True)
+    found = re.search(f'<pre id="{LAYOUT_MARK}"[^>]*>(.*?)</pre>', rendered.dom, re.DOTALL)
+    if not found or not found.group(1).strip():
+        raise BrowserError(f"the layout of {page} was not measured: the page did not finish "
+                           "loading, or blocks inline scripts (Content-Security-Policy)\n"
+                           f"chromium stderr:\n{tail(rendered.stderr)}")
+    measured = json.loads(html.unescape(found.group(1)))
+    overflowing = [Overflow(tag=item["tag"], id=item["id"], classes=item["class"],
+                            right=item["right"], text=item["text"])
+                   for item in measured["overflowing"]]
+    return Layout(page=page, width=width, inner_width=measured["innerWidth"],
+                  scroll_width=measured["scrollWidth"], overflowing=overflowing,
+                  rendered=replace(rendered, page=page, dom=measured["dom"]))
 
 
 # --------------------------------------------------------------------------- the DOM
