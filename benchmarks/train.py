@@ -22,7 +22,8 @@ Two parts:
   ``benchmarks/work/train-full/<dataset>-<warm|cold>/`` (ignored by git): a copy of
   ``params.yaml`` whose ``paths:`` point into that folder, then ``sample-data`` (demo
   only), ``ingest``, ``validate``, ``merge``, ``evaluate`` (walk-forward validation and
-  test, LSTM + GRU, every seed, in parallel processes), ``train`` and ``predict``, each a
+  test, LSTM + GRU, every seed, in parallel processes), ``select``, ``train`` and
+  ``predict``, each a
   subprocess of this venv's ``tsepipe``, timed stage by stage. Each runs with warm refits
   (the default, ``evaluate.warm_start``) and again with cold ones, to show what warm
   starts cost in walk-forward MCC (``warm_vs_cold``). Budgets, warm, on 2 CPU cores:
@@ -87,8 +88,8 @@ BATCH_SIZE = 32  # params.yaml's batch_size, and Keras's default predict batch
 BUDGETS = {"demo": 180, "tedpix": 360}
 DATASETS = tuple(BUDGETS)
 TARGET_CORES = 2
-FULL_RUN_STAGES = ("sample-data", "ingest", "validate", "merge", "evaluate", "train",
-                   "predict")
+FULL_RUN_STAGES = ("sample-data", "ingest", "validate", "merge", "evaluate", "select",
+                   "train", "predict")
 # No telemetry from the stages' libraries, and TensorFlow's C++ logs quiet.
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
              "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}

@@ -22,6 +22,7 @@ from prefect.artifacts import (
 from pipelines.core.params.load import load_params
 from pipelines.core.provenance import git_commit
 from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.reporting.call_text import evidence_lines, the_call
 from pipelines.reporting.evidently_pages import ranked_drifted
 
 
@@ -64,15 +65,19 @@ def publish_leaderboard(board_path: str) -> str | None:
 
 @task(task_run_name="artifact forecast")
 def publish_forecast(forecast_path: str) -> dict[str, Any]:
-    """Markdown: tomorrow's direction, its probability, the model and the versions."""
+    """Markdown: tomorrow's call (or no call and why), its probability beside the base rate
+    and what its band has meant, the members, stale data, the model and the versions."""
     result = _read(forecast_path)
-    create_markdown_artifact(
-        key="forecast",
-        markdown=(f"# TEDPIX on {result['next_trading_day']}: **{result['direction']}**\n"
-                  f"- probability of up: {result['probability_up']:.4f}\n"
-                  f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
-                  f"version `{result['model_version']}`\n"
-                  f"- data version `{result['data_version']}` (as of {result['as_of']})\n"))
+    lines = [f"# TEDPIX on {result['next_trading_day']}: **{the_call(result)}**"]
+    staleness = result.get("staleness") or {}
+    if staleness.get("stale"):
+        lines.append(f"- **{inert_markdown(staleness['message'])}**")
+    lines.append(f"- probability of up: {result['probability_up']:.4f}")
+    lines += [f"- {inert_markdown(line)}" for line in evidence_lines(result)]
+    lines.append(f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
+                 f"version `{result['model_version']}`")
+    lines.append(f"- data version `{result['data_version']}` (as of {result['as_of']})")
+    create_markdown_artifact(key="forecast", markdown="\n".join(lines) + "\n")
     return result
 
 

@@ -29,6 +29,7 @@ from pipelines.core.errors import DataError, printable
 from pipelines.core.params.load import load_params
 from pipelines.data.ingest import export_files
 from pipelines.ops.versions import require_repo
+from pipelines.reporting.call_text import summary_lines
 
 log = logging.getLogger("pipelines.run")
 
@@ -82,24 +83,16 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
     raise_for_state(state)
     result = state.result()
     version = result["data"] if train else result
-    if version["files_left_out"]:
-        log.warning("warning: %d export file(s) left out by validation; see %s",
-                    version["files_left_out"], params.paths.validation_page)
-        for problem in version.get("left_out", []):
-            log.warning("warning: left out: %s", printable(problem))
-    if version["rows_dropped"]:
-        log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
-                    version["rows_dropped"], params.paths.validation_page)
-    for warning in version["warnings"]:
-        log.warning("warning: %s", printable(warning))
+    _warn_about_the_data(version, params.paths.validation_page)
     lines = [f"dataset {version['dataset']} ({version['rows']} trading days x "
              f"{version['columns']} columns, {version['first_date']} .. "
              f"{version['last_date']}) DVC md5 {version['dataset_md5']}; raw md5 "
              f"{version['raw_md5']}"]
     if train:
         forecast = result["forecast"]
-        lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
-                     f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
+        lines += summary_lines(forecast)
+        if forecast["staleness"]["stale"]:
+            log.warning("warning: %s", forecast["staleness"]["message"])
         lines.append(f"reports: {params.paths.front_page} (open it in a browser)")
     commits = [c for c in (version.get("commit"), train and result["forecast"].get("commit"))
                if c and "commit" in c]
@@ -113,3 +106,17 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         name = tag.split("@")[0]
         lines.append(f"models registered as {tag} (dvc artifacts get . {name})")
     return "\n".join(lines)
+
+
+def _warn_about_the_data(version: dict, validation_page: Path) -> None:
+    """The data version's warnings, a line each: files left out, rows dropped, the merge's."""
+    if version["files_left_out"]:
+        log.warning("warning: %d export file(s) left out by validation; see %s",
+                    version["files_left_out"], validation_page)
+        for problem in version.get("left_out", []):
+            log.warning("warning: left out: %s", printable(problem))
+    if version["rows_dropped"]:
+        log.warning("warning: %d bad row(s) dropped by validation; see %s#rows-dropped",
+                    version["rows_dropped"], validation_page)
+    for warning in version["warnings"]:
+        log.warning("warning: %s", printable(warning))

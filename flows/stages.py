@@ -21,6 +21,7 @@ from flows.dvc_commands import CommandResult, dvc
 from flows.runs import stage_failed
 from pipelines.core.params.load import load_params
 from pipelines.ops.versions import VersionError, record_version
+from pipelines.reporting.call_text import headline
 
 
 class TransientStageError(RuntimeError):
@@ -127,7 +128,4 @@ def stages_to_forecast(project_dir: str, stages: Iterable[str], flow_name: str,
     forecast["commit"] = publish_version(str(project), flow_name, push_remote, commit,
                                          push_git)
     publish_all(str(project))
-    return Completed(message=f"forecast for {forecast['next_trading_day']}: "
-                             f"{forecast['direction']} (P(up) = "
-                             f"{forecast['probability_up']:.4f}) by {forecast['champion']}",
-                     data=forecast)
+    return Completed(message=headline(forecast, reason=True), data=forecast)

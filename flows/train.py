@@ -1,8 +1,8 @@
 """The training flow: walk-forward evaluation, final models, forecast, drift and reports.
 
-Runs ``dvc repro`` for evaluate -> train -> accuracy -> predict -> drift -> report (so
-``dvc.lock`` stays true), then publishes the artifacts (forecast, leaderboard, drift, report link)
-and pushes to the DVC remote. In ``prefect.yaml`` it is its own deployment on the
+Runs ``dvc repro`` for evaluate -> select -> train -> accuracy -> predict -> drift -> report
+(so ``dvc.lock`` stays true), then publishes the artifacts (forecast, leaderboard, drift,
+report link) and pushes to the DVC remote. In ``prefect.yaml`` it is its own deployment on the
 ``gpu`` work pool; the code finds a GPU by itself and falls back to the CPU.
 """
 
@@ -14,7 +14,7 @@ from prefect.states import State
 from flows.runs import exclusive
 from flows.stages import stages_to_forecast
 
-MODEL_STAGES = ("evaluate", "train", "accuracy", "predict", "drift", "report")
+MODEL_STAGES = ("evaluate", "select", "train", "accuracy", "predict", "drift", "report")
 
 
 @flow(name="tsepipe-train",
@@ -23,7 +23,7 @@ MODEL_STAGES = ("evaluate", "train", "accuracy", "predict", "drift", "report")
 def training_flow(project_dir: str = ".", push_remote: bool = True,
                   lock_wait_seconds: float = 0, commit: bool = True,
                   push_git: bool = False) -> State:
-    """Run evaluate -> train -> accuracy -> predict -> drift -> report through DVC; push;
+    """Run evaluate -> select -> train -> accuracy -> predict -> drift -> report through DVC; push;
     commit.
 
     The new models and ``dvc.lock`` go to the DVC remote, then the version is committed

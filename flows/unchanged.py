@@ -24,9 +24,11 @@ from typing import Any
 from flows.dvc_commands import LOCK_FILE, dvc
 from pipelines.core.errors import printable
 from pipelines.core.fileio import read_jsonl
+from pipelines.core.params.load import DEFAULT_PARAMS, load_params
 from pipelines.core.params.paths import Paths
 from pipelines.core.provenance import snapshot_md5
 from pipelines.ops.versions import VersionError, record_version
+from pipelines.reporting.call_text import staleness_today, summary_lines
 
 log = logging.getLogger("pipelines.run")
 
@@ -96,8 +98,11 @@ def unchanged_run(project: Path, where: Paths, push: bool, train: bool,
                  f"{summary['last_date']}) DVC md5 {summary['md5']}; raw md5 {raw_md5}")
     if train:
         forecast = json.loads((project / where.forecast).read_text(encoding="utf-8"))
-        lines.append(f"forecast for {forecast['next_trading_day']}: {forecast['direction']} "
-                     f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
+        lines += summary_lines(forecast)
+        calendar = load_params(project / DEFAULT_PARAMS).calendar
+        stale = staleness_today(forecast, calendar.closures, calendar.public_holidays)
+        if stale:
+            log.warning("warning: %s", stale)
         lines.append(f"reports: {where.front_page} (open it in a browser)")
     return "\n".join(lines)
 

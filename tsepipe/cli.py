@@ -34,9 +34,9 @@ from pipelines.ops.versions import history as read_history
 
 app = typer.Typer(
     help="tsepipe: forecast the next-day direction of TEDPIX from 16 TSE index exports.\n\n"
-    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> train -> accuracy "
-    "-> predict -> drift -> report. `tsepipe run` runs them all as Prefect flows through DVC "
-    "and pushes the new versions to the DVC remote; then open reports/index.html.",
+    "Stages (as in dvc.yaml): ingest -> validate -> merge -> evaluate -> select -> train -> "
+    "accuracy -> predict -> drift -> report. `tsepipe run` runs them all as Prefect flows "
+    "through DVC and pushes the new versions to the DVC remote; then open reports/index.html.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -272,51 +272,76 @@ def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Walk-forward evaluation of every network and baseline; pick the champion."""
+    """Walk-forward evaluation of every network and baseline: their out-of-sample forecasts
+    and each network's final fit (the champion is chosen by select)."""
     from pipelines.modelling.evaluate import evaluate as run_evaluate
 
     p = load_params(params)
-    board = run_evaluate(p.paths, p.data, EvaluationSettings.of(p), p.backtest,
-                         progress=lambda message: log.info(message))
+    evaluation = run_evaluate(p.paths, p.data, EvaluationSettings.of(p),
+                              progress=lambda message: log.info(message))
+    typer.echo(f"{len(evaluation.results)} models walked forward on "
+               f"{len(evaluation.validation_days)} validation and {len(evaluation.test_days)} "
+               f"test days -> {p.paths.walk_forward_dir}")
+
+
+@app.command()
+@_stage
+def select(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Score every model and combination, choose the champion and its calibration, from the
+    walk-forward's forecasts (no refit: seconds)."""
+    from pipelines.modelling.select import select as run_select
+
+    p = load_params(params)
+    board = run_select(p.paths, EvaluationSettings.of(p), p.backtest, p.forecast)
     for name, row in board.models.items():
         test = row.test
-        typer.echo(f"{name:12s} test balanced accuracy {test['balanced_accuracy']:.3f} "
+        typer.echo(f"{name:15s} test balanced accuracy {test['balanced_accuracy']:.3f} "
                    f"MCC {test['mcc']:+.3f}  (validation MCC {row.validation['mcc']:+.3f})")
     for note in board.notes:
         typer.echo(note)
     typer.echo(f"champion: {board.champion}: {board.champion_reason}")
+    calibration = board.calibration
+    typer.echo(f"calibration of {board.champion}: {calibration['method']} "
+               f"(forecast.calibration: {calibration['setting']})")
 
 
 @app.command()
 @_stage
 def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Every network on all labelled days (the evaluation's walk-forward continued on them,
-    or a fresh fit); save model.keras and its model card."""
+    """Every network on all labelled days, every seed (the evaluation's walk-forward
+    continued on them, or a fresh fit), every baseline, and the champion's record: the
+    models folder, all that predict needs."""
     from pipelines.modelling.train import train as run_train
 
     p = load_params(params)
     cards = run_train(p.paths, p.data, EvaluationSettings.of(p))
     for name, card in cards.items():
-        typer.echo(f"{name}: {card['params']['total']} parameters, {card['training']['epochs']}"
-                   f" epochs in {card['training']['seconds']:.1f} s on "
-                   f"{card['device']['kind']} ({card['training']['made']}) -> "
-                   f"{p.paths.model_dir(name)}")
+        typer.echo(f"{name}: {len(card['seeds'])} seeds x {card['params']['total']} "
+                   f"parameters, {card['training']['epochs']} epochs in "
+                   f"{card['training']['seconds']:.1f} s on {card['device']['kind']} "
+                   f"({card['training']['made']}) -> {p.paths.model_dir(name)}")
 
 
 @app.command()
 @_stage
 def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Forecast the next trading day with the champion; write forecasts/latest.json (and
-    the champion's P(up) on every day, which drift compares)."""
+    """Tomorrow's call by the champion: forecasts/latest.json, the log and its track record
+    (and the champion's P(up) on every day, which drift compares)."""
     from pipelines.modelling.predict import predict as run_predict
 
     p = load_params(params)
-    result, path = run_predict(p.paths, p.data, p.features, p.calendar, p.evaluate)
+    result, path = run_predict(p.paths, p.data, p.features, p.calendar, p.forecast,
+                               p.evaluate)
     if result["note"]:
         typer.echo(f"warning: {result['note']}", err=True)
-    typer.echo(f"{result['next_trading_day']}: {result['direction']} "
-               f"(P(up) = {result['probability_up']:.4f}) by {result['champion']}; data "
-               f"{result['data_version'][:8]}, model {result['model_version'][:16]} -> {path}")
+    if result["staleness"]["stale"]:
+        typer.echo(f"warning: {result['staleness']['message']}", err=True)
+    from pipelines.reporting.call_text import evidence_lines, headline
+    typer.echo(headline(result))
+    for line in evidence_lines(result):
+        typer.echo(f"  {line}")
+    typer.echo(f"  data {result['data_version'][:8]}, model {result['model_version'][:16]} "
+               f"-> {path}")
 
 
 @app.command()
@@ -345,7 +370,7 @@ def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
     where = p.paths
     missing = [str(path) for path in (where.leaderboard, where.predictions) if not path.exists()]
     if missing:
-        raise DataError([f"{path}: missing; run tsepipe evaluate first (or dvc repro)"
+        raise DataError([f"{path}: missing; run tsepipe select first (or dvc repro)"
                          for path in missing])
     pages = build_accuracy(where, p.evaluate)
     typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
@@ -547,6 +572,61 @@ def _changes(changed: dict[str, list[Any]], most: int = 3) -> str:
              for key, (old, new) in list(changed.items())[:most]]
     more = f", +{len(changed) - most} more" if len(changed) > most else ""
     return ", ".join(shown) + more or "-"
+
+
+@app.command("track-record")
+@_stage
+def track_record(
+    params: ParamsOption = DEFAULT_PARAMS,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the summary and "
+                                                         "every forecast.")] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="List at most this many (the newest).")
+    ] = None,
+) -> None:
+    """Every published forecast scored against the close that followed: the call, P(up),
+    what happened, hit or miss; then calls, hits, hit rate and MCC (no calls counted
+    apart). Scored against today's dataset, so a forecast is pending until its next close
+    is in."""
+    import pandas as pd
+
+    from pipelines.modelling.features import dataset_table
+    from pipelines.modelling.track_record import score_forecasts, summarise
+
+    p = load_params(params)
+    if not p.paths.forecast_log.exists():
+        raise DataError(f"{p.paths.forecast_log}: no forecast published yet; run tsepipe "
+                        "predict (or tsepipe run)")
+    table, _ = dataset_table(p.paths, p.data, p.features)
+    scored = score_forecasts(pd.read_parquet(p.paths.forecast_log),
+                             pd.DatetimeIndex(table.dates), table.close)
+    summary = summarise(scored, p.evaluate.bootstrap_block, p.evaluate.bootstrap_samples,
+                        limit or len(scored))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    rows = [("as of", "for", "call", "P(up)", "outcome", "", "champion")]
+    rows += [(r["as_of"], r["next_trading_day"], r["call"],
+              "-" if r["probability_up"] is None else f"{r['probability_up']:.3f}",
+              r["outcome"] or r["status"], {True: "hit", False: "miss"}.get(r["hit"], ""),
+              printable(r["champion"] or "-")) for r in summary["recent"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    typer.echo(record_line(summary))
+
+
+def record_line(summary: dict[str, Any]) -> str:
+    """The live record in one line."""
+    if not summary["calls"]:
+        return (f"no scored calls yet ({summary['no_calls']} no call, {summary['pending']} "
+                "pending)")
+    mcc = "" if summary["mcc"] is None else (
+        f", MCC {summary['mcc']:+.3f} [{summary['mcc_interval'][0]:+.3f}, "
+        f"{summary['mcc_interval'][1]:+.3f}]")
+    return (f"{summary['calls']} calls since {summary['since']}: {summary['hits']} hits "
+            f"({summary['hit_rate']:.0%}){mcc}; {summary['no_calls']} no call, "
+            f"{summary['pending']} pending")
 
 
 @app.command("checkout")

@@ -14,6 +14,7 @@ from functools import cache
 import holidays
 
 TRADING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # Saturday .. Wednesday (Monday is 0)
+TEHRAN = "Asia/Tehran"
 
 
 @cache
@@ -43,3 +44,22 @@ def next_trading_day(day: dt.date, closures: Collection[dt.date] = (), *,
     while not is_trading_day(following, closures, public_holidays=public_holidays):
         following += dt.timedelta(days=1)
     return following
+
+
+def trading_days_after(day: dt.date, until: dt.date, closures: Collection[dt.date] = (), *,
+                       public_holidays: bool) -> int:
+    """How many trading days there are after ``day`` up to and including ``until`` (0 when
+    ``until`` is not after ``day``): how many trading days ``day`` lies before ``until``."""
+    count, following = 0, day
+    while True:
+        following = next_trading_day(following, closures, public_holidays=public_holidays)
+        if following > until:
+            return count
+        count += 1
+
+
+def tehran_today() -> dt.date:
+    """Today's date in Tehran, the exchange's own calendar day."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(TEHRAN)).date()

@@ -2,7 +2,8 @@
 
 TensorFlow is imported inside the functions, so importing this module is cheap. Importing
 it does quiet TensorFlow's C++ start-up logs (``TF_CPP_MIN_LOG_LEVEL=2``, unless the
-environment already says otherwise); import it before anything that imports Keras.
+environment already says otherwise) and its Python logger's warnings (errors still show);
+import it before anything that imports Keras.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# and its Python warnings that are about TensorFlow, not the run (a predict function traced
+# once per model: a network of several seeds is several models)
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from pipelines.core.calendar import TEHRAN
 from pipelines.core.fileio import write_text
 
 _TEMPLATES = Path(__file__).with_name("templates")
-TEHRAN = "Asia/Tehran"
 
 
 def generated() -> dict[str, str]:

@@ -187,6 +187,12 @@ class FinalFit:
     runs: list[NetworkRun]
     days: int  # labelled days it was fitted on
 
+    @classmethod
+    def joined(cls, finals: Sequence[FinalFit]) -> FinalFit:
+        """One network's final fits of several chains (each some of its seeds) as one."""
+        return cls({seed: weights for final in finals for seed, weights in final.weights.items()},
+                   [run for final in finals for run in final.runs], finals[0].days)
+
 
 def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: Blocks,
                          seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
@@ -236,33 +242,38 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
     return np.concatenate(probabilities, axis=1), runs, final
 
 
-def save_final(folder: Path, name: str, config: Any, features: list[str], seed: int,
-               final: FinalFit) -> None:
-    """Seed ``seed``'s copy of a final fit as ``folder/NAME.npz`` (its weights) and
-    ``NAME.json`` (config, features, seed, epochs, seconds, loss history, days)."""
+def save_final(folder: Path, name: str, config: Any, features: list[str], final: FinalFit
+               ) -> None:
+    """Every seed's copy of a final fit as ``folder/NAME.npz`` (the weights, per seed and
+    layer) and ``NAME.json`` (config, features, the seeds and their layers' sizes, days, and
+    per seed its epochs, seconds and loss history)."""
     folder.mkdir(parents=True, exist_ok=True)
-    weights = final.weights[seed]
-    np.savez(folder / f"{name}.npz", **{f"layer{i}_{j}": array
-                                        for i, layer in enumerate(weights)
+    seeds = sorted(final.weights)
+    np.savez(folder / f"{name}.npz", **{f"seed{seed}_layer{i}_{j}": array for seed in seeds
+                                        for i, layer in enumerate(final.weights[seed])
                                         for j, array in enumerate(layer)})
-    run = next(run for run in final.runs if run.seed == seed)
+    runs = {run.seed: run for run in final.runs}
     write_json(folder / f"{name}.json", {
-        "config": config.to_dict(), "features": list(features), "seed": seed,
-        "layers": [len(layer) for layer in weights], "days": final.days, "epochs": run.epochs,
-        "seconds": run.seconds, "history": run.history})
+        "config": config.to_dict(), "features": list(features), "seeds": seeds,
+        "layers": [len(layer) for layer in final.weights[seeds[0]]], "days": final.days,
+        "runs": {str(seed): {"epochs": runs[seed].epochs, "seconds": runs[seed].seconds,
+                             "history": runs[seed].history} for seed in seeds}})
 
 
-def read_final(folder: Path, name: str) -> tuple[dict[str, Any], list[list[np.ndarray]]] | None:
-    """What ``save_final`` wrote for ``name`` (meta, weights per layer), or None."""
+def read_final(folder: Path, name: str
+               ) -> tuple[dict[str, Any], dict[int, list[list[np.ndarray]]]] | None:
+    """What ``save_final`` wrote for ``name``: (meta, weights per seed and layer), or None
+    (missing, damaged, or written by an older version)."""
     meta_path, weights_path = folder / f"{name}.json", folder / f"{name}.npz"
     if not (meta_path.is_file() and weights_path.is_file()):
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         with np.load(weights_path) as arrays:
-            weights = [[arrays[f"layer{i}_{j}"] for j in range(count)]
-                       for i, count in enumerate(meta["layers"])]
-    except (OSError, ValueError, KeyError):  # damaged: the caller fits afresh
+            weights = {int(seed): [[arrays[f"seed{seed}_layer{i}_{j}"] for j in range(count)]
+                                   for i, count in enumerate(meta["layers"])]
+                       for seed in meta["seeds"]}
+    except (OSError, ValueError, KeyError, TypeError):  # damaged: the caller fits afresh
         return None
     return meta, weights
 

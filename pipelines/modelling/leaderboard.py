@@ -1,10 +1,11 @@
 """The leaderboard: every model's walk-forward metrics on the same days, and the champion.
 
-``evaluate`` makes it (``evaluate.leaderboard``) and writes it as
+``select`` makes it (``select.leaderboard``) and writes it as
 ``<evaluation_dir>/leaderboard.json``; ``train`` copies each network's row into its model
-card, ``predict`` and ``drift`` load its champion (``champion.load_champion``),
-``accuracy`` draws the accuracy pages and ``report`` the front page from it (with the model
-cards, ``model_cards``), the CLI and the flows' artifacts print it. They read it through
+card and the champion, its calibration and its record into ``models/champion.json`` (what
+``predict`` forecasts with), ``accuracy`` draws the accuracy pages and ``report`` the front
+page from it (with the model cards, ``model_cards``), the CLI and the flows' artifacts
+print it. They read it through
 ``Leaderboard.read``, so a damaged or foreign file fails with one line naming it, and the
 shape is written down once, here. (``tsepipe history`` reads only the champion and its
 test MCC from each past version's file, whatever shape that version wrote.)
@@ -52,6 +53,9 @@ class ModelRow(_Shape):
     vs_best_baseline: dict[str, Any] = {}  # McNemar's test against the best baseline
     pesaran_timmermann: dict[str, Any] = {}  # directional accuracy against chance
     members: list[str] = []  # a combination's: the models whose probabilities it averages
+    # Brier score and expected calibration error on the test days: raw ("none") and through
+    # each map fitted on the validation days ("platt", "isotonic")
+    calibration: dict[str, dict[str, float]] = {}
 
 
 class Days(_Shape):
@@ -76,18 +80,23 @@ class Leaderboard(_Shape):
     days: Days
     models: dict[str, ModelRow]
     backtest: dict[str, Any] | None = None  # the champion's backtest (pipelines.modelling.backtest)
+    # the champion's: method, the check that chose it, its map, the published probability's
+    # reliability by band on the validation and test days (select.champion_calibration)
+    calibration: dict[str, Any] = {}
+    baselines_by_validation: list[str] = []  # best first: the stand-ins, in order
 
     @classmethod
     def read(cls, path: Path | str) -> Leaderboard:
         """The leaderboard in ``path``; a missing or malformed file is a ``DataError``."""
         path = Path(path)
         if not path.is_file():
-            raise DataError(f"{printable(path)}: no leaderboard; run tsepipe evaluate first")
+            raise DataError(f"{printable(path)}: no leaderboard; run tsepipe select first (or "
+                            "dvc repro)")
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, ValidationError) as exc:
             raise DataError(f"{printable(path)}: not a leaderboard tsepipe can read "
-                            f"({_first_problem(exc)}); run tsepipe evaluate again") from None
+                            f"({_first_problem(exc)}); run tsepipe select again") from None
 
     def write(self, path: Path | str) -> Path:
         return write_json(path, self.as_json())
@@ -113,7 +122,7 @@ class Leaderboard(_Shape):
         return self.best_baseline_on_validation or self.best_baseline_on_test
 
     def headline(self) -> dict[str, Any]:
-        """The numbers ``dvc metrics`` shows (``paths.evaluate_metrics``): the champion's
+        """The numbers ``dvc metrics`` shows (``paths.select_metrics``): the champion's
         test and validation scores, each model's test MCC, the champion's backtest."""
         row = self.models[self.champion]
         scores = ("mcc", "balanced_accuracy", "roc_auc", "brier")

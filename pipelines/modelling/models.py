@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,7 +331,9 @@ def save_model(model: keras.Model, path: Path | str) -> Path:
 
 
 def load_model(path: Path | str) -> keras.Model:
-    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs).
+    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs). Keras's
+    warning that it skips the optimizer's state (a network saved before any step of its
+    own, as ``train`` saves a walk-forward's copy) is not shown: it forecasts, not trains.
 
     A missing, truncated or corrupt file raises ``StageCrash`` with one line naming it.
     """
@@ -340,7 +343,9 @@ def load_model(path: Path | str) -> keras.Model:
     if not path.is_file():
         raise StageCrash(f"{path}: no model file; run tsepipe train (or dvc checkout) first")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise StageCrash(f"{path}: the model file cannot be loaded ({path.stat().st_size} "

@@ -1,13 +1,21 @@
-"""Tomorrow's forecast from the champion: ``forecasts/latest.json`` and an appended log.
+"""Tomorrow's call from the champion: ``forecasts/latest.json``, the log, the track record.
 
 The forecast is for the trading day after the dataset's last day: the next Saturday to
 Wednesday that is neither one of Iran's public holidays (the ``holidays`` package) nor in
-``calendar.closures`` (``pipelines.core.calendar``). It names the champion and the data and
-model versions it came from.
+``calendar.closures`` (``pipelines.core.calendar``). It is made by what was evaluated and
+nothing else: the models folder (``pipelines.modelling.forecaster``: a network's seeds, a
+baseline's fitted state, a combination's members, the champion's calibration map), so
+``dvc artifacts get`` followed by ``tsepipe predict`` gives the same probability. Beside
+the published P(up) it states the base rates, what the probability's band has meant, the
+members' and the best baseline's P(up), and the call or "no call" with its reasons
+(``pipelines.modelling.call``), and whether the data is stale.
+
+Each forecast is appended to the log, and every logged forecast whose next close is now in
+the dataset is scored (``pipelines.modelling.track_record``): ``forecasts/record.json``.
 
 The stage also writes the champion's probability of up on every day of the dataset
-(``champion_days``, see ``champion_days``): the drift stage compares it between the
-champion's training days and the latest days, without loading a model itself.
+(``champion_days``): the drift stage compares it between the champion's training days and
+the latest days, without loading a model itself.
 """
 
 from __future__ import annotations
@@ -19,123 +27,129 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core.calendar import next_trading_day
+from pipelines.core.calendar import next_trading_day, tehran_today
+from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import atomic_path, write_json
 from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.features import FeaturesSection
+from pipelines.core.params.forecast import ForecastSection
 from pipelines.core.params.paths import Paths
-from pipelines.modelling.baselines import baseline_walk_forward, run_baseline
-from pipelines.modelling.champion import Champion, load_champion
+from pipelines.modelling import call as rule
 from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
-from pipelines.modelling.fitting import predict_network
-from pipelines.modelling.leaderboard import Leaderboard
-from pipelines.modelling.walkforward import walk_forward_blocks
+from pipelines.modelling.forecaster import Forecaster, best_baseline, load_forecaster
+from pipelines.modelling.track_record import score_forecasts, summarise
+
+# what the log keeps of each forecast: flat values, the same columns every day
+LOGGED = ("as_of", "next_trading_day", "call", "probability_up", "probability_up_raw",
+          "model_direction", "no_call_reasons", "calibration", "champion", "champion_kind",
+          "data_version", "model_version", "created")
 
 
 def predict(paths: Paths, data: DataSection, features: FeaturesSection,
-            calendar: CalendarSection, walk: EvaluateSection) -> tuple[dict[str, Any], Path]:
-    """The predict stage: the champion's forecast for the next trading day, published to
-    ``paths.forecast`` and appended to ``paths.forecast_log``, and its probability of up
-    on every day, to ``paths.champion_days``; (the forecast, its file)."""
+            calendar: CalendarSection, settings: ForecastSection, walk: EvaluateSection,
+            today: dt.date | None = None) -> tuple[dict[str, Any], Path]:
+    """The predict stage: the champion's call for the next trading day, published to
+    ``paths.forecast`` and appended to ``paths.forecast_log``; the log scored into
+    ``paths.track_record`` (intervals: ``walk``'s bootstrap settings); the champion's
+    probability of up on every day, to ``paths.champion_days``; (the forecast, its file).
+    ``today``: the date the data's age is measured to (default: today in Tehran)."""
     table, data_version = dataset_table(paths, data, features)
-    board = Leaderboard.read(paths.leaderboard)
-    champion = load_champion(board, paths.models_dir, table)
-    result = forecast(table, features.window, board, champion, data_version, calendar)
-    days = champion_days(champion, table, features.window, walk)
+    champion, record = load_forecaster(paths.models_dir, table)
+    result = forecast(table, features.window, champion, record, data_version, calendar,
+                      settings, today or tehran_today(),
+                      best_baseline(record, paths.models_dir, table))
+    days = champion_days(champion, record, table, features.window)
     with atomic_path(paths.champion_days) as tmp:
         days.to_parquet(tmp, index=False)
-    return result, publish(result, paths)
+    publish(result, paths)
+    log = pd.read_parquet(paths.forecast_log)
+    scored = score_forecasts(log, pd.DatetimeIndex(table.dates), np.asarray(table.close))
+    write_json(paths.track_record, summarise(scored, walk.bootstrap_block,
+                                             walk.bootstrap_samples, settings.record_recent))
+    return result, paths.forecast
 
 
-def champion_days(champion: Champion, table: FeatureTable, window: int,
-                  walk: EvaluateSection) -> pd.DataFrame:
+def champion_days(champion: Forecaster, record: dict[str, Any], table: FeatureTable,
+                  window: int) -> pd.DataFrame:
     """The champion's probability of up on each day of ``table``: columns ``date`` and
-    ``probability_up`` (NaN where it has none), and in ``attrs`` the champion (``champion``,
-    ``kind``, ``note``) and its training span as days of the table
-    (``first_reference``: its first predicted day; ``train_last_day``).
-
-    A network: the final model's, in-sample, from its first window; a baseline: walked
-    forward as ``evaluate`` walks it (refitted every ``walk.refit_every`` days, ``walk.gap``
-    days apart, so never on its own training days); a combination: the mean of its
-    members', where they all have one.
-    """
-    by_day, first_reference, train_last_day = _probabilities(champion, table, window, walk)
+    ``probability_up`` (NaN before its first window), and in ``attrs`` the champion
+    (``champion``, ``kind``, ``note``) and its training span as days of the table
+    (``first_reference``: its first predicted day; ``train_last_day``). The final models
+    on every day: in-sample on the days they were trained on, as the drift stage's
+    reference is meant to be."""
+    n = len(table.dates)
+    by_day = np.full(n, np.nan)
+    days = np.arange(window - 1, n)
+    by_day[days] = champion.probability_up(window, days)[0]
+    trained_last = pd.Timestamp(record["trained_on"]["last"]).to_datetime64()
+    train_last_day = int(np.searchsorted(table.dates.values, trained_last, side="right")) - 1
     frame = pd.DataFrame({"date": pd.DatetimeIndex(table.dates), "probability_up": by_day})
     frame.attrs = {"champion": champion.name, "kind": champion.kind, "note": champion.note,
-                   "first_reference": int(first_reference),
-                   "train_last_day": int(train_last_day)}
+                   "first_reference": window - 1, "train_last_day": train_last_day}
     return frame
 
 
-def _probabilities(champion: Champion, table: FeatureTable, window: int,
-                   walk: EvaluateSection) -> tuple[np.ndarray, int, int]:
-    """(P(up) by day, NaN where none; the first predicted day; the last training day)."""
-    n = len(table.dates)
-    labelled = labelled_sample_days(table, window)
-    by_day = np.full(n, np.nan)
-    if champion.kind == "combination":
-        parts = [_probabilities(member, table, window, walk) for member in champion.members]
-        return (np.mean([part[0] for part in parts], axis=0), max(p[1] for p in parts),
-                min(p[2] for p in parts))
-    if champion.kind == "network":
-        trained_last = pd.Timestamp(champion.card["trained_on"]["last"])
-        train_last_day = int(np.searchsorted(table.dates.values, trained_last.to_datetime64(),
-                                             side="right")) - 1
-        first_reference = window - 1
-        days = np.arange(first_reference, n)
-        by_day[days] = predict_network(champion.model, champion.scaler, champion.table,
-                                       window, days)
-        return by_day, first_reference, train_last_day
-    first_reference = int(labelled[min(walk.refit_every, len(labelled) - 1)])
-    days = np.arange(first_reference, n)
-    proba, _ = baseline_walk_forward(champion.name, table, walk_forward_blocks(
-        labelled, days, walk.refit_every, gap=walk.gap), window)
-    by_day[days] = np.asarray(proba, dtype="float64")
-    return by_day, first_reference, int(labelled[-1])
+def _opinion(model: Forecaster, window: int, day: int, direction: str) -> dict[str, Any]:
+    """A model's P(up) and direction on ``day``, and whether it agrees with the champion's
+    ``direction``."""
+    proba, classes = model.probability_up(window, np.array([day]))
+    own = "up" if classes[0] == 1 else "down"
+    return {"model": model.name, "kind": model.kind, "probability_up": float(proba[0]),
+            "direction": own, "agrees": own == direction}
 
 
-def probability_up(champion: Champion, table: FeatureTable, window: int, day: int
-                   ) -> tuple[float, bool]:
-    """(P(up) for the day after ``day``, whether up is forecast) by ``champion``: a
-    network's output, a baseline refitted on every labelled day (its rule's class, not
-    always P >= 0.5), or a combination's mean of its members' P (up when >= 0.5)."""
-    if champion.kind == "combination":
-        proba = float(np.mean([probability_up(member, table, window, day)[0]
-                               for member in champion.members]))
-        return proba, proba >= 0.5
-    if champion.kind == "network":
-        proba = float(predict_network(champion.model, champion.scaler, champion.table, window,
-                                      np.array([day]))[0])
-        return proba, proba >= 0.5
-    values, classes = run_baseline(champion.name, table, window,
-                                   labelled_sample_days(table, window), np.array([day]))
-    return float(np.asarray(values)[0]), bool(np.asarray(classes)[0])
+def forecast(table: FeatureTable, window: int, champion: Forecaster, record: dict[str, Any],
+             data_version: str, calendar: CalendarSection, settings: ForecastSection,
+             today: dt.date, best_baseline: Forecaster | None = None) -> dict[str, Any]:
+    """The call for the day after the last one, by ``champion`` (``load_forecaster``: the
+    record's, or a stand-in with a ``note`` that says why), with its evidence.
 
-
-def forecast(table: FeatureTable, window: int, board: Leaderboard, champion: Champion,
-             data_version: str, calendar: CalendarSection) -> dict[str, Any]:
-    """Probability that the day after the last one closes higher, by ``champion``
-    (``load_champion``: the board's, or the best baseline when the champion network cannot
-    read today's features, with a ``note`` that says why).
-
-    ``table``: the feature table of the default set. ``calendar``: the days the exchange
-    is closed, for the forecast's date.
+    ``table``: the feature table of the default set; ``record``: ``models/champion.json``;
+    ``calendar``: the days the exchange is closed; ``settings``: the no-call rule and the
+    data's allowed age; ``today``: the date the age is measured to.
     """
     last_day = len(table.labels) - 1
-    proba, up = probability_up(champion, table, window, last_day)
+    raw, classes = champion.probability_up(window, np.array([last_day]))
+    direction = "up" if classes[0] == 1 else "down"
+    own = champion.name == record["champion"]  # not a stand-in
+    calibration = (record.get("calibration") or {}) if own else {}
+    published = rule.published_probability(calibration, float(raw[0]))
+    labelled = labelled_sample_days(table, window)
+    rates = rule.base_rates(table, labelled, record["trained_on"], settings.base_rate_days)
+    evidence = rule.skill(record) if own else \
+        {"metric": "mcc", "test": None, "interval": None, "days": None, "demonstrated": False}
+    call, reasons = rule.decide(published, direction, evidence, rates["training"]["share"],
+                                settings)
+    if champion.note:
+        reasons.append(f"the champion cannot forecast today: {champion.note}")
+        call = rule.NO_CALL
     as_of = table.dates[last_day].date()
     following = next_trading_day(as_of, calendar.closures,
                                  public_holidays=calendar.public_holidays)
     return {
         "as_of": f"{as_of:%Y-%m-%d}",
         "next_trading_day": f"{following:%Y-%m-%d}",
-        "probability_up": round(proba, 4),
-        "direction": "up" if up else "down",
+        "call": call,
+        "no_call_reasons": reasons,
+        "probability_up": published,
+        "probability_up_raw": float(raw[0]),
+        "calibration": calibration.get("method", "none"),
+        "model_direction": direction,
+        "band": rule.band_meaning(calibration, published),
+        "base_rate": rates,
+        "skill": evidence,
+        "members": [_opinion(member, window, last_day, direction)
+                    for member in champion.members],
+        "best_baseline": (_opinion(best_baseline, window, last_day, direction)
+                          if best_baseline is not None and best_baseline.name != champion.name
+                          else None),  # not when it is the champion itself
+        "staleness": rule.staleness(as_of, today, calendar, settings.max_data_age),
+        "rule": {"require_skill": settings.require_skill, "no_call_band": settings.no_call_band},
         "champion": champion.name,
         "champion_kind": champion.kind,
-        "leaderboard_champion": board.champion,
+        "record_champion": record["champion"],
         "note": champion.note,
         "data_version": data_version,
         "model_version": champion.version,
@@ -144,15 +158,28 @@ def forecast(table: FeatureTable, window: int, board: Leaderboard, champion: Cha
 
 
 def publish(result: dict[str, Any], paths: Paths) -> Path:
-    """Write the latest forecast and append it to the log (one row per as_of and champion)."""
+    """Write the latest forecast and append it to the log (one row per as_of, champion
+    and data version; a rerun replaces its row)."""
     write_json(paths.forecast, result)
     log_path = paths.forecast_log
-    row = pd.DataFrame([result])
+    row = pd.DataFrame([{key: _flat(key, result[key]) for key in LOGGED}
+                        | {"stale": result["staleness"]["stale"]}])
     if log_path.exists():
-        log = pd.concat([pd.read_parquet(log_path), row], ignore_index=True)
+        try:
+            earlier = pd.read_parquet(log_path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{printable(log_path)}: the forecast log is damaged "
+                            f"({type(exc).__name__}); restore it with dvc checkout "
+                            f"{printable(log_path)}, or move it aside to start a new "
+                            "one") from None
+        log = pd.concat([earlier, row], ignore_index=True)
         log = log.drop_duplicates(subset=["as_of", "champion", "data_version"], keep="last")
     else:
         log = row
     with atomic_path(log_path) as tmp:
         log.to_parquet(tmp, index=False)
     return paths.forecast
+
+
+def _flat(key: str, value: Any) -> Any:
+    return "; ".join(value) if key == "no_call_reasons" else value

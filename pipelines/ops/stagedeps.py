@@ -39,6 +39,7 @@ STAGE_MODULES = {
     "validate": "data.validate",
     "merge": "data.merge",
     "evaluate": "modelling.evaluate",
+    "select": "modelling.select",
     "train": "modelling.train",
     "predict": "modelling.predict",
     "drift": "reporting.drift",

@@ -86,6 +86,7 @@ def leaderboard_rows(board: Leaderboard, cards: dict[str, dict[str, Any]]
             "seeds": (row.test_by_seed or {}).get("mcc"),
             "reads": row.reads,
             "features": row.features,
+            "calibration": row.calibration,  # test Brier / ECE, raw and through each map
         })
     rows.sort(key=lambda r: (not r["champion"], -score(r["mcc"])))
     return rows

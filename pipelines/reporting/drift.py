@@ -265,11 +265,11 @@ def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
 
     ``days``: ``predict.champion_days``, the champion's probability of up on each day of
     ``table`` and its training span. Reference: the feature rows the champion was trained
-    on (``card.json``'s ``trained_on`` for a network; every labelled day for a baseline),
-    from its first predicted day up to the day before the current span, so the two never
-    overlap. Current: the last ``drift.current_days`` trading days. The prediction
-    compared is that probability (a network's in-sample on the reference, a baseline's
-    walked forward, a combination's mean of its members'); the target is the label.
+    on (``models/champion.json``'s ``trained_on``: every labelled day at the last training
+    run), from its first predicted day up to the day before the current span, so the two
+    never overlap. Current: the last ``drift.current_days`` trading days. The prediction
+    compared is that probability (the final models' on every day, in-sample on the
+    reference; a combination's mean of its members'); the target is the label.
     Writes the drift page and its summary (``drift.json``).
     """
     current_days = settings.current_days

@@ -1,10 +1,13 @@
 """The front page a reviewer opens first: ``reports/index.html``.
 
-``front_page`` writes tomorrow's forecast, data health, drift, models, versions
+``front_page`` writes tomorrow's call (or "no call" and why) with what its probability has
+meant, the base rates, the members' and the best baseline's forecasts, the track record of
+the published calls beside the walk-forward's, data health, drift, models, versions
 (``pipelines.core.provenance``) and links to every detailed report, from the stages' JSON
 outputs: the validation and merge summaries, the leaderboard, the drift summary, the
-forecast and the accuracy stage's ``accuracy.json`` (``pipelines.reporting.accuracy``, whose pages
-are redrawn only when the evaluation changes).
+forecast and its track record, and the accuracy stage's ``accuracy.json``
+(``pipelines.reporting.accuracy``, whose pages are redrawn only when the evaluation
+changes).
 
 The page is a Jinja2 template with autoescaping (index names and file names are
 untrusted), carries its own CSS and requests nothing from any other host.
@@ -24,6 +27,8 @@ from pipelines.core.html import generated, render
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.features import describe
 from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
+from pipelines.reporting.call_text import agreement, opinions, the_call
+from pipelines.reporting.calls_chart import calls_chart
 from pipelines.reporting.evidently_pages import ranked_drifted
 
 
@@ -40,9 +45,11 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
                cards: dict[str, dict[str, Any]], accuracy: dict[str, Any],
                links: dict[str, Path], raw_md5: str | None = None,
                git_commit: str | None = None, last_data_run: str | None = None,
-               failed_run: dict[str, Any] | None = None) -> Path:
+               failed_run: dict[str, Any] | None = None,
+               record: dict[str, Any] | None = None) -> Path:
     """Write the front page ``out`` from the stages' JSON outputs (all strings escaped);
-    ``failed_run``: the run log's last record when that data run failed (said first)."""
+    ``failed_run``: the run log's last record when that data run failed (said first);
+    ``record``: the published forecasts' track record (``track_record.summarise``)."""
     page = Path(out)
     champion = board.champion
     champion_row = next(r for r in accuracy["leaderboard"] if r["model"] == champion)
@@ -68,6 +75,9 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append(f"{validation['rows_dropped']} bad row(s) dropped")
     if drift["dataset_drift"]:
         attention.append("data drift")
+    stale = (forecast.get("staleness") or {})
+    if stale.get("stale"):
+        attention.append(f"stale data ({stale['trading_days']:,} trading days old)")
     if forecast.get("note"):
         attention.append(f"{forecast['champion']} forecasts in place of {champion}")
     if board.models[champion].kind == "baseline":
@@ -83,8 +93,19 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         versions=provenance.package_versions(), raw_md5=raw_md5, git_commit=git_commit,
         last_data_run=last_data_run, failed_run=failed_run, generated=generated(),
         excluded=excluded, dropped_rows=dropped_rows, backtest=board.backtest,
-        drift_kinds=describe(list(drift["features"])),
+        drift_kinds=describe(list(drift["features"])), call=the_call(forecast),
+        stale=stale if stale.get("stale") else None, band=forecast.get("band"),
+        rates=forecast.get("base_rate"), opinions=opinions(forecast),
+        agreement=agreement(forecast), band_width=band_width(forecast),
+        record=record, recent=(record or {}).get("recent", []),
+        calls_chart=calls_chart((record or {}).get("recent", [])),
     )
+
+
+def band_width(forecast: dict[str, Any]) -> float:
+    """The no-call band the forecast was made with (from its reasons' rule: params.yaml's
+    ``forecast.no_call_band``, recorded in the forecast)."""
+    return float((forecast.get("rule") or {}).get("no_call_band", 0.0))
 
 
 def build_reports(paths: Paths) -> dict[str, Path]:
@@ -106,5 +127,6 @@ def build_reports(paths: Paths) -> dict[str, Path]:
                forecast=_read_json(paths.forecast), cards=model_cards(paths.models_dir),
                accuracy=accuracy, links=links, raw_md5=raw_md5,
                git_commit=provenance.git_commit(), last_data_run=last_good.get("finished"),
-               failed_run=failed_run)
+               failed_run=failed_run, record=_read_json(paths.track_record)
+               if paths.track_record.exists() else None)
     return {"front_page": Path(paths.front_page), **links}

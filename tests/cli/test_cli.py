@@ -202,7 +202,9 @@ def test_version_names_the_package():
     ("validate", "no ingest report; run tsepipe ingest first"),
     ("merge", "no validation summary; run tsepipe validate first"),
     ("evaluate", "no merged dataset; run tsepipe merge first"),
-    ("accuracy", "missing; run tsepipe evaluate first"),
+    ("select", "missing; run tsepipe evaluate first"),
+    ("accuracy", "missing; run tsepipe select first"),
+    ("predict", "no merged dataset; run tsepipe merge first"),
 ])
 def test_a_stage_run_before_its_inputs_exist_is_one_line(tmp_path, monkeypatch, stage, first):
     monkeypatch.chdir(tmp_path)

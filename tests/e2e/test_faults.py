@@ -211,11 +211,11 @@ def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, smal
 def test_a_truncated_model_file_is_one_clear_line(project, small_sample_dir, tmp_path):
     copy_exports(small_sample_dir, project / "data/raw")
     run(["dvc", "repro", "train"], project)
-    board_path = project / "reports/evaluation/leaderboard.json"
-    board = json.loads(board_path.read_text())
-    board["champion"] = "lstm"  # so that predict loads the network
-    board_path.write_text(json.dumps(board))
-    model = project / "models/lstm/model.keras"
+    record_path = project / "models/champion.json"
+    record = json.loads(record_path.read_text())
+    record.update(champion="lstm", kind="network")  # so that predict loads the network
+    record_path.write_text(json.dumps(record))
+    model = project / "models/lstm/seed_1.keras"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
 
     done = run(["tsepipe", "predict"], project, check=False)
@@ -223,7 +223,7 @@ def test_a_truncated_model_file_is_one_clear_line(project, small_sample_dir, tmp
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert error_lines(done.stderr) == [
-        f"error: models/lstm/model.keras: the model file cannot be loaded "
+        f"error: models/lstm/seed_1.keras: the model file cannot be loaded "
         f"({model.stat().st_size} bytes; truncated or corrupt: " + error_lines(done.stderr)[0]
         .split("truncated or corrupt: ", 1)[1]]
     assert "restore it with dvc checkout, or retrain with tsepipe train" in done.stderr

@@ -68,7 +68,7 @@ def artifact_texts(project: Path) -> list[str]:
 
 
 def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect,
-                                                      tmp_path):
+                                                      tmp_path, monkeypatch):
     before = md5s(real_dir)
     exports = hostile_copy(real_dir, tmp_path / "exports")
     # one dirty row: a low above its high fails three checks (high >= low, open and close
@@ -103,8 +103,9 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     for name in ("lstm", "gru"):
         card = json.loads((project / f"models/{name}/card.json").read_text())
         assert card["data_version"] == file_md5(project / "data/processed/merged.parquet")
-        assert (project / f"models/{name}/model.keras").exists()
-        assert card["training"]["made"].startswith("the walk-forward's last model (seed ")
+        assert [seed["seed"] for seed in card["seeds"]] == [1]  # train.seeds, every one
+        assert (project / f"models/{name}/seed_1.keras").exists()
+        assert card["training"]["made"].startswith("the walk-forward's last models (seeds ")
     board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
     assert {"lstm", "gru", "majority", "persistence"} <= set(board["models"])
     assert board["champion"] in board["models"]
@@ -121,7 +122,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     committed = run(["git", "show", "--name-only", "--format=%s", "HEAD"], project).stdout
     assert committed.splitlines()[0].startswith("Version from tsepipe-train:")
     files = set(committed.split("\n", 1)[1].split())
-    assert {"dvc.lock", "metrics/evaluate.json"} <= files, files
+    assert {"dvc.lock", "metrics/select.json"} <= files, files
     assert all(name in {"dvc.lock", "data/raw.dvc", "params.yaml", "dvc.yaml"}
                or name.startswith("metrics/") for name in files), files
     # nothing changed: answered without a flow, the same summary
@@ -164,14 +165,18 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         assert "<script" not in text and "<img" not in text, text[:300]
     # every report opens in a real headless Chromium with the network off
     assert_a_failed_data_run_heads_the_front_page(project)
+    record = assert_published_calls_are_scored(project, monkeypatch)
     chromium_or_skip()  # missing: fails as root (CI); otherwise skips the browser checks only
-    front_shot = tmp_path / "front-page.png"
-    shown = browser.render(project / "reports/index.html", front_shot, height=2000).check(
-        min_text=1000)
-    assert "TEDPIX" in shown.text and HOSTILE_NAME in shown.text  # shown as text, inert
+    for width in (1400, 390):  # a desktop and a phone: the call and its evidence, no overflow
+        front_shot = tmp_path / f"front-page-{width}.png"
+        laid_out = browser.layout(project / "reports/index.html", width, height=2400,
+                                  screenshot=front_shot).check()
+        shown = laid_out.rendered.check(min_text=1000)
+        keep(front_shot, f"front-page-real-data-{width}.png")
+        assert "TEDPIX" in shown.text and HOSTILE_NAME in shown.text  # shown as text, inert
+        assert_the_call_and_its_evidence_are_shown(shown.text, record)
     local = [link for link in shown.links if not link.startswith("#")]
     assert len(local) >= 4  # validation, accuracy, classification, drift: all resolve
-    keep(front_shot, "front-page-real-data.png")
     for page in REPORTS[1:]:
         evidently = page.endswith(("classification.html", "drift/index.html"))
         browser.render(project / page, tmp_path / (page.replace("/", "-") + ".png")).check(
@@ -200,6 +205,69 @@ def assert_a_failed_data_run_heads_the_front_page(project: Path) -> None:
     front = (project / "reports/index.html").read_text(encoding="utf-8")
     assert "the last data run failed" not in front and "failed-run" not in front
     assert json.loads((project / "forecasts/latest.json").read_text()) == forecast
+
+
+def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyPatch
+                                      ) -> dict:
+    """Forecasts published on each of the last days of the real data (the dataset as it
+    stood that morning), then the days after them added: the front page's track record
+    is the hand count of their calls against the closes that followed."""
+    import pyarrow.parquet as pq
+
+    from pipelines.core.params.forecast import ForecastSection
+    from pipelines.core.params.load import load_params
+    from pipelines.modelling.predict import predict
+
+    monkeypatch.chdir(project)
+    params = load_params(project / "params.yaml")
+    # every day a call (no skill asked for, no band): the record has calls to count
+    settings = ForecastSection(require_skill=False, no_call_band=0.0)
+    dataset = project / "data/processed/merged.parquet"
+    whole, kept = pq.read_table(dataset), dataset.read_bytes()
+    published = []
+    for held_back in (8, 7, 6, 5, 4, 3, 2, 1, 0):  # the morning of each of the last 9 days
+        if held_back:
+            pq.write_table(whole.slice(0, whole.num_rows - held_back), dataset)
+        else:  # today: the dataset as the run left it
+            dataset.write_bytes(kept)
+        result, _ = predict(params.paths, params.data, params.features, params.calendar,
+                            settings, params.evaluate)
+        published.append(result)
+    frame = whole.to_pandas()
+    day = {f"{d:%Y-%m-%d}": i for i, d in enumerate(frame["date"])}
+    close = frame[f"{TARGET}__close"].to_numpy()
+    # by hand: each morning's call against the next close; the last one is pending
+    calls = [(f["call"], "up" if close[day[f["as_of"]] + 1] > close[day[f["as_of"]]] else "down")
+             for f in published[:-1]]
+    made = [(call, outcome) for call, outcome in calls if call != "no call"]
+    hits = sum(call == outcome for call, outcome in made)
+    assert len(made) >= 4, calls  # the check below has calls to count
+    run(["tsepipe", "report"], project)
+    record = json.loads((project / "forecasts/record.json").read_text())
+    assert (record["calls"], record["hits"], record["pending"]) == (len(made), hits, 1)
+    assert record["no_calls"] == len(calls) - len(made)
+    assert record["since"] == published[0]["as_of"] and record["last"] == published[-1]["as_of"]
+    front = (project / "reports/index.html").read_text(encoding="utf-8")
+    card = front[front.index('id="track-record"'):front.index("</section>",
+                                                               front.index('id="track-record"'))]
+    assert f'<div class="big">{hits} / {len(made)}</div>' in card
+    assert f"hit rate <strong>{100 * hits / len(made):.0f}&nbsp;%</strong>" in card
+    assert f"{len(calls) - len(made)} no call" in card and "1 pending" in card
+    listed = run(["tsepipe", "track-record"], project).stdout
+    assert f"{len(made)} calls since {published[0]['as_of']}: {hits} hits" in listed
+    return record
+
+
+def assert_the_call_and_its_evidence_are_shown(text: str, record: dict) -> None:
+    """What the front page says beside tomorrow's P(up), as a reader sees it."""
+    assert "Forecast for 2019-12-21" in text
+    assert ("no call" in text.split("Forecast for 2019-12-21")[1][:40]
+            or "\u25b2 up" in text or "\u25bc down" in text)
+    assert "P(up)" in text and "has meant: of the" in text  # what its band has meant
+    assert "Base rate:" in text and "of the last 60" in text
+    assert "Stale data: the dataset ends 2019-12-18" in text  # years before today
+    assert "best baseline on validation" in text  # the members and the best baseline
+    assert f"{record['hits']} / {record['calls']}" in text and "Walk-forward test record" in text
 
 
 def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
@@ -257,11 +325,11 @@ def assert_metrics_and_plots(project: Path) -> None:
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     workspace = {path: found["data"] for path, found in shown[""]["data"].items()}
     assert sorted(workspace) == sorted(
-        ["metrics/validate.json", "metrics/merge.json", "metrics/evaluate.json",
+        ["metrics/validate.json", "metrics/merge.json", "metrics/select.json",
          "metrics/drift.json", "models/lstm/dvclive/metrics.json",
          "models/gru/dvclive/metrics.json"]), workspace
     assert workspace["metrics/merge.json"]["rows"] == 300
-    assert set(workspace["metrics/evaluate.json"]["test_mcc"]) >= {"lstm", "gru", "persistence"}
+    assert set(workspace["metrics/select.json"]["test_mcc"]) >= {"lstm", "gru", "persistence"}
     assert workspace["models/lstm/dvclive/metrics.json"]["step"] >= 1
     assert len(numbers(workspace)) <= 40, workspace
     text = run(["dvc", "metrics", "show"], project).stdout
@@ -295,8 +363,8 @@ def assert_metrics_and_plots(project: Path) -> None:
 def test_dvc_repro_twice_then_push_and_pull(project):
     run(["tsepipe", "sample-data", "--days", "300"], project)
     first = run(["dvc", "repro"], project)
-    for stage in ("ingest", "validate", "merge", "evaluate", "train", "accuracy", "predict",
-                  "drift", "report"):
+    for stage in ("ingest", "validate", "merge", "evaluate", "select", "train", "accuracy",
+                  "predict", "drift", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout
@@ -322,6 +390,19 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     experiment = run(["dvc", "exp", "run", "-S", "evaluate.refit_every=40"], project)
     assert "Running stage 'evaluate'" in experiment.stdout
     assert "Running stage 'merge'" not in experiment.stdout  # only what the change touches
+    # the champion rule, a combination of evaluated members, the calibration: no refit, the
+    # selection and what follows it only (benchmarks/select.py times it on the demo)
+    changes = ("evaluate.promotion_margin=0", "forecast.calibration=isotonic",
+               "evaluate.combinations={pair:[lstm,logistic]}")
+    rerun = run(["dvc", "exp", "run", *[arg for c in changes for arg in ("-S", c)]], project)
+    ran = {line.split("'")[1] for line in rerun.stdout.splitlines()
+           if line.startswith("Running stage '")}
+    assert ran == {"select", "train", "accuracy", "predict", "drift", "report"}, ran
+    assert {c.split("=")[0] for c in changes} <= set(stages["select"]["params"])
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    assert board["models"]["pair"]["members"] == ["lstm", "logistic"]
+    assert board["promotion_margin"] == 0
+    assert board["calibration"]["setting"] == "isotonic"
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     assert any(exp.get("experiments") for exp in shown), "no experiment recorded"
 

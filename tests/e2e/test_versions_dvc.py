@@ -4,7 +4,8 @@ Real ``tsepipe run`` (ephemeral Prefect), real DVC and git, in a copy of the pro
 versions made with different ``params.yaml``; ``dvc params diff`` and ``dvc metrics diff``
 between their commits; an experiment (``dvc exp run -S``, ``dvc exp apply``) committed by
 the next ``tsepipe run``; the registered models fetched with ``dvc artifacts get`` in a
-fresh clone from the local DVC remote.
+fresh clone from the local DVC remote, where ``tsepipe predict`` gives the published
+probability again.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
                for line in diff.splitlines()), diff
     changed = run(["dvc", "metrics", "diff", first, second], project).stdout
     assert len(changed.splitlines()) < 60, changed
-    assert "metrics/evaluate.json" in changed and "champion.test.mcc" in changed, changed
+    assert "metrics/select.json" in changed and "champion.test.mcc" in changed, changed
     assert "caveat" not in changed and "features" not in changed
     history = run([str(BIN / "tsepipe"), "history"], project).stdout.splitlines()
     assert f"evaluate.refit_every {refit_every} -> {refit_every - 40}" in history[1], history
@@ -104,4 +105,18 @@ def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
     champion = json.loads((fetched / "champion.json").read_text(encoding="utf-8"))
     assert champion["champion"] in json.loads(
         (project / "reports/evaluation/leaderboard.json").read_text())["models"]
-    assert (fetched / "lstm/model.keras").is_file() and (fetched / "gru/card.json").is_file()
+    for name in ("lstm", "gru"):  # every seed of every network, as evaluated
+        card = json.loads((fetched / name / "card.json").read_text(encoding="utf-8"))
+        assert [entry["seed"] for entry in card["seeds"]] == [1]  # the project's train.seeds
+        assert all((fetched / name / entry["file"]).is_file() for entry in card["seeds"])
+    assert (fetched / "logistic_window/baseline.json").is_file()  # baselines, fitted alike
+
+    # ... and the forecast they make there is the one published, without a refit
+    run(["dvc", "pull", "data/processed/merged.parquet"], clone)
+    (fetched).rename(clone / "models")
+    run([str(BIN / "tsepipe"), "predict"], clone)
+    published, again = (json.loads((where / "forecasts/latest.json").read_text())
+                        for where in (project, clone))
+    assert abs(again["probability_up"] - published["probability_up"]) <= 1e-6
+    assert abs(again["probability_up_raw"] - published["probability_up_raw"]) <= 1e-6
+    assert (again["call"], again["champion"]) == (published["call"], published["champion"])

@@ -14,7 +14,7 @@ from pipelines.core.errors import DataError
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.train import ModelConfig
 from pipelines.modelling.baselines import baseline_walk_forward
-from pipelines.modelling.evaluate import ModelResult, evaluate_models, leaderboard
+from pipelines.modelling.evaluate import evaluate_models
 from pipelines.modelling.features import FeatureTable, feature_table, make_labels, windows
 from pipelines.modelling.fitting import (
     chains_for,
@@ -25,6 +25,8 @@ from pipelines.modelling.fitting import (
     walk_forward_chains,
 )
 from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.modelling.results import ModelResult
+from pipelines.modelling.select import leaderboard
 from pipelines.modelling.walkforward import walk_forward_blocks
 from tests.support.stages import evaluation_settings
 
@@ -165,8 +167,8 @@ def test_shuffled_test_labels_leave_the_first_block_unchanged():
 def _fake_evaluation(network_validation: str) -> Any:
     """A network, persistence and logistic_window; the network's validation is "weak"
     (always wrong), "close" (as good as the best baseline, within the margin) or "good"."""
-    from pipelines.modelling.evaluate import Evaluation
     from pipelines.modelling.features import Split
+    from pipelines.modelling.results import Evaluation
 
     y = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0] * 4, dtype=float)
     days = np.arange(len(y))
@@ -194,7 +196,7 @@ def _fake_evaluation(network_validation: str) -> Any:
 
 def test_a_network_must_beat_the_best_baseline_by_the_margin():
     for case in ("weak", "close"):  # below the best baseline, or level with it
-        board = leaderboard(_fake_evaluation(case))
+        board = leaderboard(_fake_evaluation(case), "none")
         assert board.champion == "logistic_window", case
         assert board.best_baseline_on_validation == "logistic_window"
         assert board.notes == [f"net not promoted: validation mcc "
@@ -203,7 +205,7 @@ def test_a_network_must_beat_the_best_baseline_by_the_margin():
                                   "0.02"]
         assert board.champion_reason.startswith("no network beats the best baseline "
                                                    "logistic_window (validation mcc 0.792)")
-    board = leaderboard(_fake_evaluation("good"))
+    board = leaderboard(_fake_evaluation("good"), "none")
     assert board.champion == "net" and board.notes == []
     assert board.champion_reason == ("net beats the best baseline logistic_window on the "
                                         "walk-forward validation days: mcc 1.000 against 0.792, "
@@ -211,12 +213,12 @@ def test_a_network_must_beat_the_best_baseline_by_the_margin():
 
 
 def test_the_leaderboard_reads_back_as_written_and_a_damaged_one_is_named(tmp_path):
-    board = leaderboard(_fake_evaluation("good"))
+    board = leaderboard(_fake_evaluation("good"), "none")
     path = board.write(tmp_path / "leaderboard.json")
     again = Leaderboard.read(path)
     assert again == board and again.champion_row.kind == "network"
     assert again.networks == ["net"] and again.stand_in == "logistic_window"
-    with pytest.raises(DataError, match=r"no-such\.json: no leaderboard; run tsepipe evaluate"):
+    with pytest.raises(DataError, match=r"no-such\.json: no leaderboard; run tsepipe select"):
         Leaderboard.read(tmp_path / "no-such.json")
     damaged = json.loads(path.read_text())
     damaged["models"]["net"]["kind"] = "oracle"
@@ -250,7 +252,7 @@ def test_validation_is_walked_forward_with_the_refit_rule_and_progress_is_told()
         (seed, True) for _ in range(blocks - 1) for seed in (1, 2)]
     assert all(run.epochs <= 2 for run in runs[2:])  # warm refits: warm_epochs at most
     assert all(run.stacked == 2 for run in runs)
-    board = leaderboard(evaluation)
+    board = leaderboard(evaluation, "auto")
     assert board.days.validation == n_val and board.walk_forward["warm_start"]
     assert board.models["gru"].training["warm_fits"] == 2 * (blocks - 1)
     assert board.models["gru"].feature_set is None  # a plain table: its own columns
@@ -318,7 +320,7 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
     """Real TEDPIX set, the README's split (test = last 125 labels), tiny networks."""
     from pipelines.data.dataset import read_dataset
     from pipelines.data.ingest import ingest
-    from pipelines.modelling.evaluate import write_evaluation
+    from pipelines.modelling.select import write_selection
     from tests.support.stages import merge_files
 
     ingest(real_dir, tmp_path / "tables", tmp_path / "ingest.json")
@@ -337,7 +339,7 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
     evaluation = evaluate_models(table, settings, configs)
     assert len(evaluation.test_days) == 125
     assert f"{table.dates[evaluation.test_days[0]]:%Y-%m-%d}" == f"{frame['date'][291]:%Y-%m-%d}"
-    board = leaderboard(evaluation)
+    board = leaderboard(evaluation, "auto")
     models = board.models
     assert round(models["majority"].test["accuracy"], 3) == 0.712
     persistence = models["persistence"].test
@@ -350,8 +352,8 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
         low, high = test["mcc_ci"]
         assert low <= high
     assert board.champion in models
-    write_evaluation(evaluation, board, tmp_path / "evaluation", tmp_path / "metrics.json",
-                     BacktestSection())
+    write_selection(evaluation, board, tmp_path / "evaluation", tmp_path / "metrics.json",
+                    BacktestSection())
     predictions = pd.read_parquet(tmp_path / "evaluation/predictions.parquet")
     assert set(predictions["model"]) == set(models)
     assert len(predictions[(predictions["split"] == "test") & (predictions["model"] == "lstm")]
@@ -360,7 +362,7 @@ def test_real_data_end_to_end_reproduces_the_readme_baselines(tmp_path, real_dir
 
 def test_roc_and_calibration_tables_have_a_column_per_model():
     """dvc plots draws a line per column: every model on the same false positive rates."""
-    from pipelines.modelling.evaluate import ROC_POINTS, calibration_table, roc_table
+    from pipelines.modelling.select import ROC_POINTS, calibration_table, roc_table
 
     labels = np.array([0, 0, 1, 1, 0, 1, 1, 0])
     frame = pd.concat([

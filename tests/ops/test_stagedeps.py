@@ -33,7 +33,7 @@ def test_a_module_missing_from_a_stage_is_named(tmp_path):
 
 def test_imports_inside_functions_count():
     # predict imports fitting and baselines inside forecast(), not at module level
-    assert {"modelling.fitting", "modelling.baselines", "modelling.champion"} <= (
+    assert {"modelling.fitting", "modelling.baselines", "modelling.forecaster"} <= (
         stagedeps.import_closure("modelling.predict"))
     assert "modelling.fitting" in stagedeps.import_closure("modelling.train")
     assert "pipelines/modelling/fitting.py" in stagedeps.code_deps("evaluate")

@@ -114,13 +114,13 @@ def test_a_version_records_its_parameters_and_metrics_and_history_shows_the_chan
     set_param(project, "evaluate", "baselines", ["persistence"])
     assert versions.record_version(project, "tsepipe-data") is None  # edited, not run
     (project / "metrics").mkdir()
-    (project / "metrics/evaluate.json").write_text('{"champion": {"test": {"mcc": 0.1}}}\n')
+    (project / "metrics/select.json").write_text('{"champion": {"test": {"mcc": 0.1}}}\n')
     write_version(project, "c" * 32, "b" * 32, 280)  # what the run with them made
 
     second = versions.record_version(project, "tsepipe-train")
 
     assert second is not None
-    assert committed_files(project) == {"dvc.lock", "params.yaml", "metrics/evaluate.json"}
+    assert committed_files(project) == {"dvc.lock", "params.yaml", "metrics/select.json"}
     assert git(project, "status", "--porcelain", "--", "params.yaml", "metrics") == ""
     newest, oldest = versions.history(project)
     assert newest.params_changed == {"evaluate.baselines": [

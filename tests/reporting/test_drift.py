@@ -156,11 +156,12 @@ def regime_table(n: int = 420, regime_days: int = 0, seed: int = 3) -> FeatureTa
 
 
 @pytest.mark.parametrize("champion", ["logistic", "logistic_window", "persistence"])
-def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, champion):
+def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
     from pipelines.core.errors import DataError
-    from pipelines.core.params.evaluate import EvaluateSection
     from pipelines.core.params.paths import Paths
-    from pipelines.modelling.champion import Champion
+    from pipelines.modelling.baselines import fit_baseline
+    from pipelines.modelling.features import labelled_sample_days
+    from pipelines.modelling.forecaster import Forecaster
     from pipelines.modelling.predict import champion_days
     from pipelines.reporting.drift import champion_drift, read_champion_days
 
@@ -169,8 +170,11 @@ def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, cha
                      forecasts_dir=tmp_path / name)
 
     def days(table: FeatureTable, paths: Paths):  # as the predict stage writes them
-        written = champion_days(Champion(champion, "baseline", table), table, 10,
-                                EvaluateSection())
+        labelled = labelled_sample_days(table, 10)  # fitted on them all, as tsepipe train does
+        state = fit_baseline(champion, table, 10, labelled)
+        record = {"trained_on": {"last": f"{table.dates[labelled[-1]]:%Y-%m-%d}"}}
+        written = champion_days(Forecaster(champion, "baseline", table, state=state), record,
+                                table, 10)
         paths.champion_days.parent.mkdir(parents=True, exist_ok=True)
         written.to_parquet(paths.champion_days, index=False)
         return read_champion_days(paths.champion_days, table)
@@ -183,14 +187,15 @@ def test_the_drift_stage_with_a_baseline_champion_walks_it_forward(tmp_path, cha
     assert stable["champion"] == champion and stable["champion_kind"] == "baseline"
     assert stable["current"]["rows"] == 60 and stable["n_features"] == 4
     assert stable["reference"]["last_date"] < stable["current"]["first_date"]
-    assert stable["reference"]["rows"] == 420 - 60 - (9 + 60)  # predicted days only
+    # its training days from its first window up to the current span (never overlapping)
+    assert stable["reference"]["rows"] == 420 - 60 - 9
     assert stable["dataset_drift"] is False
     assert stable["prediction_drift"]["score"] is not None
     shifted = drift_of(regime_table(regime_days=60), "shifted")
     assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
     assert (tmp_path / "shifted/index.html").stat().st_size > 100_000
     with pytest.raises(DataError, match="reference days"):
-        drift_of(regime_table(n=150), "short")
+        drift_of(regime_table(n=120), "short")
     # the probabilities of another dataset (one day more) are refused, naming the file
     longer = in_folder("longer")
     days(regime_table(n=421), longer)

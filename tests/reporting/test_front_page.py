@@ -12,8 +12,9 @@ from pipelines.core.errors import DataError
 from pipelines.core.fileio import file_md5
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.paths import Paths
-from pipelines.modelling.evaluate import evaluate_models, leaderboard, write_evaluation
+from pipelines.modelling.evaluate import evaluate_models
 from pipelines.modelling.features import FeatureTable, make_labels
+from pipelines.modelling.select import leaderboard, write_selection
 from pipelines.reporting.accuracy import accuracy_report, calibration_bins
 from pipelines.reporting.charts import line_chart
 from pipelines.reporting.front_page import build_reports
@@ -34,9 +35,9 @@ def evaluated(tmp_path_factory):
                          close, ["T__logret", "T__range"])
     settings = evaluation_settings(window=5, refit_every=50, seeds=(1,), bootstrap_samples=100)
     evaluation = evaluate_models(table, settings, {})
-    board = leaderboard(evaluation)
+    board = leaderboard(evaluation, "auto")
     out = tmp_path_factory.mktemp("evaluation")
-    write_evaluation(evaluation, board, out, out / "metrics.json", BacktestSection())
+    write_selection(evaluation, board, out, out / "metrics.json", BacktestSection())
     return out, board
 
 
@@ -119,7 +120,7 @@ def test_report_and_drift_without_their_inputs_say_what_is_missing(project):
     assert "Traceback" not in done.stderr
     done = run(["tsepipe", "accuracy"], project, check=False)
     assert done.returncode == 3, done.stderr
-    assert "error: reports/evaluation/leaderboard.json: missing; run tsepipe evaluate" in (
+    assert "error: reports/evaluation/leaderboard.json: missing; run tsepipe select" in (
         done.stderr)
     done = run(["tsepipe", "drift"], project, check=False)
     assert done.returncode == 3 and "no merged dataset" in done.stderr

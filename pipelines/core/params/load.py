@@ -23,6 +23,7 @@ from pipelines.core.params.drift import DriftSection
 from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.fetch import FetchSection
+from pipelines.core.params.forecast import ForecastSection
 from pipelines.core.params.ingest import IngestSection
 from pipelines.core.params.merge import MergeSection
 from pipelines.core.params.paths import Paths
@@ -59,6 +60,7 @@ class Params(Section):
     sweep: SweepSection = Field(default_factory=SweepSection)
     backtest: BacktestSection = Field(default_factory=BacktestSection)
     calendar: CalendarSection = Field(default_factory=CalendarSection)
+    forecast: ForecastSection = Field(default_factory=ForecastSection)
 
     @model_validator(mode="after")
     def _model_feature_sets(self) -> Params:

@@ -21,10 +21,15 @@ from pipelines.core.params.base import Section
 FILES: dict[str, str] = yaml.safe_load(
     Path(__file__).parents[1].joinpath("files.yaml").read_text(encoding="utf-8"))["files"]
 # the files of one model's folder, <models_dir>/<name>/
-MODEL_FILE, MODEL_CARD, SCALER, TRAINING_LOG, CHAMPION = (
-    FILES["model"], FILES["card"], FILES["scaler"], FILES["training_log"], FILES["champion"])
+MODEL_CARD, SCALER, TRAINING_LOG, CHAMPION, BASELINE = (
+    FILES["card"], FILES["scaler"], FILES["training_log"], FILES["champion"], FILES["baseline"])
 PAGE = FILES["page"]
 PLOTS = FILES["plots_dir"]
+
+
+def model_file(seed: int) -> str:
+    """The file of a network's copy of seed ``seed``, in its folder."""
+    return FILES["model"].format(seed=seed)
 
 Place = Annotated[Path, Field(strict=False)]  # written as text in params.yaml
 
@@ -54,10 +59,15 @@ class Paths(Section):
         "the merged dataset"))
     merge_summary: Place = Field(Path("data/processed/merge_summary.json"), description=(
         "the merge's summary"))
+    walk_forward_dir: Place = Field(Path("reports/walk_forward"), description=(
+        "every network's and baseline's out-of-sample forecasts and each network's final "
+        "fit (tsepipe evaluate; replaced whole)"))
     evaluation_dir: Place = Field(Path("reports/evaluation"), description=(
-        "predictions, leaderboard, backtest and plot tables (replaced whole by evaluate)"))
+        "the leaderboard, the champion and its calibration, predictions, backtest and plot "
+        "tables (tsepipe select; replaced whole)"))
     models_dir: Place = Field(Path("models"), description=(
-        "one folder per network: model, card, scaler, training history"))
+        "one folder per model: a network's seeds, card, scaler and training history; a "
+        "baseline's fitted state; champion.json (the model artifact)"))
     forecasts_dir: Place = Field(Path("forecasts"), description=(
         "the latest forecast and the log of every forecast"))
     drift_dir: Place = Field(Path("reports/drift"), description=(
@@ -106,8 +116,16 @@ class Paths(Section):
         return self.evaluation_dir / PLOTS
 
     @property
+    def walk_forward(self) -> Path:
+        return self.walk_forward_dir / FILES["walk_forward"]
+
+    @property
+    def walk_forward_record(self) -> Path:
+        return self.walk_forward_dir / FILES["walk_forward_record"]
+
+    @property
     def final_networks(self) -> Path:
-        return self.evaluation_dir / FILES["final_networks"]
+        return self.walk_forward_dir / FILES["final_networks"]
 
     @property
     def equity_plot(self) -> Path:
@@ -120,6 +138,14 @@ class Paths(Section):
     @property
     def forecast_log(self) -> Path:
         return self.forecasts_dir / FILES["forecast_log"]
+
+    @property
+    def track_record(self) -> Path:
+        return self.forecasts_dir / FILES["track_record"]
+
+    @property
+    def champion_record(self) -> Path:
+        return self.models_dir / CHAMPION
 
     @property
     def champion_days(self) -> Path:
@@ -154,8 +180,8 @@ class Paths(Section):
         return self.metrics_dir / FILES["merge_metrics"]
 
     @property
-    def evaluate_metrics(self) -> Path:
-        return self.metrics_dir / FILES["evaluate_metrics"]
+    def select_metrics(self) -> Path:
+        return self.metrics_dir / FILES["select_metrics"]
 
     @property
     def drift_metrics(self) -> Path:
@@ -164,7 +190,7 @@ class Paths(Section):
     @property
     def metrics_files(self) -> list[Path]:
         """Every stage's metrics file: git holds them with each version (dvc metrics diff)."""
-        return [self.validate_metrics, self.merge_metrics, self.evaluate_metrics,
+        return [self.validate_metrics, self.merge_metrics, self.select_metrics,
                 self.drift_metrics]
 
     @property

@@ -1,6 +1,6 @@
 """One sweep config scored like ``evaluate``, in this process or in a fresh one.
 
-``evaluate_config`` scores one config the way ``pipelines.modelling.evaluate`` scores the models
+``evaluate_config`` scores one config the way ``evaluate`` and ``select`` score the models
 of ``train.models``: the same chronological split, validation fit and expanding-window
 walk-forward over the test days, the same seeds, the same metrics, bootstrap intervals
 and tests (it calls ``evaluate_models`` and ``leaderboard`` with that one config). It
@@ -38,9 +38,10 @@ from pipelines.core.devices import TF_THREAD_ENV, limit_tensorflow_threads
 from pipelines.core.fileio import write_json
 from pipelines.core.params.train import ModelConfig
 from pipelines.data.dataset import read_dataset
-from pipelines.modelling.evaluate import evaluate_models, leaderboard
+from pipelines.modelling.evaluate import evaluate_models
 from pipelines.modelling.features import FeatureTable, feature_table
 from pipelines.modelling.models import build_model
+from pipelines.modelling.select import leaderboard
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.modelling.sweep.leaderboard import plain
 
@@ -75,7 +76,8 @@ def evaluate_config(dataset_path: Path | str, config_dict: dict[str, Any],
         raise ValueError("evaluate.baselines: the sweep compares every network with the "
                          "baselines; name at least one")
     table = load_table(dataset_path, target_index, feature_sets, settings.features.set)
-    board = leaderboard(evaluate_models(table, settings, {config.name: config}))
+    board = leaderboard(evaluate_models(table, settings, {config.name: config}),
+                        calibration="none")
     row = board.models[config.name].model_dump(mode="json", exclude_unset=True)
     row["params"] = parameter_count(config, settings.features.window,
                                     len(table.view(config.features or None).names))
@@ -137,7 +139,7 @@ def baseline_rows(dataset_path: Path | str, settings_dict: dict[str, Any], targe
     started = time.perf_counter()
     settings = EvaluationSettings.from_dict(settings_dict)
     table = load_table(dataset_path, target_index, feature_sets, settings.features.set)
-    board = leaderboard(evaluate_models(table, settings, {}))
+    board = leaderboard(evaluate_models(table, settings, {}), calibration="none")
     seconds = time.perf_counter() - started
     days = board.days.model_dump()
     return [plain(board.models[name].model_dump(mode="json", exclude_unset=True)

@@ -1,0 +1,107 @@
+"""The daily call in words, for the CLI, the flows' messages and the Prefect artifact.
+
+It reads a forecast as ``pipelines.modelling.predict.forecast`` writes it
+(``forecasts/latest.json``) and imports nothing heavy, so ``tsepipe run`` can answer from
+the last run in a fraction of a second. Forecasts written before calls existed (with
+``direction`` only) read as that direction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def the_call(forecast: dict[str, Any]) -> str:
+    """"up", "down" or "no call"."""
+    return forecast.get("call") or forecast.get("direction") or "no call"
+
+
+def headline(forecast: dict[str, Any], reason: bool = False) -> str:
+    """``forecast for DAY: CALL (P(up) = P) by MODEL``; with ``reason``, the first reason
+    of a no call after it (for a one-line message)."""
+    line = (f"forecast for {forecast['next_trading_day']}: {the_call(forecast)} "
+            f"(P(up) = {forecast['probability_up']:.4f}) by {forecast['champion']}")
+    reasons = forecast.get("no_call_reasons") or []
+    if reasons and reason:
+        line += f": {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+    return line
+
+
+def summary_lines(forecast: dict[str, Any]) -> list[str]:
+    """The headline, then the evidence indented: what ``tsepipe run`` prints."""
+    return [headline(forecast)] + [f"  {line}" for line in evidence_lines(forecast)]
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def evidence_lines(forecast: dict[str, Any]) -> list[str]:
+    """The call's evidence, a line each: why no call, the probability against its base
+    rates and its band's record, the members and the best baseline (stale data is said
+    apart: ``forecast["staleness"]["message"]``)."""
+    lines = [f"why no call: {reason}" for reason in forecast.get("no_call_reasons") or []]
+    rates = forecast.get("base_rate")
+    if rates:
+        training, recent = rates["training"], rates["recent"]
+        lines.append(f"base rate: {_share(training['share'])} of the {training['days']:,} "
+                     f"training days went up ({training['first']} .. {training['last']}); "
+                     f"{_share(recent['share'])} of the last {recent['days']}")
+    band = forecast.get("band")
+    if band and band["n"]:
+        low, high = band["interval"]
+        lines.append(f"P(up) {forecast['probability_up']:.2f} ({forecast.get('calibration')} "
+                     f"calibration; raw {forecast.get('probability_up_raw', 0):.2f}): of "
+                     f"{band['n']} out-of-sample days the champion put in {band['low']:.1f}-"
+                     f"{band['high']:.1f}, {_share(band['share'])} went up "
+                     f"[{low:.0%}, {high:.0%}]")
+    others = opinions(forecast)
+    if others:
+        lines.append(f"{forecast['champion']}'s own direction: {forecast['model_direction']}; "
+                     + "; ".join(f"{o['model']} {o['probability_up']:.2f} {o['direction']}"
+                                 for o in others) + f" ({agreement(forecast)})")
+    return lines
+
+
+def opinions(forecast: dict[str, Any]) -> list[dict[str, Any]]:
+    """The members' and the best baseline's forecasts, each model once, with its ``role``."""
+    rows = [member | {"role": f"member ({member['kind']})"}
+            for member in forecast.get("members") or []]
+    best = forecast.get("best_baseline")
+    if best:
+        same = next((row for row in rows if row["model"] == best["model"]), None)
+        if same is not None:
+            same["role"] += "; best baseline on validation"
+        else:
+            rows.append(best | {"role": "best baseline on validation"})
+    return rows
+
+
+def agreement(forecast: dict[str, Any]) -> str:
+    """Whether the members and the best baseline point the way of the champion's own
+    direction, in words."""
+    others = opinions(forecast)
+    if not others:
+        return ""
+    against = [row["model"] for row in others if not row["agrees"]]
+    if not against:
+        return f"{'both' if len(others) == 2 else 'all'} the others agree"
+    return (f"{len(against)} of {len(others)} disagree ({', '.join(against)})")
+
+
+def staleness_today(forecast: dict[str, Any], closures: Any, public_holidays: bool
+                    ) -> str | None:
+    """The stale-data warning as of today (not as of when the forecast was made), or None:
+    for an answer from the last run, which may be days old."""
+    import datetime as dt
+
+    from pipelines.core.calendar import tehran_today, trading_days_after
+
+    staleness = forecast.get("staleness") or {}
+    as_of, today = dt.date.fromisoformat(forecast["as_of"]), tehran_today()
+    behind = trading_days_after(as_of, today, closures, public_holidays=public_holidays)
+    if behind <= staleness.get("max_age", 1):
+        return None
+    return (f"stale data: the dataset ends {as_of:%Y-%m-%d}, {behind:,} trading days before "
+            f"today ({today:%Y-%m-%d}); the forecast for {forecast['next_trading_day']} is "
+            "for a past day")
