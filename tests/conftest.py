@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,52 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return done
 
 
+def isolated(tmp_path: Path) -> dict[str, str]:
+    """The subprocess environment with its own Prefect home (an ephemeral server)."""
+    environment = env() | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
+    environment.pop("PREFECT_API_URL", None)
+    return environment
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh clone-like copy of the project (tracked files only) in its own git repo."""
+    return new_project(tmp_path / "project")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    project: Path  # read-only: copy it first (the trained_project fixture does)
+    output: str  # what its `tsepipe run --no-push` printed (stdout and stderr)
+
+
+@pytest.fixture(scope="session")
+def trained_sample(tmp_path_factory: pytest.TempPathFactory, small_sample_dir: Path
+                   ) -> TrainedRun:
+    """One run of the whole pipeline per session: the 300-day sample through `tsepipe run
+    --no-push` (ephemeral Prefect, DVC, the version committed), in a project of its own.
+    The tests that start from a trained project (a retraining stopped by a signal, a killed
+    evaluate, a damaged model file, versions compared) each get a copy of it."""
+    root = tmp_path_factory.mktemp("trained-sample")
+    target = new_project(root / "project")
+    copy_exports(small_sample_dir, target / "data/raw")
+    done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push"], cwd=target,
+                          env=isolated(root), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return TrainedRun(target, done.stdout + done.stderr)
+
+
+@pytest.fixture
+def trained_project(trained_sample: TrainedRun, tmp_path: Path) -> Path:
+    """A copy of the session's trained project (its git history, DVC cache and outputs)."""
     target = tmp_path / "project"
+    shutil.copytree(trained_sample.project, target, symlinks=True)
+    return target
+
+
+def new_project(target: Path) -> Path:
+    """The project's tracked files in ``target``, a git repository of their own, committed
+    (fast training settings)."""
     for name in tracked_files():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target / name)

@@ -621,9 +621,11 @@ def record_line(summary: dict[str, Any]) -> str:
     if not summary["calls"]:
         return (f"no scored calls yet ({summary['no_calls']} no call, {summary['pending']} "
                 "pending)")
-    mcc = "" if summary["mcc"] is None else (
-        f", MCC {summary['mcc']:+.3f} [{summary['mcc_interval'][0]:+.3f}, "
-        f"{summary['mcc_interval'][1]:+.3f}]")
+    if summary["up_calls"] and summary["down_calls"] and summary["mcc"] is not None:
+        mcc = (f", MCC {summary['mcc']:+.3f} [{summary['mcc_interval'][0]:+.3f}, "
+               f"{summary['mcc_interval'][1]:+.3f}]")
+    else:
+        mcc = f", no MCC: every call {'up' if summary['up_calls'] else 'down'}"
     return (f"{summary['calls']} calls since {summary['since']}: {summary['hits']} hits "
             f"({summary['hit_rate']:.0%}){mcc}; {summary['no_calls']} no call, "
             f"{summary['pending']} pending")

@@ -86,7 +86,7 @@ def agreement(forecast: dict[str, Any]) -> str:
     against = [row["model"] for row in others if not row["agrees"]]
     if not against:
         return f"{'both' if len(others) == 2 else 'all'} the others agree"
-    return (f"{len(against)} of {len(others)} disagree ({', '.join(against)})")
+    return f"{len(against)} of {len(others)} disagree: {', '.join(against)}"
 
 
 def staleness_today(forecast: dict[str, Any], closures: Any, public_holidays: bool

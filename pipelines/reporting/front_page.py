@@ -96,16 +96,10 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         drift_kinds=describe(list(drift["features"])), call=the_call(forecast),
         stale=stale if stale.get("stale") else None, band=forecast.get("band"),
         rates=forecast.get("base_rate"), opinions=opinions(forecast),
-        agreement=agreement(forecast), band_width=band_width(forecast),
+        agreement=agreement(forecast), rule=forecast.get("rule") or {},
         record=record, recent=(record or {}).get("recent", []),
         calls_chart=calls_chart((record or {}).get("recent", [])),
     )
-
-
-def band_width(forecast: dict[str, Any]) -> float:
-    """The no-call band the forecast was made with (from its reasons' rule: params.yaml's
-    ``forecast.no_call_band``, recorded in the forecast)."""
-    return float((forecast.get("rule") or {}).get("no_call_band", 0.0))
 
 
 def build_reports(paths: Paths) -> dict[str, Path]:

@@ -27,18 +27,20 @@ import pytest
 import yaml
 
 from pipelines.core.fileio import file_md5
-from tests.conftest import BIN, TARGET, as_a_terminal_would, copy_exports, env, run
+from tests.conftest import (
+    BIN,
+    TARGET,
+    as_a_terminal_would,
+    copy_exports,
+    env,
+    isolated,
+    run,
+)
+from tests.e2e.test_signals import slow_evaluate
 
 pytestmark = pytest.mark.slow
 
 SECRET = "27182818284"
-
-
-def isolated(tmp_path: Path) -> dict[str, str]:
-    """The subprocess environment with its own Prefect home (ephemeral server)."""
-    environment = env() | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
-    environment.pop("PREFECT_API_URL", None)
-    return environment
 
 
 def tsepipe(args: list[str], project: Path, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -95,10 +97,9 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, small_sample_dir,
-                                                                   tmp_path):
-    copy_exports(small_sample_dir, project / "data/raw")
-
+def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(trained_project, tmp_path):
+    project = trained_project
+    slow_evaluate(project)  # a retraining, Ctrl-C'd while it trains
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
                                env=isolated(tmp_path), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -121,10 +122,10 @@ def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(project, smal
     assert error_lines(rest) == [next(line for line in rest.splitlines()
                                       if line.startswith("error: interrupted (SIGINT): "
                                                          "the run stopped"))], rest[-3000:]
-    # nothing of the run holds the project: the next run goes through
-    done = tsepipe(["run", "--no-push"], project, tmp_path)
+    # nothing of the run holds the project: the next (daily) run goes through
+    done = tsepipe(["run", "--no-retrain", "--no-push"], project, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "forecast for" in done.stdout
+    assert "forecast for" in done.stdout and "nothing changed" not in done.stdout
 
 
 def test_a_symlink_in_the_raw_folder_is_refused_before_dvc_reads_it(project, small_sample_dir,
@@ -150,9 +151,11 @@ def test_a_symlink_in_the_raw_folder_is_refused_before_dvc_reads_it(project, sma
 
 
 def evaluation_files(project: Path) -> dict[str, str]:
-    folder = project / "reports/evaluation"
-    return {str(p.relative_to(folder)): file_md5(p) for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    """The walk-forward's files (evaluate's) and the leaderboard's (select's), by name."""
+    return {p.name if p.parent.name in ("evaluation", "walk_forward") else
+            str(p.relative_to(project / "reports")): file_md5(p)
+            for folder in ("walk_forward", "evaluation")
+            for p in sorted((project / "reports" / folder).rglob("*")) if p.is_file()}
 
 
 def set_params(project: Path, section: str, **values: object) -> None:
@@ -163,12 +166,12 @@ def set_params(project: Path, section: str, **values: object) -> None:
                     encoding="utf-8")
 
 
-def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, small_sample_dir,
-                                                                   tmp_path):
-    copy_exports(small_sample_dir, project / "data/raw")
-    run(["dvc", "repro"], project)
+def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(trained_project, tmp_path):
+    project = trained_project
+    assert "up to date" in run(["dvc", "repro"], project).stdout  # trained, every stage
     good = evaluation_files(project)
-    assert {"leaderboard.json", "predictions.parquet", "backtest.json"} <= set(good)
+    assert {"walk_forward.parquet", "evaluation.json", "leaderboard.json",
+            "predictions.parquet", "backtest.json"} <= set(good)
     forecast = json.loads((project / "forecasts/latest.json").read_text())
 
     # killed half-way: a new evaluate (more refits) is stopped while it trains
@@ -190,7 +193,7 @@ def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, smal
     crashed = run(["dvc", "repro", "--single-item", "evaluate"], project, check=False)
     assert crashed.returncode != 0
     assert evaluation_files(project) == good
-    assert not list((project / "reports").glob(".evaluation.*")), "staging left behind"
+    assert not list((project / "reports").glob(".walk_forward.*")), "staging left behind"
 
     # the daily forecast still works from the last good leaderboard and models
     set_params(project, "features", window=10)
@@ -208,9 +211,8 @@ def test_killed_or_crashed_evaluate_keeps_the_last_good_evaluation(project, smal
     assert evaluation_files(project) == good
 
 
-def test_a_truncated_model_file_is_one_clear_line(project, small_sample_dir, tmp_path):
-    copy_exports(small_sample_dir, project / "data/raw")
-    run(["dvc", "repro", "train"], project)
+def test_a_truncated_model_file_is_one_clear_line(trained_project):
+    project = trained_project
     record_path = project / "models/champion.json"
     record = json.loads(record_path.read_text())
     record.update(champion="lstm", kind="network")  # so that predict loads the network

@@ -174,7 +174,8 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
         shown = laid_out.rendered.check(min_text=1000)
         keep(front_shot, f"front-page-real-data-{width}.png")
         assert "TEDPIX" in shown.text and HOSTILE_NAME in shown.text  # shown as text, inert
-        assert_the_call_and_its_evidence_are_shown(shown.text, record)
+        assert_the_call_and_its_evidence_are_shown(shown.text, record, json.loads(
+            (project / "forecasts/latest.json").read_text()))
     local = [link for link in shown.links if not link.startswith("#")]
     assert len(local) >= 4  # validation, accuracy, classification, drift: all resolve
     for page in REPORTS[1:]:
@@ -211,21 +212,32 @@ def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyP
                                       ) -> dict:
     """Forecasts published on each of the last days of the real data (the dataset as it
     stood that morning), then the days after them added: the front page's track record
-    is the hand count of their calls against the closes that followed."""
+    is the hand count of their calls against the closes that followed. The champion is
+    the combination first (a promotion margin that ties every candidate: the selection
+    and the models again, no walk-forward), so that its members are on the page."""
     import pyarrow.parquet as pq
 
     from pipelines.core.params.forecast import ForecastSection
     from pipelines.core.params.load import load_params
     from pipelines.modelling.predict import predict
+    from pipelines.modelling.select import select
+    from pipelines.modelling.settings import EvaluationSettings
+    from pipelines.modelling.train import train
+    from pipelines.reporting.accuracy import build_accuracy
 
     monkeypatch.chdir(project)
     params = load_params(project / "params.yaml")
+    tied = EvaluationSettings.of(params).but(evaluate={"promotion_margin": 1.0})
+    assert select(params.paths, tied, params.backtest, params.forecast).champion == (
+        "mean_forecast")
+    train(params.paths, params.data, tied)
+    build_accuracy(params.paths, params.evaluate)
     # every day a call (no skill asked for, no band): the record has calls to count
     settings = ForecastSection(require_skill=False, no_call_band=0.0)
     dataset = project / "data/processed/merged.parquet"
     whole, kept = pq.read_table(dataset), dataset.read_bytes()
     published = []
-    for held_back in (8, 7, 6, 5, 4, 3, 2, 1, 0):  # the morning of each of the last 9 days
+    for held_back in range(20, -1, -1):  # the morning of each of the last 21 days
         if held_back:
             pq.write_table(whole.slice(0, whole.num_rows - held_back), dataset)
         else:  # today: the dataset as the run left it
@@ -241,7 +253,8 @@ def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyP
              for f in published[:-1]]
     made = [(call, outcome) for call, outcome in calls if call != "no call"]
     hits = sum(call == outcome for call, outcome in made)
-    assert len(made) >= 4, calls  # the check below has calls to count
+    # calls to count, and outcomes of both kinds (a score off by a day would show)
+    assert len(made) >= 10 and {"up", "down"} <= {outcome for _, outcome in calls}, calls
     run(["tsepipe", "report"], project)
     record = json.loads((project / "forecasts/record.json").read_text())
     assert (record["calls"], record["hits"], record["pending"]) == (len(made), hits, 1)
@@ -258,7 +271,8 @@ def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyP
     return record
 
 
-def assert_the_call_and_its_evidence_are_shown(text: str, record: dict) -> None:
+def assert_the_call_and_its_evidence_are_shown(text: str, record: dict, forecast: dict
+                                               ) -> None:
     """What the front page says beside tomorrow's P(up), as a reader sees it."""
     assert "Forecast for 2019-12-21" in text
     assert ("no call" in text.split("Forecast for 2019-12-21")[1][:40]
@@ -266,7 +280,13 @@ def assert_the_call_and_its_evidence_are_shown(text: str, record: dict) -> None:
     assert "P(up)" in text and "has meant: of the" in text  # what its band has meant
     assert "Base rate:" in text and "of the last 60" in text
     assert "Stale data: the dataset ends 2019-12-18" in text  # years before today
-    assert "best baseline on validation" in text  # the members and the best baseline
+    assert f"The champion's own direction is {forecast['model_direction']}" in text
+    behind = text.split("The call and the models behind it")[1].split("Track record")[0]
+    assert [m["model"] for m in forecast["members"]] == ["lstm", "gru", "logistic_window"]
+    for other in forecast["members"] + [forecast["best_baseline"]] * bool(
+            forecast["best_baseline"]):  # each beside the call, with its P(up) and direction
+        assert f"{other['model']} " in behind and f"{other['probability_up']:.3f}" in behind
+        assert ("disagrees" if not other["agrees"] else "agrees") in behind
     assert f"{record['hits']} / {record['calls']}" in text and "Walk-forward test record" in text
 
 
@@ -393,12 +413,13 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     # the champion rule, a combination of evaluated members, the calibration: no refit, the
     # selection and what follows it only (benchmarks/select.py times it on the demo)
     changes = ("evaluate.promotion_margin=0", "forecast.calibration=isotonic",
-               "evaluate.combinations={pair:[lstm,logistic]}")
+               "+evaluate.combinations.pair=[lstm,logistic]")  # a new pair of evaluated members
     rerun = run(["dvc", "exp", "run", *[arg for c in changes for arg in ("-S", c)]], project)
     ran = {line.split("'")[1] for line in rerun.stdout.splitlines()
            if line.startswith("Running stage '")}
     assert ran == {"select", "train", "accuracy", "predict", "drift", "report"}, ran
-    assert {c.split("=")[0] for c in changes} <= set(stages["select"]["params"])
+    assert {"evaluate.promotion_margin", "forecast.calibration", "evaluate.combinations"} <= (
+        set(stages["select"]["params"]))
     board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
     assert board["models"]["pair"]["members"] == ["lstm", "logistic"]
     assert board["promotion_margin"] == 0

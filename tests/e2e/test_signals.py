@@ -26,18 +26,11 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import BIN, as_a_terminal_would, copy_exports, env, run
+from tests.conftest import BIN, as_a_terminal_would, copy_exports, env, isolated, run
 
 pytestmark = pytest.mark.slow
 
 GONE_WITHIN_S = 60  # the acceptance bound: no process of the run left after this
-
-
-def isolated(tmp_path: Path) -> dict[str, str]:
-    """The subprocess environment with its own Prefect home (ephemeral server)."""
-    environment = env() | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
-    environment.pop("PREFECT_API_URL", None)
-    return environment
 
 
 def slow_evaluate(project: Path, workers: int = 2) -> None:
@@ -93,11 +86,8 @@ def has_stage(processes: list[psutil.Process], stage: str) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
-        project, small_sample_dir, tmp_path, signum):
-    copy_exports(small_sample_dir, project / "data/raw")
-    first = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
-                           env=isolated(tmp_path), capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stdout + first.stderr  # the models a daily run uses
+        trained_project, tmp_path, signum):
+    project = trained_project  # trained: the models a daily run uses
     slow_evaluate(project)  # the weekly retraining, stopped while it trains
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
                                env=isolated(tmp_path), stdout=subprocess.PIPE,

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, copy_exports, run
+from tests.conftest import BIN, isolated, run
 from tests.e2e.test_pipeline_e2e import assert_metrics_and_plots
-from tests.e2e.test_signals import isolated
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +42,8 @@ def uncommitted(project: Path) -> str:
 
 
 def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
-        project, small_sample_dir, tmp_path):
-    copy_exports(small_sample_dir, project / "data/raw")
-    out = tsepipe_run(project, tmp_path)
+        trained_sample, trained_project, tmp_path):
+    project, out = trained_project, trained_sample.output  # a first tsepipe run
     assert "models registered as tedpix-models@v0.0.1" in out, out
     # what a person reads in the run's log (and in the Prefect UI)
     assert "To track the changes with git" not in out  # tsepipe commits the versions
