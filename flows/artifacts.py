@@ -71,9 +71,11 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
     lines = [f"# TEDPIX on {result['next_trading_day']}: **{the_call(result)}**"]
     staleness = result.get("staleness") or {}
     if staleness.get("stale"):
-        lines.append(f"- **{inert_markdown(staleness['message'])}**")
+        lines.append(f"- **{staleness['message']}**")  # dates and numbers only
     lines.append(f"- probability of up: {result['probability_up']:.4f}")
-    lines += [f"- {inert_markdown(line)}" for line in evidence_lines(result)]
+    lines += [f"- {line}" for line in evidence_lines(result, name=inert_markdown)]
+    if result.get("note"):
+        lines.append(f"- note: {inert_markdown(result['note'])}")
     lines.append(f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
                  f"version `{result['model_version']}`")
     lines.append(f"- data version `{result['data_version']}` (as of {result['as_of']})")

@@ -122,8 +122,9 @@ def forecast(table: FeatureTable, window: int, champion: Forecaster, record: dic
         {"metric": "mcc", "test": None, "interval": None, "days": None, "demonstrated": False}
     call, reasons = rule.decide(published, direction, evidence, rates["training"]["share"],
                                 settings)
-    if champion.note:
-        reasons.append(f"the champion cannot forecast today: {champion.note}")
+    if champion.note:  # the note itself (file and model names) is published beside
+        reasons.append(f"the champion {record['champion']} cannot forecast today: "
+                       f"{champion.name} stands in (see the note)")
         call = rule.NO_CALL
     as_of = table.dates[last_day].date()
     following = next_trading_day(as_of, calendar.closures,

@@ -8,6 +8,7 @@ the last run in a fraction of a second. Forecasts written before calls existed (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,10 +37,12 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def evidence_lines(forecast: dict[str, Any]) -> list[str]:
+def evidence_lines(forecast: dict[str, Any], name: Callable[[str], str] = str) -> list[str]:
     """The call's evidence, a line each: why no call, the probability against its base
-    rates and its band's record, the members and the best baseline (stale data is said
-    apart: ``forecast["staleness"]["message"]``)."""
+    rates and its band's record, the members and the best baseline (stale data and a
+    stand-in's note are said apart: ``forecast["staleness"]["message"]``,
+    ``forecast["note"]``). ``name``: how a model's name is written (escaped for
+    markdown, say: names come from params.yaml)."""
     lines = [f"why no call: {reason}" for reason in forecast.get("no_call_reasons") or []]
     rates = forecast.get("base_rate")
     if rates:
@@ -57,9 +60,10 @@ def evidence_lines(forecast: dict[str, Any]) -> list[str]:
                      f"[{low:.0%}, {high:.0%}]")
     others = opinions(forecast)
     if others:
-        lines.append(f"{forecast['champion']}'s own direction: {forecast['model_direction']}; "
-                     + "; ".join(f"{o['model']} {o['probability_up']:.2f} {o['direction']}"
-                                 for o in others) + f" ({agreement(forecast)})")
+        lines.append(f"{name(forecast['champion'])}'s own direction: "
+                     f"{forecast['model_direction']}; "
+                     + "; ".join(f"{name(o['model'])} {o['probability_up']:.2f} {o['direction']}"
+                                 for o in others) + f" ({agreement(forecast, name)})")
     return lines
 
 
@@ -77,7 +81,7 @@ def opinions(forecast: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def agreement(forecast: dict[str, Any]) -> str:
+def agreement(forecast: dict[str, Any], name: Callable[[str], str] = str) -> str:
     """Whether the members and the best baseline point the way of the champion's own
     direction, in words."""
     others = opinions(forecast)
@@ -86,7 +90,7 @@ def agreement(forecast: dict[str, Any]) -> str:
     against = [row["model"] for row in others if not row["agrees"]]
     if not against:
         return f"{'both' if len(others) == 2 else 'all'} the others agree"
-    return f"{len(against)} of {len(others)} disagree: {', '.join(against)}"
+    return f"{len(against)} of {len(others)} disagree: {', '.join(map(name, against))}"
 
 
 def staleness_today(forecast: dict[str, Any], closures: Any, public_holidays: bool

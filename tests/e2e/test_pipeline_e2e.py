@@ -411,7 +411,7 @@ def test_dvc_repro_twice_then_push_and_pull(project):
     assert "Running stage 'evaluate'" in experiment.stdout
     assert "Running stage 'merge'" not in experiment.stdout  # only what the change touches
     # the champion rule, a combination of evaluated members, the calibration: no refit, the
-    # selection and what follows it only (benchmarks/select.py times it on the demo)
+    # selection and what follows it only (benchmarks/champion_rule.py times it on the demo)
     changes = ("evaluate.promotion_margin=0", "forecast.calibration=isotonic",
                "+evaluate.combinations.pair=[lstm,logistic]")  # a new pair of evaluated members
     rerun = run(["dvc", "exp", "run", *[arg for c in changes for arg in ("-S", c)]], project)
