@@ -328,6 +328,7 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Tomorrow's call by the champion: forecasts/latest.json, the log and its track record
     (and the champion's P(up) on every day, which drift compares)."""
     from pipelines.modelling.predict import predict as run_predict
+    from pipelines.reporting.call_text import evidence_lines, headline
 
     p = load_params(params)
     result, path = run_predict(p.paths, p.data, p.features, p.calendar, p.forecast,
@@ -336,7 +337,6 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
         typer.echo(f"warning: {result['note']}", err=True)
     if result["staleness"]["stale"]:
         typer.echo(f"warning: {result['staleness']['message']}", err=True)
-    from pipelines.reporting.call_text import evidence_lines, headline
     typer.echo(headline(result))
     for line in evidence_lines(result):
         typer.echo(f"  {line}")

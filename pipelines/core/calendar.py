@@ -58,6 +58,21 @@ def trading_days_after(day: dt.date, until: dt.date, closures: Collection[dt.dat
         count += 1
 
 
+def data_age(as_of: dt.date, today: dt.date, closures: Collection[dt.date], *,
+             public_holidays: bool, max_age: int) -> dict[str, object]:
+    """How old data ending ``as_of`` is on ``today``: ``trading_days`` (after ``as_of`` up
+    to today), ``stale`` (more than ``max_age``: a forecast made from it is for a past day)
+    and a ``message`` saying so ("" when fresh)."""
+    behind = trading_days_after(as_of, today, closures, public_holidays=public_holidays)
+    stale = behind > max_age
+    following = next_trading_day(as_of, closures, public_holidays=public_holidays)
+    message = (f"stale data: the dataset ends {as_of:%Y-%m-%d}, {behind:,} trading days before "
+               f"today ({today:%Y-%m-%d}); the forecast for {following:%Y-%m-%d} is for a "
+               "past day" if stale else "")
+    return {"today": f"{today:%Y-%m-%d}", "trading_days": behind, "max_age": max_age,
+            "stale": stale, "message": message}
+
+
 def tehran_today() -> dt.date:
     """Today's date in Tehran, the exchange's own calendar day."""
     from zoneinfo import ZoneInfo

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.core.calendar import trading_days_after
+from pipelines.core.calendar import data_age
 from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.forecast import ForecastSection
 from pipelines.modelling.calibration import apply_map, band_of, wilson_interval
@@ -116,10 +116,5 @@ def staleness(as_of: dt.date, today: dt.date, calendar: CalendarSection, max_age
               ) -> dict[str, Any]:
     """How old the data is on ``today``: ``trading_days`` (after ``as_of`` up to today),
     ``stale`` (more than ``max_age``: the forecast is for a past day) and a ``message``."""
-    behind = trading_days_after(as_of, today, calendar.closures,
-                                public_holidays=calendar.public_holidays)
-    stale = behind > max_age
-    message = (f"stale data: the dataset ends {as_of:%Y-%m-%d}, {behind:,} trading days before "
-               f"today ({today:%Y-%m-%d}); this forecast is for a past day" if stale else "")
-    return {"today": f"{today:%Y-%m-%d}", "trading_days": behind, "max_age": max_age,
-            "stale": stale, "message": message}
+    return data_age(as_of, today, calendar.closures, public_holidays=calendar.public_holidays,
+                    max_age=max_age)

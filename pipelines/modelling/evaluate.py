@@ -181,8 +181,6 @@ def _progress_line(message: dict[str, Any]) -> str:
 def _reads(name: str, result: ModelResult, window: int) -> str:
     if result.kind == "baseline":
         return BASELINE_INPUTS.get(name, "")
-    if result.kind == "combination":
-        return f"the mean probability of up of {', '.join(result.members)}"
     return (f"the last {window} days of the feature set {result.feature_set} "
             f"({len(result.features)} features)")
 

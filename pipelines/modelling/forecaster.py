@@ -46,6 +46,11 @@ class Forecaster:
     version: str = ""
     note: str = ""  # why the record's champion is not the one forecasting, if so
     members: list[Forecaster] = field(default_factory=list)
+    # the days asked for last, and the answer: the stage asks for every day more than once
+    # (the champion's, its members', the day to forecast), and each call of a network on
+    # another number of days costs a compile of its own
+    _last: tuple[bytes, tuple[np.ndarray, np.ndarray]] | None = field(default=None,
+                                                                      repr=False)
 
     def probability_up(self, window: int, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(P(up), the class as the walk-forward scored it) for each of ``days``: a
@@ -53,6 +58,12 @@ class Forecaster:
         class is its rule, not always P >= 0.5), a combination's mean of its members' P (up
         when >= 0.5). Rows after ``days.max()`` are not read."""
         days = np.asarray(days, dtype="int64")
+        key = np.append(days, window).tobytes()
+        if self._last is None or self._last[0] != key:
+            self._last = key, self._probability_up(window, days)
+        return self._last[1]
+
+    def _probability_up(self, window: int, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "combination":
             proba = np.mean([member.probability_up(window, days)[0]
                              for member in self.members], axis=0)
@@ -145,7 +156,7 @@ def best_baseline(record: dict[str, Any], models_dir: Path | str, table: Feature
 
 
 def load_named(name: str, kind: str, models_dir: Path | str, table: FeatureTable
-          ) -> Forecaster | tuple[str, str]:
+               ) -> Forecaster | tuple[str, str]:
     """Model ``name`` (a ``kind``: network or baseline) ready to forecast on ``table``, or
     (why it cannot read today's data, until when)."""
     folder = Path(models_dir) / name

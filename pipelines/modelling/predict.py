@@ -91,12 +91,13 @@ def champion_days(champion: Forecaster, record: dict[str, Any], table: FeatureTa
     return frame
 
 
-def _opinion(model: Forecaster, window: int, day: int, direction: str) -> dict[str, Any]:
-    """A model's P(up) and direction on ``day``, and whether it agrees with the champion's
-    ``direction``."""
-    proba, classes = model.probability_up(window, np.array([day]))
-    own = "up" if classes[0] == 1 else "down"
-    return {"model": model.name, "kind": model.kind, "probability_up": float(proba[0]),
+def _opinion(model: Forecaster, window: int, days: np.ndarray, direction: str
+             ) -> dict[str, Any]:
+    """A model's P(up) and direction on the last of ``days``, and whether it agrees with the
+    champion's ``direction``."""
+    proba, classes = model.probability_up(window, days)
+    own = "up" if classes[-1] == 1 else "down"
+    return {"model": model.name, "kind": model.kind, "probability_up": float(proba[-1]),
             "direction": own, "agrees": own == direction}
 
 
@@ -111,7 +112,8 @@ def forecast(table: FeatureTable, window: int, champion: Forecaster, record: dic
     data's allowed age; ``today``: the date the age is measured to.
     """
     last_day = len(table.labels) - 1
-    raw, classes = champion.probability_up(window, np.array([last_day]))
+    every = np.arange(window - 1, last_day + 1)  # as champion_days asks: computed once
+    raw, classes = (values[-1:] for values in champion.probability_up(window, every))
     direction = "up" if classes[0] == 1 else "down"
     own = champion.name == record["champion"]  # not a stand-in
     calibration = (record.get("calibration") or {}) if own else {}
@@ -141,9 +143,9 @@ def forecast(table: FeatureTable, window: int, champion: Forecaster, record: dic
         "band": rule.band_meaning(calibration, published),
         "base_rate": rates,
         "skill": evidence,
-        "members": [_opinion(member, window, last_day, direction)
+        "members": [_opinion(member, window, every, direction)
                     for member in champion.members],
-        "best_baseline": (_opinion(best_baseline, window, last_day, direction)
+        "best_baseline": (_opinion(best_baseline, window, every, direction)
                           if best_baseline is not None and best_baseline.name != champion.name
                           else None),  # not when it is the champion itself
         "staleness": rule.staleness(as_of, today, calendar, settings.max_data_age),

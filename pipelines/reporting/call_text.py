@@ -99,13 +99,9 @@ def staleness_today(forecast: dict[str, Any], closures: Any, public_holidays: bo
     for an answer from the last run, which may be days old."""
     import datetime as dt
 
-    from pipelines.core.calendar import tehran_today, trading_days_after
+    from pipelines.core.calendar import data_age, tehran_today
 
-    staleness = forecast.get("staleness") or {}
-    as_of, today = dt.date.fromisoformat(forecast["as_of"]), tehran_today()
-    behind = trading_days_after(as_of, today, closures, public_holidays=public_holidays)
-    if behind <= staleness.get("max_age", 1):
-        return None
-    return (f"stale data: the dataset ends {as_of:%Y-%m-%d}, {behind:,} trading days before "
-            f"today ({today:%Y-%m-%d}); the forecast for {forecast['next_trading_day']} is "
-            "for a past day")
+    age = data_age(dt.date.fromisoformat(forecast["as_of"]), tehran_today(), closures,
+                   public_holidays=public_holidays,
+                   max_age=(forecast.get("staleness") or {}).get("max_age", 1))
+    return age["message"] or None

@@ -62,7 +62,7 @@ def test_stale_data_is_said_in_trading_days(today, days, stale):
     assert found["stale"] is stale and found["today"] == today
     if days is not None:
         assert found["trading_days"] == days
-    assert ("this forecast is for a past day" in found["message"]) is stale
+    assert ("the forecast for 2020-01-01 is for a past day" in found["message"]) is stale
 
 
 def table_with(signal: float, n: int = 700, seed: int = 11) -> FeatureTable:
