@@ -157,7 +157,8 @@ def wilson_interval(ups: int, n: int, z: float = 1.96) -> list[float] | None:
 
 def reliability(proba: Any, labels: Any, bands: int = BANDS) -> list[dict[str, Any]]:
     """For each band of P(up): ``low``, ``high``, ``n`` (days in it), ``up`` (those that
-    went up), ``share`` (None when empty) and its Wilson ``interval``."""
+    went up), ``share`` (None when empty), its Wilson ``interval``, and ``mean_predicted``
+    (the band's mean P(up), None when empty)."""
     p, y = _arrays(proba, labels)
     which = band_of(p, bands)
     rows = []
@@ -165,5 +166,6 @@ def reliability(proba: Any, labels: Any, bands: int = BANDS) -> list[dict[str, A
         inside = which == band
         n, ups = int(inside.sum()), int(y[inside].sum())
         rows.append({"low": band / bands, "high": (band + 1) / bands, "n": n, "up": ups,
-                     "share": ups / n if n else None, "interval": wilson_interval(ups, n)})
+                     "share": ups / n if n else None, "interval": wilson_interval(ups, n),
+                     "mean_predicted": float(np.clip(p[inside], 0, 1).mean()) if n else None})
     return rows

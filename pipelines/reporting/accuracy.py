@@ -24,6 +24,7 @@ from pipelines.core.fileio import file_md5, write_json
 from pipelines.core.html import generated, render
 from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.paths import FILES, PAGE, Paths
+from pipelines.modelling.calibration import BANDS, reliability
 from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
 from pipelines.modelling.metrics import rolling_accuracy
 from pipelines.reporting.charts import PALETTE, calibration_chart, line_chart
@@ -39,26 +40,16 @@ STUDY_ROWS = (
      "predicts up for every sample: the share of up days"),
 )
 STUDY_TEST_SAMPLES = 45  # the largest test set the studies used
-CALIBRATION_BINS = 10  # equal-width bins of the predicted probability
 
 
 
 # ---------------------------------------------------------------- numbers for the page
 
-def calibration_bins(label: np.ndarray, proba: np.ndarray, bins: int = 10
+def calibration_bins(label: np.ndarray, proba: np.ndarray, bins: int = BANDS
                      ) -> list[dict[str, Any]]:
-    """Equal-width probability bins: count, mean predicted probability, observed share."""
-    label = np.asarray(label, dtype="float64")
-    proba = np.clip(np.asarray(proba, dtype="float64"), 0.0, 1.0)
-    which = np.minimum((proba * bins).astype(int), bins - 1)
-    rows = []
-    for b in range(bins):
-        mask = which == b
-        n = int(mask.sum())
-        rows.append({"low": b / bins, "high": (b + 1) / bins, "n": n,
-                     "mean_predicted": float(proba[mask].mean()) if n else None,
-                     "observed": float(label[mask].mean()) if n else None})
-    return rows
+    """Equal-width probability bins (``calibration.reliability``'s bands): count, mean
+    predicted probability, and the observed share of up days as ``observed``."""
+    return [band | {"observed": band["share"]} for band in reliability(proba, label, bins)]
 
 
 def leaderboard_rows(board: Leaderboard, cards: dict[str, dict[str, Any]]
@@ -172,8 +163,7 @@ def _calibration(test: pd.DataFrame, names: list[str], board: Leaderboard
     for name in names:
         rows_of = test[test["model"] == name]
         if board.is_network(name) or rows_of["probability_up"].nunique() > 2:
-            curves[name] = calibration_bins(rows_of["label"], rows_of["probability_up"],
-                                            CALIBRATION_BINS)
+            curves[name] = calibration_bins(rows_of["label"], rows_of["probability_up"])
     return curves
 
 

@@ -65,7 +65,8 @@ def test_the_expected_calibration_error_and_the_bands_count_every_day():
     bands = cal.reliability(p, y)
     assert sum(band["n"] for band in bands) == len(p)
     assert bands[6] | {"interval": None} == {"low": 0.6, "high": 0.7, "n": 3, "up": 2,
-                                             "share": 2 / 3, "interval": None}
+                                             "share": 2 / 3, "interval": None,
+                                             "mean_predicted": pytest.approx(0.64666667)}
     low, high = bands[6]["interval"]
     assert low < 2 / 3 < high
     assert bands[9]["n"] == 2 and bands[3]["share"] is None and bands[3]["interval"] is None
