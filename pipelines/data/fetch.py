@@ -11,6 +11,10 @@ Safety, in this order:
 - incremental: a held day is never lost. A held day that the answer no longer has is kept
   (one warning per index); a held day whose values changed upstream takes the new values
   (one warning per index, every change in the report);
+- plausible: a day whose close, low or high no index can take (validation's bounds,
+  ``validate.max_price`` and ``validate.max_daily_move``: above the price bound, a close
+  far from its neighbours' or moved too far in a day, a low or high far from the close)
+  is refused with the index and the day, as a value that is not a number above 0 is;
 - all or nothing: every index is fetched and checked in memory first; only when all of
   them succeeded are the files written, each atomically (temporary file, then rename). Any
   failure raises ``FetchError`` with one line naming the index and the cause, and leaves
@@ -49,6 +53,7 @@ import httpx
 from pipelines.core.errors import FetchError, printable
 from pipelines.core.fileio import atomic_path
 from pipelines.core.params.fetch import FetchSection
+from pipelines.core.params.validate import ValidateSection
 from pipelines.data.formats import LAYOUT_D_CODE, LAYOUT_D_DATE, LAYOUT_D_LIST, LAYOUT_D_VALUES
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,7 @@ def fetch(
     raw_dir: Path | str,
     settings: FetchSection,
     *,
+    plausible: ValidateSection | None = None,
     client: httpx.Client | None = None,
     sleep: Sleep = time.sleep,
 ) -> dict[str, Any]:
@@ -101,7 +107,9 @@ def fetch(
 
     ``settings`` is params.yaml's ``fetch:``: ``indices`` maps the index id (the ISIN, the
     file's stem) to TSETMC's ``insCode``; ``base_url`` is the API root
-    (``https://cdn.tsetmc.com/api``); the timeout, retries and pace. ``client`` (an
+    (``https://cdn.tsetmc.com/api``); the timeout, retries and pace. ``plausible``:
+    params.yaml's ``validate:``, whose price bounds a fetched day must meet (the schema's
+    defaults when not given). ``client`` (an
     ``httpx.Client``, left open) and ``sleep`` can be injected; by default a client is made
     and closed here, and waits use ``time.sleep``.
 
@@ -121,7 +129,7 @@ def fetch(
         client = httpx.Client(headers=HEADERS, follow_redirects=True,
                               timeout=settings.timeout_seconds)
     try:
-        _download(plan, client, settings, sleep, untouched)
+        _download(plan, client, settings, plausible or ValidateSection(), sleep, untouched)
     finally:
         if own_client:
             client.close()
@@ -141,9 +149,10 @@ def fetch(
     }
 
 
-def _download(plan: list[_Index], client: httpx.Client, settings: FetchSection, sleep: Sleep,
-              untouched: str) -> None:
-    """Each planned index's answer, parsed into its ``fetched`` days; paced, retried."""
+def _download(plan: list[_Index], client: httpx.Client, settings: FetchSection,
+              plausible: ValidateSection, sleep: Sleep, untouched: str) -> None:
+    """Each planned index's answer, parsed into its ``fetched`` days (each plausible);
+    paced, retried."""
     for n, index in enumerate(plan):
         if n and settings.pace_seconds > 0:
             sleep(settings.pace_seconds)
@@ -151,6 +160,7 @@ def _download(plan: list[_Index], client: httpx.Client, settings: FetchSection, 
             body = _get(client, index.url, settings.timeout_seconds, settings.retries,
                         settings.backoff_seconds, settings.pace_seconds, sleep, index.who)
             index.fetched = _parse_answer(body, index)
+            _check_plausible(index.fetched, plausible)
         except _Failure as exc:
             raise FetchError(f"{index.who}: {exc}; {untouched}") from None
         first, last = min(index.fetched), max(index.fetched)
@@ -351,6 +361,39 @@ def _parse_answer(body: bytes, index: _Index) -> dict[int, Row]:
             raise _Failure(f"{text} from {printable(index.url)} (wrong insCode?)") from None
         raise _Failure(f"malformed answer: {text} ({printable(index.url)})") from None
     return rows
+
+
+def _check_plausible(rows: dict[int, Row], bounds: ValidateSection) -> None:
+    """``_Failure`` naming the first day whose levels validation would drop as implausible."""
+    import pandas as pd
+
+    from pipelines.data.validate import close_moves
+
+    frame = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    limit, move = bounds.max_price, bounds.max_daily_move
+    judged = close_moves(frame["close"], limit, move)
+    off_close = (frame.div(judged["close_reference"], axis=0) - 1).abs() > move
+    bad = ((frame > limit).any(axis=1) | (judged["close_off_neighbours"] > move)
+           | (judged["close_move"] > move) | off_close.any(axis=1))
+    if not bad.any():
+        return
+    day = int(bad.idxmax())
+    values, at = rows[day], judged.loc[day]
+    where = f"implausible answer: day {_iso(day)}"
+    for name, value in values.items():
+        if value > limit:
+            raise _Failure(f"{where}: {name} {value:g} above validate.max_price ({limit:g})")
+    close = values["close"]
+    if at["close_off_neighbours"] > move:
+        raise _Failure(f"{where}: close {close:g} is {close / at['close_neighbours']:.3g} "
+                       f"times the median of its neighbours (validate.max_daily_move "
+                       f"{move:.0%})")
+    if at["close_move"] > move:
+        raise _Failure(f"{where}: close {close:g} moved {close / at['close_previous'] - 1:+.1%} "
+                       f"in a day (validate.max_daily_move {move:.0%})")
+    name = str(off_close.loc[day].idxmax())
+    raise _Failure(f"{where}: {name} {values[name]:g} is more than {move:.0%} from the close "
+                   f"{at['close_reference']:g} (validate.max_daily_move)")
 
 
 def _decode_json(data: bytes) -> Any:

@@ -50,6 +50,10 @@ NUMERIC_FIELDS = (
     "open", "high", "low", "close", "volume", "value", "trades", "openint", "prev_close", "last",
 )
 PRICE_FIELDS = ("open", "high", "low", "close")
+# Every field that is an index level: an infinite one (``inf``, ``1e309``) is read as it is
+# and validation drops its row (not finite); an infinite volume or count, or a ``nan``
+# anywhere, makes the file unreadable.
+LEVEL_FIELDS = (*PRICE_FIELDS, "prev_close", "last")
 # What every export must have; the other fields are used when present.
 REQUIRED_FIELDS = ("date", "close")
 
@@ -121,6 +125,10 @@ class Export:
 
 class EmptyExportError(ExportReadError):
     """A file with no data rows (zero bytes, or a header only): a warning, not a failure."""
+
+
+class TooManyRowsError(ExportReadError):
+    """A file of more rows than may be read (``ingest.max_rows``), refused before parsing."""
 
 
 def detect_encoding(raw: bytes) -> tuple[str, int]:
@@ -249,8 +257,12 @@ def sniff_delimiter(header: str) -> str:
     return max(_DELIMITERS, key=score)  # max keeps the first of equal scores
 
 
-def read_export(path: Path | str) -> Export:
-    """Read one export file into a tidy table (see the module docstring)."""
+def read_export(path: Path | str, max_rows: int | None = None) -> Export:
+    """Read one export file into a tidy table (see the module docstring).
+
+    ``max_rows``: a file that may hold more rows is refused (``TooManyRowsError``) before
+    its rows are parsed, which takes memory a few times the file's size per row.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -259,7 +271,17 @@ def read_export(path: Path | str) -> Export:
     if not raw.strip(b"\x00\r\n\t \xff\xfe\xef\xbb\xbf"):
         raise EmptyExportError(path, f"empty file ({len(raw)} bytes): no header and no rows")
     text, encoding = decode_export(path, raw)
-    if re.match(r"\s*[{\[]", text):
+    is_json = re.match(r"\s*[{\[]", text) is not None
+    if max_rows is not None:
+        # at most a row per line break (a record per "{" but the answer's own): an upper
+        # bound, counted without parsing
+        breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+        rows = text.count("{") - 1 if is_json else breaks
+        if rows > max_rows:
+            raise TooManyRowsError(path, f"{len(raw) / 1e6:.1f} MB of up to {rows:,} "
+                                   f"{'records' if is_json else 'lines'}, more than "
+                                   f"ingest.max_rows ({max_rows:,}): not read")
+    if is_json:
         return _read_json(path, text, encoding)
     return _read_text(path, text, encoding)
 
@@ -525,7 +547,7 @@ def _json_text(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)  # shortest round-trip text; nan and inf are rejected later
+        return repr(value)  # shortest round-trip text; nan is rejected later (inf as above)
     return json.dumps(value, ensure_ascii=False)[:60]
 
 
@@ -574,7 +596,9 @@ def _parse_numbers(
     if delimiter == ";":
         text = text.str.replace(",", ".", regex=False)
     values = pd.to_numeric(text, errors="coerce")
-    bad = ~np.isfinite(values) & (text != "")  # "inf" and "nan" are not prices either
+    # "nan" is not a number; "inf" is one only where validation judges it, in a level
+    unreadable = values.isna() | (~np.isfinite(values) & (name not in LEVEL_FIELDS))
+    bad = unreadable & (text != "")
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         value = raw.iloc[position]

@@ -8,8 +8,15 @@ they are opened, each with a warning:
 
 - a symbolic link (it may point anywhere: its target is never read);
 - a name that cannot be an index id: one holding the column separator ``__``, bytes that
-  are not UTF-8, or control characters such as a newline;
-- a file larger than ``max_file_mb``.
+  are not UTF-8, or control characters such as a newline, or any stem that is not an ISIN
+  or up to 40 letters, digits, ``_``, ``-`` and ``.`` (``data.INDEX_ID_PATTERN``: no
+  space, quote or markup reaches a table, a column or a page);
+- two files of one index (``same_index``): a browser's second download ``X (1).csv``
+  beside ``X.csv`` (the copy is refused, ``X.csv`` is read), or one stem under two
+  extensions or cases, ``X.csv`` and ``X.json`` (both refused: which is right is not ours
+  to guess);
+- a file larger than ``max_file_mb``, or of more than ``max_rows`` rows (counted before
+  the rows are parsed).
 
 A file whose rows run newest first (some exports do) is read oldest first.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -26,10 +34,14 @@ from typing import Any
 from pipelines.core.columns import COLUMN_SEPARATOR
 from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import atomic_folder, file_md5, leftover_staging, write_json
+from pipelines.core.params.data import INDEX_ID_PATTERN
 from pipelines.core.params.ingest import IngestSection
-from pipelines.data.formats import EmptyExportError, ExportReadError, read_export
+from pipelines.data.formats import EmptyExportError, ExportReadError, TooManyRowsError, read_export
 
 log = logging.getLogger(__name__)
+
+INDEX_ID = re.compile(INDEX_ID_PATTERN)
+BROWSER_COPY = re.compile(r"(?P<stem>.+) \((?P<copy>\d+)\)")  # "X (1)": a second download of X
 
 
 def display_name(name: str) -> str:
@@ -50,6 +62,10 @@ def refusal(path: Path, max_file_mb: float) -> tuple[str, str] | None:
     if COLUMN_SEPARATOR in path.stem:
         return "refused", (f"a file name holding {COLUMN_SEPARATOR!r}, the dataset's column "
                            "separator: refused (rename the file)")
+    if not INDEX_ID.match(path.stem):
+        return "refused", ("a file name that is not an index id (an ISIN, or up to 40 letters, "
+                           "digits, '_', '-' and '.'; no space, quote or markup): refused "
+                           "(rename the file)")
     size = path.stat().st_size
     if size > max_file_mb * 1e6:
         return "too large", (f"{size / 1e6:.1f} MB, larger than ingest.max_file_mb "
@@ -76,14 +92,33 @@ def export_files(raw_dir: Path | str, patterns: Iterable[str]) -> list[Path]:
                     and matches(p.name, patterns)), key=lambda p: p.name)
     if not files:
         raise DataError(f"{raw_dir}: no export files matching {', '.join(patterns)}")
-    stems: dict[str, Path] = {}
-    for path in files:
-        stem = path.stem.lower()
-        if stem in stems:
-            raise DataError(f"{display_name(path.name)}: same index id as "
-                            f"{display_name(stems[stem].name)}; keep one")
-        stems[stem] = path
     return files
+
+
+def same_index(files: list[Path]) -> dict[Path, str]:
+    """The files refused as another's copy, each with its reason naming the other file.
+
+    ``X (1).csv`` beside a file of stem ``X`` is a browser's second download: refused, the
+    other is read. Files whose stems differ only in case or extension (``X.csv`` and
+    ``X.json``) are one index twice: all of them are refused.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem.lower(), []).append(path)
+    refused = {}
+    for path in files:
+        copy = BROWSER_COPY.fullmatch(path.stem)
+        if copy and copy["stem"].lower() in by_stem:
+            original = by_stem[copy["stem"].lower()][0]
+            refused[path] = (f"a second download of {display_name(original.name)} (a "
+                             f"browser's copy): refused, {display_name(original.name)} is "
+                             "read (delete the copy)")
+    for same in by_stem.values():
+        for path in same if len(same) > 1 else []:
+            others = ", ".join(display_name(p.name) for p in same if p != path)
+            refused[path] = (f"the same index id as {others}: both refused (keep one; which "
+                             "is right is not guessed)")
+    return refused
 
 
 def ingest(
@@ -106,10 +141,11 @@ def ingest(
     files = export_files(raw_dir, settings.file_patterns)
     for folder in leftover_staging(tables_dir):
         log.warning("warning: removing %s, left by an ingest that did not finish", folder)
+    copies = same_index(files)
     entries = []
     with atomic_folder(tables_dir) as staging:
         for path in track(files):
-            entries.append(_ingest_one(path, staging, settings.max_file_mb))
+            entries.append(_ingest_one(path, staging, settings, copies.get(path)))
         copies = same_bytes(entries)
         if copies:  # before the tables are swapped in: the previous ones stay
             raise DataError(copies)
@@ -141,11 +177,12 @@ def same_bytes(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _ingest_one(path: Path, staging: Path, max_file_mb: float) -> dict[str, Any]:
+def _ingest_one(path: Path, staging: Path, settings: IngestSection, copy_of: str | None
+                ) -> dict[str, Any]:
     name = display_name(path.name)
     entry: dict[str, Any] = {"file": name, "index_id": display_name(path.stem),
                              "index_name": None, "md5": None, "bytes": None}
-    refused = refusal(path, max_file_mb)
+    refused = ("refused", copy_of) if copy_of else refusal(path, settings.max_file_mb)
     if refused:
         status, reason = refused
         if status == "too large":
@@ -155,7 +192,10 @@ def _ingest_one(path: Path, staging: Path, max_file_mb: float) -> dict[str, Any]
         return entry | {"status": status, "reason": reason, "rows": 0}
     entry |= {"md5": file_md5(path), "bytes": path.stat().st_size}
     try:
-        export = read_export(path)
+        export = read_export(path, max_rows=settings.max_rows)
+    except TooManyRowsError as exc:
+        log.warning("warning: %s; left out", exc)
+        return entry | {"status": "too large", "reason": str(exc), "rows": 0}
     except EmptyExportError as exc:
         log.warning("warning: %s; left out", exc)
         return entry | {"status": "empty", "reason": str(exc), "rows": 0}

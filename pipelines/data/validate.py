@@ -3,8 +3,11 @@
 One expectation suite per file, built from the fields the file has (only ``date`` and
 ``close`` are required): values present, dates unique, increasing and not in the future,
 prices > 0, low <= high, open and close within [low, high] up to a tolerance, volume >= 0,
-enough rows. Then checks across the set: the target index is present and usable, and at
-least ``min_usable_files`` files are usable.
+enough rows, and levels an index can take (``close_moves``): a close that is finite and at
+most ``max_price``, within ``max_daily_move`` of the median of its neighbours and of the
+previous day's, and the day's other levels within ``max_daily_move`` of its close.
+Then checks across the set: the target index is present and usable, and at least
+``min_usable_files`` files are usable.
 
 Row-level quality, not all-or-nothing. Real histories break a few rows (TEDPIX 2008-2019:
 3 closes of 2,679 outside [low, high]). The row-level expectations carry GX's ``mostly``
@@ -44,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import DataError, format_problem, printable
@@ -52,7 +56,7 @@ from pipelines.core.html import render
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import Paths
 from pipelines.core.params.validate import ValidateSection
-from pipelines.data.formats import NUMERIC_FIELDS, PRICE_FIELDS, REQUIRED_FIELDS
+from pipelines.data.formats import LEVEL_FIELDS, NUMERIC_FIELDS, PRICE_FIELDS, REQUIRED_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ CACHE_FILE = "cache.json"  # in the report folder: each file's verdict and what 
 FILE_COLUMN = "file"  # in a batch of files: which file a row is from
 FILE_DAY = "file_day"  # in a batch: the file's number x DAYS_APART + the row's day number
 DAYS_APART = 10**7  # 27,000 years: one file's days never meet another's
+NEIGHBOURS = 2  # rows either side whose median close judges a close (a typo of 1 or 2 days)
 # What a verdict depends on besides the table and the parameters: our checks and messages,
 # and the libraries that run them (a change to any of them validates every file again).
 VERDICT_CODE = ("pipelines.data.validate", "pipelines.core.params.validate",
@@ -174,8 +179,41 @@ def present_fields(frame: pd.DataFrame) -> list[str]:
             and frame[name].notna().any()]
 
 
+def close_moves(close: pd.Series, max_price: float, max_move: float,
+                dates: pd.Series | None = None) -> pd.DataFrame:
+    """How far each close is from its neighbours' (a series in file order, oldest first).
+
+    Only plausible closes (> 0, finite, at most ``max_price``) judge others. Columns:
+    ``close_neighbours``, the median close of the ``NEIGHBOURS`` rows either side and the
+    row itself, and ``close_off_neighbours``, the close's relative distance from it (a
+    one- or two-day typo, ten times its neighbours, stands out; the days around it do
+    not); ``close_previous``, the last close before it that was not so far off, and
+    ``close_move``, the relative move from it (a move beyond ``max_move`` counts on the
+    day it lands on, never on the next), 0 where a close is missing or implausible; across
+    a gap of more than a week (``dates`` given: a closure, days missing from the file) the
+    move per week begun, so that a year-long hole is not one implausible day;
+    ``close_reference``, what the day's other levels are judged against: its close, or
+    where that is implausible or far off, its neighbours' median.
+    """
+    plausible = close.where((close > 0) & (close <= max_price))
+    neighbours = plausible.rolling(2 * NEIGHBOURS + 1, center=True, min_periods=1).median()
+    off = (plausible / neighbours - 1).abs()
+    kept = plausible.where(off <= max_move)
+    previous = kept.ffill().shift(1)
+    ratio = kept / previous
+    if dates is not None:
+        when = pd.to_datetime(dates, errors="coerce")
+        gap = (when - when.where(kept.notna()).ffill().shift(1)).dt.days
+        weeks = np.ceil(gap / 7).clip(lower=1).fillna(1)
+        ratio = ratio ** (1 / weeks)
+    return pd.DataFrame({"close_neighbours": neighbours, "close_off_neighbours": off.fillna(0.0),
+                         "close_previous": previous,
+                         "close_move": (ratio - 1).abs().fillna(0.0),
+                         "close_reference": kept.fillna(neighbours)})
+
+
 def _checks(frame: pd.DataFrame, min_rows: int, tolerance: float, today: dt.date,
-            mostly: float) -> list[Check]:
+            mostly: float, max_price: float, max_move: float) -> list[Check]:
     """The expectation suite for one export: the fields it has, not a layout's promise.
 
     Row-level expectations carry GX's ``mostly`` (1 - ``validate.max_bad_row_share``), so
@@ -220,12 +258,46 @@ def _checks(frame: pd.DataFrame, min_rows: int, tolerance: float, today: dt.date
     if "volume" in fields:
         row(E.ExpectColumnValuesToBeBetween(column="volume", min_value=0), "volume",
             "volume < 0")
+    if "close" in fields:
+        for expectation, column, reason in _level_checks(fields, max_price, max_move):
+            row(expectation, column, reason)
     return checks
 
 
-def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame to validate: its line numbers as a column, plus relative range excesses."""
+def _level_checks(fields: list[str], max_price: float, max_move: float
+                  ) -> list[tuple[Any, str, str]]:
+    """(expectation, column, reason) of each level an index cannot take (``close_moves``)."""
+    import great_expectations as gx
+
+    between = gx.expectations.ExpectColumnValuesToBeBetween
+    move = f"{max_move:.0%}"
+    checks = [
+        (between(column="close", max_value=max_price), "close",
+         f"not finite, or above validate.max_price ({max_price:g})"),
+        (between(column="close_off_neighbours", max_value=max_move), "close",
+         f"more than {move} from the median close of the {NEIGHBOURS} days either side "
+         "(validate.max_daily_move)"),
+        (between(column="close_move", max_value=max_move), "close",
+         f"moved more than {move} from the previous day's close (validate.max_daily_move)"),
+    ]
+    return checks + [(between(column=f"{name}_off_close", max_value=max_move), name,
+                      f"not finite, or more than {move} from the day's close "
+                      "(validate.max_daily_move)")
+                     for name in LEVEL_FIELDS if name in fields and name != "close"]
+
+
+def _with_derived_columns(frame: pd.DataFrame, max_price: float, max_move: float
+                          ) -> pd.DataFrame:
+    """The frame to validate: its line numbers as a column, plus relative range excesses,
+    the close's moves (``close_moves``) and each other level's distance from the close."""
     data = frame.reset_index()
+    if "close" in data.columns:
+        data = pd.concat([data, close_moves(data["close"], max_price, max_move,
+                                            data.get("date"))], axis=1)
+        for name in LEVEL_FIELDS:
+            if name in data.columns and name != "close":
+                off = data[name] / data["close_reference"] - 1
+                data[f"{name}_off_close"] = off.abs().fillna(0.0)
     if {"high", "low"} <= set(data.columns):
         for name in ("open", "close"):
             if name in data.columns:
@@ -252,6 +324,17 @@ def _shown_value(frame: pd.DataFrame, line: int, column: str | None, rule: str) 
         text += f" not in [{low:.10g}, {high:.10g}]: {excess:.2%} outside"
     elif rule == "high < low":
         text += f" < low {frame.at[line, 'low']:.10g}"
+    elif "from the median close" in rule:
+        median = frame.at[line, "close_neighbours"]
+        text += f", {value / median:.3g} times the median {median:.10g}"
+    elif "from the previous day's close" in rule:
+        previous = frame.at[line, "close_previous"]
+        text += f" after {previous:.10g}: {value / previous - 1:+.1%}"
+    elif "from the day's close" in rule:
+        reference = frame.at[line, "close_reference"]
+        judged = ("close" if reference == frame.at[line, "close"]
+                  else "close off: its neighbours' median")
+        text += f", {judged} {reference:.10g}"
     return text
 
 
@@ -263,6 +346,7 @@ class ExportValidator:
 
         self.min_rows = settings.min_rows
         self.price_tolerance = settings.price_tolerance
+        self.max_price, self.max_move = settings.max_price, settings.max_daily_move
         self.quality = settings
         self.today = today or dt.date.today()
         self._gx = gx
@@ -294,14 +378,14 @@ class ExportValidator:
         """Validate tables of one suite shape together; return (name, GX's result as JSON)."""
         gx = self._gx
         checks = _checks(members[0][1], self.min_rows, self.price_tolerance, self.today,
-                         self.quality.mostly)
+                         self.quality.mostly, self.max_price, self.max_move)
         files = [verdict.file for verdict, _ in members]
         expectations = []
         for number, check in enumerate(checks):
             check.expectation.meta = {"check": number, "column": check.column,
                                       "reason": check.reason, "row_level": check.row_level}
             expectations += _batch_expectations(check, files)
-        data = pd.concat([_batch_rows(number, verdict.file, frame)
+        data = pd.concat([_batch_rows(number, verdict.file, self._derived(frame))
                           for number, (verdict, frame) in enumerate(members)],
                          ignore_index=True)
         name = f"{GX_DIR}/{_batch_name(files, data)}.json"
@@ -341,15 +425,19 @@ class ExportValidator:
             verdict.problems = sorted(problems, key=lambda p: p["check"])
             verdict.status = "invalid"
             return
+        shown = self._derived(frame).set_index(frame.index.name or "index")
         for outcome in row_level:
             column, reason = outcome.check.column, outcome.check.reason
             for line in outcome.lines:
                 day = frame.at[line, "date"] if "date" in frame.columns else None
                 verdict.dropped_rows.append(DroppedRow(
                     line, "" if pd.isna(day) else f"{day:%Y-%m-%d}", column,
-                    _shown_value(frame, line, column, reason), reason))
+                    _shown_value(shown, line, column, reason), reason))
         verdict.dropped_rows.sort(key=lambda row: (row.line, row.column or ""))
         verdict.status = "valid"
+
+    def _derived(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return _with_derived_columns(frame, self.max_price, self.max_move)
 
     @staticmethod
     def _problem(verdict: FileVerdict, outcome: Outcome) -> dict[str, Any]:
@@ -394,9 +482,9 @@ def _batch_expectations(check: Check, files: list[str]) -> list[Any]:
     return [expectation]
 
 
-def _batch_rows(number: int, file: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """A table's rows as they enter a batch: with the file's name and, if dated, its days."""
-    data = _with_derived_columns(frame)
+def _batch_rows(number: int, file: str, data: pd.DataFrame) -> pd.DataFrame:
+    """A table's rows (with their derived columns) as they enter a batch: with the file's
+    name and, if dated, its days."""
     data.insert(0, FILE_COLUMN, file)
     if "date" in data.columns:
         days = (data["date"] - pd.Timestamp(0)) / pd.Timedelta(days=1)
@@ -512,6 +600,7 @@ def _verdicts(ingested: dict[str, Any], paths: Paths, settings: ValidateSection,
     else Great Expectations' (alike files in one batch); the cache is rewritten."""
     report_dir = Path(paths.validation_report_dir)
     depends_on = {"min_rows": settings.min_rows, "price_tolerance": settings.price_tolerance,
+                  "max_price": settings.max_price, "max_daily_move": settings.max_daily_move,
                   "row_quality": _row_quality(settings), "today": today.isoformat()}
     cached = _read_cache(report_dir)
     verdicts: list[FileVerdict] = []

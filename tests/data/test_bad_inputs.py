@@ -49,7 +49,8 @@ N_ROWS = 300  # trading days in each small sample file: lines 2 .. 301
 BOM = b"\xff\xfe"
 CRLF = "\r\n"
 N_FIELDS = 13  # layout A
-FIELD = {"ticker": 0, "date": 1, "open": 2, "high": 3, "low": 4, "close": 5, "volume": 6}
+FIELD = {"ticker": 0, "date": 1, "open": 2, "high": 3, "low": 4, "close": 5, "volume": 6,
+         "last": 12}
 
 runner = CliRunner()
 
@@ -182,6 +183,13 @@ def copy_as(name: str) -> Breaker:
     return lambda raw_dir: shutil.copy2(raw_dir / EXO_FILE, raw_dir / name)
 
 
+def long_export(_: bytes) -> bytes:
+    """A small export of more rows than ingest.max_rows (set to 400 in these tests)."""
+    rows = "".join(f"X,{20200101 + n},1,1,1,1,1,1,1,1,D,x,1\n" for n in range(500))
+    return ("<TICKER>,<DTYYYYMMDD>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>,<OPENINT>,"
+            "<OPENINT>,<PER>,<NAME>,<LAST>\n" + rows).encode()
+
+
 def huge_export(_: bytes) -> bytes:
     """A valid-looking export just over ingest.max_file_mb (set to 1 MB in these tests)."""
     row = "X,20240101,1,1,1,1,1,1,1,1,D,x,1\n"
@@ -237,6 +245,7 @@ def write_params(root: Path, **validate_settings: int) -> Work:
     params["paths"] = rewritten
     params["validate"] |= validate_settings
     params["ingest"]["max_file_mb"] = 1  # the too-large case needs only 1.1 MB
+    params["ingest"]["max_rows"] = 400  # and the too-long one 500 rows (the samples: 300)
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     return Work(root, params_file, {name: Path(value) for name, value in rewritten.items()})
@@ -400,6 +409,12 @@ LEFT_OUT = [
             ("a symbolic link: refused, never read",), file="IRX6XZZZ0001.csv", added=True),
     LeftOut("name-with-column-separator", copy_as("IRX6X__EVIL.csv"), "refused",
             ("a file name holding '__'",), file="IRX6X__EVIL.csv", added=True),
+    LeftOut("name-not-an-index-id", copy_as("q' onmouseover='alert(4)' x='.csv"), "refused",
+            ("a file name that is not an index id", "no space, quote or markup): refused"),
+            file="q' onmouseover='alert(4)' x='.csv", added=True),
+    LeftOut("more-rows-than-max-rows", rewrite("IRX6XLONG001.csv", long_export), "too large",
+            ("0.0 MB of up to 501 lines, more than ingest.max_rows (400): not read",),
+            file="IRX6XLONG001.csv", added=True),
     LeftOut("file-larger-than-max-file-mb", rewrite("IRX6XHUGE001.csv", huge_export),
             "too large", ("larger than ingest.max_file_mb (1 MB): not read",),
             file="IRX6XHUGE001.csv", added=True),
@@ -466,8 +481,8 @@ def test_broken_exogenous_file_is_left_out(case: LeftOut, work: Work, baseline: 
     assert Path(record["file"]) == work.raw / case.file
     assert record["index_id"] == case.index_id
     assert record["status"] == case.status
-    # a refused file is never read: not even hashed
-    assert record["md5"] == (None if case.status in ("refused", "too large")
+    # a refused file is never read: not even hashed (one of too many rows is, not parsed)
+    assert record["md5"] == (None if case.status == "refused" or "max-file-mb" in case.id
                              else before[case.file])
     assert record["reasons"] and all("\n" not in reason for reason in record["reasons"])
     assert any(all(part in r for part in case.expect) for r in record["reasons"]), record
@@ -513,6 +528,25 @@ class RowsDropped:
 
 
 OUT_OF_ORDER = "date not after the previous row's (out of order)"
+FAR_FROM_CLOSE = "more than 25% from the day's close (validate.max_daily_move)"
+
+
+def big(_: str) -> str:
+    return "1e308"
+
+
+def ten_times(value: str) -> str:
+    return f"{float(value) * 10:.1f}"
+
+
+def cells_of(file: str, line_no: int, columns: Iterable[str], value: Callable[[str], str]
+             ) -> Breaker:
+    """Set several cells of one line, each from its old value."""
+    def change(lines: list[str]) -> None:
+        for column in columns:
+            set_cell(lines, line_no, column, value(cell(lines, line_no, column)))
+
+    return edit(file, change)
 OUTSIDE = "outside [low, high] by more than 0.0005 (relative)"
 
 ROWS_DROPPED = [  # a row that breaks several rules is recorded once per rule
@@ -531,6 +565,18 @@ ROWS_DROPPED = [  # a row that breaks several rules is recorded once per rule
                 [(14, "close", f"close {OUTSIDE}")]),
     RowsDropped("empty-volume-cell", cell_edit(EXO_FILE, 15, "volume", ""),
                 [(15, "volume", "empty cell")]),
+    # levels no index can take, in an exogenous index (issue 31): the row alone is dropped
+    RowsDropped("levels-of-1e308", cells_of(EXO_FILE, 50, ("close", "high", "last"), big),
+                [(50, "close", "not finite, or above validate.max_price (1e+09)"),
+                 (50, "high", f"not finite, or {FAR_FROM_CLOSE}"),
+                 (50, "last", f"not finite, or {FAR_FROM_CLOSE}")]),
+    RowsDropped("levels-ten-times-their-neighbours",
+                cells_of(EXO_FILE, 50, ("close", "high", "last"), ten_times),
+                [(50, "close", "more than 25% from the median close of the 2 days either"),
+                 (50, "high", f"not finite, or {FAR_FROM_CLOSE}"),
+                 (50, "last", f"not finite, or {FAR_FROM_CLOSE}")]),
+    RowsDropped("infinite-high", cell_edit(EXO_FILE, 7, "high", "inf"),
+                [(7, "high", f"not finite, or {FAR_FROM_CLOSE}")]),
     RowsDropped("target-dirty-row", edit(TARGET_FILE, close_outside_range),
                 [(14, "close", f"close {OUTSIDE}")], file=TARGET_FILE),
 ]
@@ -677,12 +723,8 @@ def no_exports(raw_dir: Path) -> None:
     (raw_dir / "README.md").write_text("exports go here\n", encoding="utf-8")
 
 
-def same_id_twice(raw_dir: Path) -> None:
-    shutil.copy2(raw_dir / EXO_FILE, raw_dir / f"{EXO}.txt")
-
-
-def browser_copy(raw_dir: Path) -> None:
-    shutil.copy2(raw_dir / EXO_FILE, raw_dir / f"{EXO} (1).csv")
+def same_bytes_under_another_id(raw_dir: Path) -> None:
+    shutil.copy2(raw_dir / EXO_FILE, raw_dir / f"{EXO}B.csv")
 
 
 # 11 of 16 usable, below validate.min_usable_files = 12. Five more kinds of broken file,
@@ -755,10 +797,8 @@ FATAL = [
              for f in STALE]),
     Fatal("no-export-files", no_exports, "ingest",
           [("raw: no export files matching *.csv, *.txt",)]),
-    Fatal("same-index-id-twice", same_id_twice, "ingest",
-          [(f"{EXO}.txt: same index id as {EXO_FILE}", "keep one")]),
-    Fatal("same-export-under-two-names", browser_copy, "ingest",
-          [(f"{EXO} (1).csv and {EXO_FILE}: the same bytes", "count twice", "keep one")]),
+    Fatal("same-export-under-two-names", same_bytes_under_another_id, "ingest",
+          [(f"{EXO_FILE} and {EXO}B.csv: the same bytes", "count twice", "keep one")]),
 ]
 
 
@@ -840,15 +880,16 @@ def test_ragged_row_error_names_its_line(work: Work) -> None:
     assert reason == f"{EXO_FILE}: line 20: expected 13 fields as in the header, found 10"
 
 
-def test_infinite_price_is_left_out(work: Work) -> None:
-    cell_edit(EXO_FILE, 7, "high", "inf")(work.raw)
+def test_infinite_volume_is_left_out(work: Work) -> None:
+    """An infinite level is a bad row (ROWS_DROPPED); an infinite volume is no number."""
+    cell_edit(EXO_FILE, 7, "volume", "inf")(work.raw)
 
     results = run_stages(work, ("ingest", "validate"))
 
     assert exit_codes(results) == {"ingest": 0, "validate": 0}
     assert EXO not in read_json(work.paths["validation_summary"])["usable_index_ids"]
     warnings = prefixed(results["validate"].stderr, f"warning: {EXO_FILE}: ")
-    assert any("line 7, column high: not a number: 'inf'" in w for w in warnings), (
+    assert any("line 7, column volume: not a number: 'inf'" in w for w in warnings), (
         results["validate"].stderr
     )
 
@@ -916,6 +957,33 @@ def test_hostile_file_names_are_refused_on_one_line(name: str, work: Work) -> No
     assert f"{N_FILES} of {N_FILES + 1} files usable" in results["validate"].stdout
     quarantine = {p.name for p in work.paths["quarantine_dir"].iterdir()}
     assert all("\n" not in n and "/" not in n for n in quarantine)
+
+
+@pytest.mark.parametrize(("copy", "used"), [(f"{EXO} (1).csv", True), (f"{EXO}.txt", False)],
+                         ids=["browser-second-download", "one-stem-two-formats"])
+def test_two_files_of_one_index_are_not_two_indices(copy: str, used: bool, work: Work,
+                                                     baseline: Baseline) -> None:
+    shutil.copy2(work.raw / EXO_FILE, work.raw / copy)
+
+    results = run_stages(work)
+
+    assert exit_codes(results) == dict.fromkeys(STAGES, 0), {
+        stage: result.output for stage, result in results.items()}
+    told = prefixed(results["ingest"].stderr, "warning: ")
+    frame = pd.read_parquet(work.dataset)
+    if used:  # the copy is refused, the index read once from its own file
+        assert told == [f"warning: {copy}: a second download of {EXO_FILE} (a browser's copy): "
+                        f"refused, {EXO_FILE} is read (delete the copy); left out"]
+        pd.testing.assert_frame_equal(frame, pd.read_parquet(baseline.root / "data" /
+                                                             "processed" / "merged.parquet"))
+    else:  # which of the two is right is not guessed: both refused, each naming the other
+        assert told == [f"warning: {first}: the same index id as {second}: both refused (keep "
+                        "one; which is right is not guessed); left out"
+                        for first, second in ((EXO_FILE, copy), (copy, EXO_FILE))]
+        assert not [c for c in frame.columns if c.startswith(EXO)]
+    assert not [c for c in frame.columns if "(" in c or c.startswith(f"{EXO}.")]
+    usable = N_FILES - (not used)
+    assert f"{usable} of {N_FILES + 1} files usable" in results["validate"].stdout
 
 
 def test_staging_folders_of_a_killed_ingest_are_cleaned(work: Work, baseline: Baseline) -> None:

@@ -557,6 +557,39 @@ def test_a_price_validation_would_drop_is_refused_with_the_index_and_day(
     assert f"is {value!r}, not a price above 0" in line
 
 
+def _typo(value: float) -> float:
+    return value * 10
+
+
+@pytest.mark.parametrize(("fields", "how", "told"), [
+    ((CLOSE, HIGH), lambda _: 1e308, "close 1e+308 above validate.max_price (1e+09)"),
+    ((CLOSE, HIGH), _typo, "times the median of its neighbours (validate.max_daily_move 25%)"),
+    ((HIGH,), _typo, "high 372571 is more than 25% from the close 37233.7"),
+])
+def test_a_level_no_index_can_take_is_refused_with_the_index_and_day(
+        server, tmp_path, fields, how, told):
+    row = recorded_rows()[1000]
+    day = row["dEven"]
+    server.faults[TEDPIX_CODE] = [Fault.changed({day: {f: how(row[f]) for f in fields}})]
+    line = failure(tmp_path / "raw", server.base_url)
+    iso = f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}"
+    assert line.startswith(f"{TEDPIX_ISIN} ({TEDPIX_CODE}): implausible answer: day {iso}: ")
+    assert told in line, line
+
+
+def test_cli_fetch_refuses_a_close_of_1e308(server, tmp_path):
+    day = recorded_rows()[-1]["dEven"]
+    server.faults[TEDPIX_CODE] = [Fault.changed({day: {CLOSE: 1e308, HIGH: 1e308}})]
+    done = _tsepipe(tmp_path, server.base_url)
+    assert done.returncode == 5, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {TEDPIX_ISIN} ({TEDPIX_CODE}): implausible answer: day "
+                      f"2019-12-31: close 1e+308 above validate.max_price (1e+09); nothing "
+                      f"written, {tmp_path / 'raw'} left untouched"], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "raw").exists()
+
+
 def test_a_redirect_to_another_host_is_refused(server, tmp_path):
     with TsetmcServer() as elsewhere:
         # the same machine by another name: another host to fetch, as far as a URL goes

@@ -469,8 +469,8 @@ def test_a_truncated_json_answer_names_the_record_it_breaks_in(tmp_path, tedpix_
      "record 5, column xNivInuClMresIbs (close): not a number: 'n/a'"),
     (edited(6, "xNivInuPbMresIbs", True), ExportReadError,
      "record 6, column xNivInuPbMresIbs (low): not a number: 'true'"),
-    (edited(7, "xNivInuPhMresIbs", float("inf")), ExportReadError,
-     "record 7, column xNivInuPhMresIbs (high): not a number: 'inf'"),
+    (edited(7, "xNivInuPhMresIbs", float("nan")), ExportReadError,
+     "record 7, column xNivInuPhMresIbs (high): not a number: 'nan'"),
     (replaced(2, [20081205, 9248.9]), ExportReadError,
      "record 2: expected an object (one day), found a list"),
     (edited(8, "insCode", 67130298613737946), ExportReadError,
@@ -484,6 +484,15 @@ def test_malformed_json_answers_name_the_file_and_record(tmp_path, tedpix_json, 
         read_export(path)
     assert type(caught.value) is error
     assert str(caught.value) == f"IRX6XTPI0009.json: {message}"
+
+
+def test_an_infinite_level_is_read_for_validation_to_drop(tmp_path, tedpix_json):
+    """An index level of inf (JSON's Infinity) is no parse error: validation drops its row."""
+    answer = json.loads(tedpix_json.read_text(encoding="utf-8"))
+    answer["indexB2"][6]["xNivInuPhMresIbs"] = float("inf")
+    answer["indexB2"][7]["xNivInuClMresIbs"] = "-inf"
+    frame = read_export(write_json(tmp_path, answer)).frame
+    assert frame.loc[7, "high"] == np.inf and frame.loc[8, "close"] == -np.inf
 
 
 @pytest.mark.parametrize("text, message", [

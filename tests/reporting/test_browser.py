@@ -13,10 +13,14 @@ import os
 import shutil
 import struct
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from pipelines.core.params.data import DataSection
 from tests.conftest import chromium_or_skip, run
 from tests.support import browser
 
@@ -153,3 +157,84 @@ def test_evidently_drift_report_renders_offline(tmp_path, chromium):
     keep(shot, "evidently-drift.png")
     assert rendered.requests == []
     assert "Dataset Drift" in rendered.text and "IDX0__logret" in rendered.text
+
+
+# --- hostile names (issue 31): shown as text on every page, never run -----------------
+
+PWNED = "data-pwned"  # an attribute only a payload that ran (or got into the markup) sets
+PAYLOADS = [
+    "q' onmouseover='alert(4)' x='",
+    "<script>document.documentElement.setAttribute('data-pwned', 's')</script>",
+    "\"><svg onload=\"document.documentElement.setAttribute('data-pwned', 'v')\">",
+    "<img src=x onerror=document.documentElement.setAttribute('data-pwned','i')>",
+]
+
+
+class _Attributes(HTMLParser):
+    """Every element's attributes as the browser left them (after its scripts ran)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [(tag, name, value or "") for name, value in attrs]
+
+
+def payload_problems(page: Path) -> list[str]:
+    """What shows a payload ran or became markup: the marker set, an injected handler."""
+    parser = _Attributes()
+    parser.feed(browser.render(page).dom)
+    return [f"<{tag} {name}={value!r}>" for tag, name, value in parser.found
+            if name == PWNED or (name.startswith("on") and ("alert(" in value
+                                                             or PWNED in value))]
+
+
+@pytest.mark.slow
+def test_hostile_names_are_shown_never_run(chromium, tmp_path):
+    """Names from input that can still reach a page (ids are refused upstream): a feature
+    (column) name on Evidently's drift page, a model name (a key of train.models) on its
+    classification page, an index's name (an export's <NAME>) and a refused file's name on
+    the validation page."""
+    from pipelines.core.params.paths import Paths
+    from pipelines.core.params.validate import ValidateSection
+    from pipelines.data import sample
+    from pipelines.data.ingest import ingest
+    from pipelines.data.validate import validate
+    from pipelines.reporting.drift import drift_report
+    from pipelines.reporting.evidently_pages import classification_page
+
+    rng = np.random.default_rng(31)
+    features = [f"{payload}__logret" for payload in PAYLOADS]
+    frame = pd.DataFrame(rng.normal(size=(120, len(features))), columns=features)
+    drift_page = tmp_path / "drift.html"
+    drift_report(frame[:60], frame[60:], features, drift_page, tmp_path / "drift.json")
+
+    days = pd.date_range("2024-01-01", periods=40)
+    label = rng.integers(0, 2, len(days))
+    predictions = pd.concat([pd.DataFrame({
+        "date": days, "split": ["validation"] * 20 + ["test"] * 20, "model": model,
+        "label": label, "predicted": rng.integers(0, 2, len(days)),
+        "probability_up": rng.uniform(size=len(days))}) for model in PAYLOADS[:2]])
+    accuracy_page = tmp_path / "classification.html"
+    classification_page(predictions, PAYLOADS[:2], accuracy_page)
+
+    raw = tmp_path / "raw"
+    sample.generate(raw, n_days=120)
+    target = raw / "IRX6XTPI0009.csv"
+    lines = target.read_bytes().decode("utf-16").split("\r\n")
+    lines[1:] = [",".join(line.split(",")[:11] + [PAYLOADS[1].replace(",", ";")]
+                          + line.split(",")[12:]) if line else line for line in lines[1:]]
+    target.write_bytes(("\ufeff" + "\r\n".join(lines)).encode("utf-16-le"))
+    (raw / f"{PAYLOADS[0]}.csv").write_bytes(target.read_bytes())
+    (raw / "<svg onload=alert(5)>.csv").write_bytes(target.read_bytes())
+    paths = Paths.model_validate({"raw_dir": str(raw)} | {
+        name: str(tmp_path / "out" / value) for name, value in Paths().model_dump().items()
+        if name != "raw_dir"})
+    ingest(raw, paths.tables_dir, paths.ingest_report)
+    validate(paths, ValidateSection(min_usable_files=1, min_rows=50), DataSection())
+    validation_page = paths.validation_page
+    assert "onmouseover=&#39;alert(4)&#39;" in validation_page.read_text(encoding="utf-8")
+
+    for page in (drift_page, accuracy_page, validation_page):
+        assert payload_problems(page) == [], page

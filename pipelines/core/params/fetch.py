@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from pipelines.core.params.base import NonNegative, Seconds, Section
+from pipelines.core.params.data import IndexId  # it names its file in the raw folder
 
 # ISIN -> TSETMC insCode (from GetIndexB1LastAll/All/1), the 13 TSE indices of the study
 TSE_INDICES = {
@@ -20,8 +21,6 @@ TSE_INDICES = {
 }
 
 
-# an index id names its file in the raw folder: letters, digits, - and _ (no path)
-IndexId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
 Finite = Field(allow_inf_nan=False)
 
 

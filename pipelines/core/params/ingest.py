@@ -1,4 +1,4 @@
-"""``ingest:``: which files are read, and the largest one read."""
+"""``ingest:``: which files are read, and the largest one read (in bytes and in rows)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pipelines.core.params.base import Section
+from pipelines.core.params.base import Positive, Section
 
 
 class IngestSection(Section):
@@ -15,3 +15,6 @@ class IngestSection(Section):
         description="matched case-insensitively (.CSV too)")
     max_file_mb: Annotated[float, Field(gt=0)] = Field(50, description=(
         "a larger file is left out before it is parsed"))
+    max_rows: Positive = Field(100_000, description=(
+        "a file of more rows is left out before they are parsed (about 250 rows a year: "
+        "four centuries); it bounds ingest's and validation's memory"))
