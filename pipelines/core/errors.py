@@ -12,7 +12,9 @@ error's ``exit_code``:
   writes (a bug, a damaged model file); its last lines of output are shown.
 
 Any command stopped by a signal ends what it started and exits 128 + the signal's number:
-130 for SIGINT (Ctrl-C), 143 for SIGTERM (``pipelines.core.processes``).
+130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP (``pipelines.core.processes``).
+A stage's process killed by a signal under ``tsepipe run`` (SIGKILL, the OOM killer) is
+not a crash: one line naming the stage, and the signal's code (137 for SIGKILL).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class PipelineError(Exception):
     exit_code = CRASH_EXIT
 
     def __init__(self, lines: list[str] | str):
-        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        self.lines = [clip(line) for line in ([lines] if isinstance(lines, str) else lines)]
         super().__init__("\n".join(self.lines))
 
 
@@ -88,15 +90,31 @@ class ExportReadError(DataError):
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
+# The longest line (error, warning, a name from input) printed whole: a message that
+# carries input text (a YAML bomb's value, a 10 MB field) must not print megabytes.
+LINE_LIMIT = 400
 
-def printable(text: object) -> str:
-    """``text`` on one line: control characters (newlines included) shown as escapes.
+
+def clip(text: str, limit: int = LINE_LIMIT) -> str:
+    """``text`` if at most ``limit`` characters, else its start, an ellipsis and its length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def printable(text: object, limit: int = LINE_LIMIT) -> str:
+    """``text`` on one line: control characters (newlines included) shown as escapes, and
+    clipped to ``limit`` characters (``clip``).
 
     Names that come from the file system or from input files go through this before they
     reach a log line, so that a file named ``x\\nerror: ...`` cannot forge a line.
     """
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
-                            str(text))
+    text = str(text)
+    shown = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                             text[:limit])  # not escaping megabytes to show a few hundred
+    if len(text) <= limit and len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}... ({len(text)} characters)"
 
 
 def format_problem(

@@ -4,6 +4,10 @@ A reader never sees a half-written file, and a failure leaves the previous versi
 folder of outputs is built in a staging folder beside it and swapped in whole
 (``atomic_folder``), so its files always belong to one run; what a killed run left
 behind is removed by the next one.
+
+Also the two files that grow in place, the run logs (``append_jsonl``, ``read_jsonl``: a
+line a killed writer cut short is skipped with a warning), and ``load_yaml``, YAML without
+aliases.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -19,6 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from pipelines.core.errors import printable
+
+log = logging.getLogger("pipelines.fileio")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, outputs get the usual mode instead
 
@@ -139,18 +149,70 @@ def file_md5(path: Path | str) -> str:
 
 
 def append_jsonl(target: Path | str, record: Any) -> Path:
-    """Append one JSON line to a log (a run history): the one file that grows in place."""
+    """Append one JSON line to a log (a run history): the one file that grows in place. A
+    last line that a killed writer left unfinished is ended first, so that this record
+    starts a line of its own (``read_jsonl`` skips the unfinished one)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    with target.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        unfinished = False
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            unfinished = handle.read(1) != b"\n"
+        handle.write(("\n" if unfinished else "").encode() +
+                     (json.dumps(record) + "\n").encode("utf-8"))
     return target
 
 
-def read_jsonl(source: Path | str) -> list[Any]:
-    """The records ``append_jsonl`` wrote, oldest first; [] when there is no log yet."""
+def read_jsonl(source: Path | str) -> list[dict[str, Any]]:
+    """The records ``append_jsonl`` wrote, oldest first; [] when there is no log yet. A
+    line that is not a JSON object (a run killed while appending it, an edit) is skipped,
+    with one warning naming the file and the lines."""
     source = Path(source)
     if not source.exists():
         return []
-    return [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    records, damaged = [], []
+    text = source.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            damaged.append(number)
+    if damaged:
+        shown = ", ".join(map(str, damaged[:5])) + (" ..." if len(damaged) > 5 else "")
+        what = (f"line {shown}: not a JSON record" if len(damaged) == 1 else
+                f"lines {shown}: not JSON records")
+        log.warning("warning: %s: %s (a run stopped while appending, or an edit); skipped",
+                    printable(source), what)
+    return records
+
+
+class AliasRefused(yaml.MarkedYAMLError):
+    """A YAML alias (``*name``) where ``load_yaml`` reads."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses aliases: ``*name`` repeats a node, and nested
+    repeats (a "billion laughs" of 1 KB) expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise AliasRefused(None, None, f"an alias (*{event.anchor}) is not allowed "
+                               "(aliases can expand to gigabytes); write the value out",
+                               event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML ``text`` as plain values (``yaml.safe_load``), aliases refused with a
+    ``yaml.YAMLError``: none of the project's YAML files needs them, and they are how a
+    small file takes the machine's memory."""
+    return yaml.load(text, Loader=_NoAliasLoader)

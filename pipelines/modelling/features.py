@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR, column_name, field_of, index_of
-from pipelines.core.errors import DataError
+from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import file_md5, write_json
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.features import (
@@ -281,5 +281,24 @@ def dataset_table(paths: Paths, data: DataSection, features: FeaturesSection
     if not paths.dataset.exists():
         raise DataError(f"{paths.dataset}: no merged dataset; run tsepipe merge first")
     frame, _ = read_dataset(paths.dataset)
+    check_dataset(frame, paths.dataset, data.target_index)
     table = feature_table(frame, data.target_index, features.sets, features.set)
     return table, file_md5(paths.dataset)
+
+
+def check_dataset(frame: pd.DataFrame, path: Path | str, target_index: str) -> None:
+    """A DataError of one line unless ``frame`` is shaped as the merge writes it: a ``date``
+    column of days, the target's close, every other column numbers (another Parquet table
+    put in its place would otherwise fail deep inside a stage)."""
+    close = column_name(target_index, "close")
+    missing = [name for name in ("date", close) if name not in frame.columns]
+    wrong = [] if missing else [name for name in frame.columns if name != "date" and
+                                not pd.api.types.is_numeric_dtype(frame[name])]
+    if not missing and not pd.api.types.is_datetime64_any_dtype(frame["date"]):
+        wrong.insert(0, "date")
+    if missing or wrong:
+        what = (f"no column {', '.join(missing)}" if missing else
+                f"column {', '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''} of the "
+                "wrong kind")
+        raise DataError(f"{printable(path)}: not tsepipe's merged dataset ({printable(what)}); "
+                        f"rebuild it with tsepipe merge, or dvc checkout {printable(path)}")

@@ -11,7 +11,9 @@ members' and the best baseline's P(up), and the call or "no call" with its reaso
 (``pipelines.modelling.call``), and whether the data is stale.
 
 Each forecast is appended to the log, and every logged forecast whose next close is now in
-the dataset is scored (``pipelines.modelling.track_record``): ``forecasts/record.json``.
+the dataset is scored (``pipelines.modelling.track_record``): ``forecasts/record.json``. A
+log cut short or foreign is refused before anything is written (one line: restore it with
+``dvc checkout``, or move it aside to start a new one), so no logged forecast is dropped.
 
 The stage also writes the champion's probability of up on every day of the dataset
 (``champion_days``): the drift stage compares it between the champion's training days and
@@ -28,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.calendar import next_trading_day, tehran_today
-from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import atomic_path, write_json
 from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.data import DataSection
@@ -39,7 +40,7 @@ from pipelines.core.params.paths import Paths
 from pipelines.modelling import call as rule
 from pipelines.modelling.features import FeatureTable, dataset_table, labelled_sample_days
 from pipelines.modelling.forecaster import Forecaster, best_baseline, load_forecaster
-from pipelines.modelling.track_record import score_forecasts, summarise
+from pipelines.modelling.track_record import read_forecast_log, score_forecasts, summarise
 
 # what the log keeps of each forecast: flat values, the same columns every day
 LOGGED = ("as_of", "next_trading_day", "call", "probability_up", "probability_up_raw",
@@ -56,6 +57,7 @@ def predict(paths: Paths, data: DataSection, features: FeaturesSection,
     probability of up on every day, to ``paths.champion_days``; (the forecast, its file).
     ``today``: the date the data's age is measured to (default: today in Tehran)."""
     table, data_version = dataset_table(paths, data, features)
+    earlier = read_forecast_log(paths.forecast_log)  # a damaged log: refused, nothing written
     champion, record = load_forecaster(paths.models_dir, table)
     result = forecast(table, features.window, champion, record, data_version, calendar,
                       settings, today or tehran_today(),
@@ -63,8 +65,7 @@ def predict(paths: Paths, data: DataSection, features: FeaturesSection,
     days = champion_days(champion, record, table, features.window)
     with atomic_path(paths.champion_days) as tmp:
         days.to_parquet(tmp, index=False)
-    publish(result, paths)
-    log = pd.read_parquet(paths.forecast_log)
+    log = publish(result, paths, earlier)
     scored = score_forecasts(log, pd.DatetimeIndex(table.dates), np.asarray(table.close))
     write_json(paths.track_record, summarise(scored, walk.bootstrap_block,
                                              walk.bootstrap_samples, settings.record_recent))
@@ -160,28 +161,20 @@ def forecast(table: FeatureTable, window: int, champion: Forecaster, record: dic
     }
 
 
-def publish(result: dict[str, Any], paths: Paths) -> Path:
-    """Write the latest forecast and append it to the log (one row per as_of, champion
-    and data version; a rerun replaces its row)."""
+def publish(result: dict[str, Any], paths: Paths, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Write the latest forecast and append it to the log ``earlier`` (one row per as_of,
+    champion and data version; a rerun replaces its row); the log as written."""
     write_json(paths.forecast, result)
-    log_path = paths.forecast_log
     row = pd.DataFrame([{key: _flat(key, result[key]) for key in LOGGED}
                         | {"stale": result["staleness"]["stale"]}])
-    if log_path.exists():
-        try:
-            earlier = pd.read_parquet(log_path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{printable(log_path)}: the forecast log is damaged "
-                            f"({type(exc).__name__}); restore it with dvc checkout "
-                            f"{printable(log_path)}, or move it aside to start a new "
-                            "one") from None
+    if len(earlier):
         log = pd.concat([earlier, row], ignore_index=True)
         log = log.drop_duplicates(subset=["as_of", "champion", "data_version"], keep="last")
     else:
         log = row
-    with atomic_path(log_path) as tmp:
+    with atomic_path(paths.forecast_log) as tmp:
         log.to_parquet(tmp, index=False)
-    return paths.forecast
+    return log
 
 
 def _flat(key: str, value: Any) -> Any:

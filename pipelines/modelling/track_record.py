@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from pipelines.core.errors import DataError, printable
 from pipelines.modelling.metrics import block_bootstrap_ci, classification_metrics
 
 COLUMNS = ("as_of", "next_trading_day", "call", "probability_up", "champion", "outcome_day",
@@ -121,6 +124,35 @@ def _scored_row(record: dict[str, Any], days: pd.DatetimeIndex, closes: np.ndarr
             "champion": None if _missing(champion) else str(champion),
             "outcome_day": outcome_day, "outcome": outcome,
             "hit": call == outcome if status == SCORED else None, "status": status}
+
+
+def read_forecast_log(path: Path | str) -> pd.DataFrame:
+    """The forecast log's rows (empty where there is none yet); a DataError of one line,
+    naming the file and the way back, when it is cut short, not Parquet, or another table
+    (no ``as_of`` day or call on a row)."""
+    name = printable(path)
+    back = (f"restore it with dvc checkout {name}, or move it aside to start a new log "
+            "(tsepipe predict)")
+    if not Path(path).exists():
+        return pd.DataFrame(columns=["as_of", "call"])
+    try:
+        log = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # cut short, not Parquet
+        reason = printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)
+        raise DataError(f"{name}: the forecast log is damaged ({reason}); {back}") from None
+    missing = [column for column in ("as_of", "call") if column not in log.columns and not
+               (column == "call" and "direction" in log.columns)]
+    if missing:
+        raise DataError(f"{name}: not tsepipe's forecast log (no column "
+                        f"{', '.join(missing)}); {back}")
+    frame = log.assign(_as_of="")
+    for row, record in enumerate(frame.to_dict("records"), start=1):
+        try:
+            record["_as_of"] = _day_text(record["as_of"])
+            _call_of(record)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{name}: row {row}: {printable(exc, 120)}; {back}") from None
+    return log
 
 
 def score_forecasts(log: pd.DataFrame, dates: pd.DatetimeIndex, close: np.ndarray

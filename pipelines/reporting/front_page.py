@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import provenance
-from pipelines.core.errors import DataError
+from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import file_md5, read_jsonl
 from pipelines.core.html import generated, render
 from pipelines.core.params.paths import Paths
@@ -33,7 +33,16 @@ from pipelines.reporting.evidently_pages import ranked_drifted
 
 
 def _read_json(path: Path | str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A stage's JSON summary; a damaged one (a cut file, an edit) is a DataError of one
+    line naming it and the way back."""
+    try:
+        read = json.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except ValueError:  # not JSON, cut short
+        read = None
+    if not isinstance(read, dict):
+        raise DataError(f"{printable(path)}: damaged, not a JSON object; run the stage that "
+                        f"writes it again (dvc repro), or dvc checkout {printable(path)}")
+    return read
 
 
 def _relative(target: Path, page: Path) -> str:

@@ -9,18 +9,20 @@ schema's default). A wrong file gives one ``error:`` line per wrong key, e.g.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.core.errors import DataError
+from pipelines.core.errors import DataError, printable
+from pipelines.core.fileio import AliasRefused, load_yaml
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.base import Section
 from pipelines.core.params.calendar import CalendarSection
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
-from pipelines.core.params.evaluate import EvaluateSection
+from pipelines.core.params.evaluate import BASELINES, EvaluateSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.fetch import FetchSection
 from pipelines.core.params.forecast import ForecastSection
@@ -35,6 +37,10 @@ from pipelines.core.params.train import TrainSection
 from pipelines.core.params.validate import ValidateSection
 
 DEFAULT_PARAMS = Path("params.yaml")
+PARAMS_MAX_BYTES = 1 << 20  # the project's is 13 KB; a larger file is not one
+
+_SHORT = reprlib.Repr()  # a wrong value as shown: its start, not megabytes of it
+_SHORT.maxstring = _SHORT.maxother = 80
 
 
 class Params(Section):
@@ -70,6 +76,17 @@ class Params(Section):
                                  f"one of features.sets ({', '.join(self.features.sets)})")
         return self
 
+    @model_validator(mode="after")
+    def _combination_members(self) -> Params:
+        known = [*self.train.models, *BASELINES]
+        for name, members in self.evaluate.combinations.items():
+            unknown = [member for member in members if member not in known]
+            if unknown:
+                raise ValueError(f"evaluate.combinations.{name}: {', '.join(unknown)}: not a "
+                                 f"network of train.models or a baseline (known: "
+                                 f"{', '.join(known)})")
+        return self
+
 
 def _problem_lines(path: Path, error: ValidationError) -> list[str]:
     """One line per wrong key: ``FILE: section.key: what is wrong (got VALUE)``."""
@@ -86,8 +103,8 @@ def _problem_lines(path: Path, error: ValidationError) -> list[str]:
             key, _, message = message.partition(": ")
             where = f"{where}.{key}" if where else key
         else:
-            message = f"{message} (got {problem['input']!r})"
-        lines.append(f"{path}: {where}: {message}")
+            message = f"{message} (got {_SHORT.repr(problem['input'])})"
+        lines.append(f"{printable(path)}: {printable(where, 160)}: {message}")
     return lines
 
 
@@ -97,23 +114,67 @@ def _yaml_problem(path: Path, error: yaml.YAMLError) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     what = " ".join(part for part in (getattr(error, "context", None),
                                       getattr(error, "problem", None)) if part)
-    return f"{path}: {where}not valid YAML: {what or str(error).splitlines()[0]}"
+    kind = "" if isinstance(error, AliasRefused) else "not valid YAML: "
+    return f"{printable(path)}: {where}{kind}{what or str(error).splitlines()[0]}"
+
+
+def _utf16(data: bytes) -> bool:
+    """Whether ``data`` looks like UTF-16 text: a byte order mark, or a zero byte in every
+    other place (the high bytes of Latin text)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    half = len(data) // 2
+    return half > 0 and max(data[0::2].count(0), data[1::2].count(0)) > half * 0.6
+
+
+def _params_text(path: Path) -> str:
+    """The text of the parameters file ``path``; a DataError that says what is wrong with it
+    and the way back (missing, a folder, too large, UTF-16, not text)."""
+    name = printable(path)
+    restore = "git checkout -- params.yaml restores the project's"
+    try:
+        if path.is_dir():
+            raise DataError(f"{name}: a folder, not the parameters file ({restore})")
+        size = path.stat().st_size
+        if size > PARAMS_MAX_BYTES:
+            raise DataError(f"{name}: {size:,} bytes, not a parameters file (at most "
+                            f"{PARAMS_MAX_BYTES:,}; {restore})")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{name}: parameters file not found (run tsepipe from the project "
+                        "root, or pass --params)") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    if _utf16(data):
+        raise DataError(f"{name}: saved as UTF-16; save it as UTF-8 (an editor's encoding "
+                        f"setting, or iconv -f UTF-16 -t UTF-8)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                        f"{exc.start}); save it as UTF-8 text ({restore})") from None
+    if "\x00" in text:
+        raise DataError(f"{name}: not text (it holds NUL bytes); save it as UTF-8 text "
+                        f"({restore})")
+    return text
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
-    """Read and check params.yaml; a missing, malformed or wrong file is a DataError."""
+    """Read and check params.yaml; a missing, unreadable, malformed or wrong file is a
+    DataError of one line per problem."""
     path = Path(path)
+    text = _params_text(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: parameters file not found (run tsepipe from the project root, "
-            "or pass --params)"
-        ) from None
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise DataError(_yaml_problem(path, exc)) from None
+    except RecursionError:
+        raise DataError(f"{printable(path)}: nested too deeply to be a parameters "
+                        "file") from None
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a mapping of sections")
+        raise DataError(f"{printable(path)}: expected a mapping of sections (each "
+                        f"`section:` then its `key: value` lines), got "
+                        f"{type(raw).__name__ if raw is not None else 'an empty file'}")
     try:
         return Params.model_validate(raw, context={"project": path.parent.resolve()})
     except ValidationError as exc:

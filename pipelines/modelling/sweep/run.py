@@ -39,7 +39,7 @@ from pipelines.core.fileio import write_json
 from pipelines.core.params.train import ModelConfig
 from pipelines.data.dataset import read_dataset
 from pipelines.modelling.evaluate import evaluate_models
-from pipelines.modelling.features import FeatureTable, feature_table
+from pipelines.modelling.features import FeatureTable, check_dataset, feature_table
 from pipelines.modelling.models import build_model
 from pipelines.modelling.select import leaderboard
 from pipelines.modelling.settings import EvaluationSettings
@@ -55,6 +55,7 @@ def load_table(dataset_path: Path | str, target_index: str,
                feature_sets: dict[str, list[str]] | str, default: str | None = None
                ) -> FeatureTable:
     frame, _ = read_dataset(dataset_path)
+    check_dataset(frame, dataset_path, target_index)
     return feature_table(frame, target_index, feature_sets, default or None)
 
 
