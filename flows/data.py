@@ -18,9 +18,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
-from flows.dvc_commands import dvc, locked_hash
-from flows.runs import FETCH_FAILED, bad_data, exclusive, stage_failed
-from flows.stages import TransientStageError, publish_version, run_stages
+from flows.dvc_commands import damaged_dvc_files, dvc, locked_hash, remove_dvc_leftovers
+from flows.runs import (
+    BAD_DATA,
+    FETCH_FAILED,
+    WRITE_FAILED,
+    bad_data,
+    exclusive,
+    stage_failed,
+)
+from flows.stages import TransientStageError, publish_version, push_refused, run_stages
 from pipelines.core.errors import FetchError
 from pipelines.core.fileio import append_jsonl, atomic_path
 from pipelines.core.params.ingest import IngestSection
@@ -83,9 +90,9 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
     folder is then untouched; fetch retries by itself, so the task does not).
     """
     logger = get_run_logger()
-    settings = load_params(Path(project) / "params.yaml").fetch
+    params = load_params(Path(project) / "params.yaml")
     try:
-        report = fetch_exports(raw_dir, settings)
+        report = fetch_exports(raw_dir, params.fetch, plausible=params.validation)
     except FetchError as exc:
         for line in exc.lines:
             logger.error("error: %s", line)
@@ -95,13 +102,19 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
 
 
 @task(retries=2, retry_delay_seconds=3, task_run_name="dvc add raw")
-def snapshot_raw(project: str, raw_dir: str) -> str | None:
-    """``dvc add`` the raw folder so this exact input is cached; return its DVC hash."""
+def snapshot_raw(project: str, raw_dir: str) -> dict[str, Any]:
+    """``dvc add`` the raw folder so this exact input is cached: ``{"md5": its DVC hash}``,
+    or ``{"state": name, "error": lines}`` when DVC cannot read its own files or write (a
+    full disk: no retry, it would fail the same way)."""
     result = dvc(Path(project), "add", "--quiet", raw_dir)
     if not result.ok:
+        remove_dvc_leftovers(Path(project))
+        if result.write_problem():
+            return {"state": WRITE_FAILED, "error": result.write_problem()}
+        if result.damaged_state():
+            return {"state": BAD_DATA, "error": result.damaged_state()}
         raise TransientStageError(f"dvc add {raw_dir} failed:\n{result.output}")
-    dvc_file = Path(project) / f"{raw_dir}.dvc"
-    return snapshot_md5(dvc_file)
+    return {"md5": snapshot_md5(Path(project) / f"{raw_dir}.dvc")}
 
 
 @task(task_run_name="report: the failed run")
@@ -125,8 +138,11 @@ def report_failure(project: str, state_name: str, message: str) -> None:
 
 
 def told(project: Path, state: State) -> State:
-    """``state`` (a failed data run's), once ``report_failure`` has recorded it."""
-    report_failure(str(project), state.name, state.message or "")
+    """``state`` (a failed data run's), once ``report_failure`` has recorded it: a run
+    stopped by its input or its fetch (a full disk or a killed stage is told by the run's
+    own line; redrawing the page would meet the same disk)."""
+    if state.name in (BAD_DATA, FETCH_FAILED):
+        report_failure(str(project), state.name, state.message or "")
     return state
 
 
@@ -225,6 +241,9 @@ def data_flow(
     """
     # long: its docstring's Args: are the deployment's parameter help in the Prefect UI
     project = Path(project_dir).resolve()
+    damaged = damaged_dvc_files(project)  # before DVC meets them half-way (and retries)
+    if damaged:
+        return bad_data(damaged)
     params = load_params(project / "params.yaml")
     where = params.paths
     if fetch if fetch is not None else params.fetch.enabled:
@@ -237,7 +256,10 @@ def data_flow(
     links = refuse_links(raw)
     if links:
         return told(project, bad_data(links))
-    raw_md5 = snapshot_raw(str(project), str(Path(raw).relative_to(project)))
+    snapshot = snapshot_raw(str(project), str(Path(raw).relative_to(project)))
+    if "error" in snapshot:
+        return Failed(name=snapshot["state"], message="\n".join(snapshot["error"]))
+    raw_md5 = snapshot["md5"]
     def after(stage: str) -> None:
         if stage == "validate" and (project / where.validation_summary).exists():
             publish_validation(str(project / where.validation_summary))
@@ -257,6 +279,9 @@ def data_flow(
                                         push_git)
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     append_jsonl(project / where.run_log, version)
+    refused = push_refused(version["commit"])
+    if refused:
+        return refused
     if publish_standing:  # the standing forecast, leaderboard, drift and report link
         publish_all(str(project))
     return Completed(message=f"dataset {(version['dataset_md5'] or '-')[:8]}: {version['rows']} "

@@ -44,7 +44,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.artifacts import inert_markdown, publish_all
 from flows.runs import exclusive, stage_failed
-from flows.stages import publish_version, repro_stage, stages_to_forecast
+from flows.stages import models_as_trained, publish_version, repro_stage, stages_to_forecast
 from pipelines.core.fileio import append_jsonl
 from pipelines.core.params.load import load_params
 from pipelines.reporting.evidently_pages import ranked_drifted
@@ -70,7 +70,8 @@ _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateTyp
 def report_flow(project_dir: str = ".", push_remote: bool = True,
                 lock_wait_seconds: float = 0, commit: bool = True,
                 push_git: bool = False) -> State:
-    """Run predict -> drift -> accuracy -> report through DVC; publish artifacts; push.
+    """Run predict -> drift -> accuracy -> report through DVC, with the models as train
+    wrote them (``flows.stages.restore_models``); publish artifacts; push.
 
     Returns a Completed state carrying the forecast (``forecasts/latest.json``), or a
     Failed one whose message lists the failed stage's problems.
@@ -86,6 +87,7 @@ def report_flow(project_dir: str = ".", push_remote: bool = True,
             params.yaml, dvc.yaml and metrics/).
         push_git: also push the version's commit (and a new models tag) to the git remote.
     """
+    models_as_trained(str(Path(project_dir).resolve()))  # what train wrote, nothing else
     return stages_to_forecast(project_dir, REPORT_STAGES, "tsepipe-report", push_remote,
                               commit, push_git)
 

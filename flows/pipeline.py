@@ -17,6 +17,7 @@ from prefect.states import Completed, State
 
 from flows.daily import daily_flow
 from flows.data import data_flow
+from flows.dvc_commands import damaged_dvc_files
 from flows.runs import (
     ending_with_the_server,
     exclusive,
@@ -73,6 +74,9 @@ def run_pipeline(raw_dir: Path | None = None, push: bool = True, train: bool = T
         export_files(raw_dir or params.paths.raw_dir, params.ingest.file_patterns)
     # busy: before Prefect starts; Ctrl-C: exit at once, not after minutes of retries
     with project_lock(project, "tsepipe run", wait_seconds), ending_with_the_server():
+        damaged = damaged_dvc_files(project)  # under the lock: no run of ours writes them
+        if damaged:
+            raise DataError(damaged)
         if train and not retrain:
             state = daily_flow(raw_dir=str(raw_dir) if raw_dir else None, push_remote=push,
                                fetch=fetch, commit=commit, return_state=True)

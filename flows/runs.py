@@ -10,7 +10,8 @@ re-entrant within a process: the whole-pipeline flow holds it for its subflows.
 
 Failed states carry what went wrong in their name, which the Prefect UI shows and
 ``raise_for_state`` turns into the CLI's exit status: ``BadData`` (exit 3), ``Busy``
-(4), ``FetchFailed`` (5); any other failure is a crash (1), reported with its last lines.
+(4), ``FetchFailed`` (5), ``WriteFailed`` (6), ``Killed`` (a stage's process killed by a
+signal: 128 + its number); any other failure is a crash (1), reported with its last lines.
 """
 
 from __future__ import annotations
@@ -33,12 +34,39 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed, State
 
 from flows.dvc_commands import LOCK_FILE
-from pipelines.core.errors import BusyError, DataError, FetchError, StageCrash
-from pipelines.core.processes import exit_interrupted
+from pipelines.core.errors import (
+    BUSY_EXIT,
+    FETCH_ERROR_EXIT,
+    WRITE_ERROR_EXIT,
+    BusyError,
+    DataError,
+    FetchError,
+    PipelineError,
+    StageCrash,
+    WriteError,
+)
+from pipelines.core.processes import (
+    exit_code,
+    exit_interrupted,
+    received_signal,
+    signal_name,
+    watch_descendants,
+)
 
 BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
+WRITE_FAILED, KILLED = "WriteFailed", "Killed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Crash|Exit): ")
+
+
+class StageKilled(PipelineError):
+    """A stage's process was killed by a signal (the OOM killer, a ``kill`` from outside):
+    exit status 128 + the signal's number, as for a command stopped by it."""
+
+    def __init__(self, lines: list[str] | str, signum: int):
+        super().__init__(lines)
+        self.exit_code = exit_code(signum)
+
 
 _held: dict[Path, tuple[int, int]] = {}  # lock file -> (file descriptor, depth)
 _guard = threading.Lock()
@@ -98,14 +126,15 @@ def project_lock(project: Path | str, what: str, wait_seconds: float = 0.0) -> I
                 os.close(fd)
 
 
-INTERRUPTED = ("the run stopped, and with it the temporary Prefect server (Ctrl-C reaches "
-               "both); the stages that had finished are kept, the one that was running "
-               "left the last good outputs in place; tsepipe run again to go on")
+INTERRUPTED = ("the run stopped, and with it the temporary Prefect server (the signal "
+               "reached both); the stages that had finished are kept, the one that was "
+               "running left the last good outputs in place; tsepipe run again to go on")
 
 
 @contextlib.contextmanager
 def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
-    """Exit at once (status 130) when the ephemeral Prefect server stops under a run.
+    """Exit at once (status 130 for Ctrl-C) when the ephemeral Prefect server stops under
+    a run; whatever way the run ends, nothing it started runs on.
 
     Ctrl-C in a terminal signals the whole process group: the flow's process, its
     stages' processes and the temporary server Prefect started for this process. Left
@@ -113,12 +142,18 @@ def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
     holding the project's run lock, so the next ``tsepipe run`` would be told another run
     is in progress. There is nothing left to record: every output is written atomically.
     A server seen stopped twice in a row (Prefect restarts one that could not take its
-    port at start-up) is told in one line (``error: interrupted (SIGINT): ...``); the
-    process exits once what it started has ended (``exit_interrupted``: the stage's process
-    group, which runs in a session of its own, within ``STOP_GRACE_S``): DVC's locks are
-    free for a run started right after. With a Prefect server of its own
-    (``PREFECT_API_URL``) the run is left to Prefect.
+    port at start-up) is told in one line (``error: interrupted (SIGINT): ...``; the
+    signal this process got when one came to every process of the run at once, SIGTERM
+    to them all gives 143); the process exits once what it started has ended
+    (``exit_interrupted``: the stage's process group, which runs in a session of its own,
+    within ``STOP_GRACE_S``): DVC's locks are free for a run started right after. With a
+    Prefect server of its own (``PREFECT_API_URL``) the run is left to Prefect.
+
+    The process killed outright (SIGKILL, the OOM killer), its watchdog
+    (``pipelines.core.processes.watch_descendants``) stops the server, the stages and
+    their workers.
     """
+    watch_descendants()
     if PREFECT_API_URL.value():
         yield
         return
@@ -134,7 +169,8 @@ def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
             process = getattr(server, "server_process", None)
             stopped = process is not None and process.poll() is not None
             if stopped and process is dead and not done.is_set():
-                exit_interrupted(signal.SIGINT, INTERRUPTED)
+                exit_interrupted(received_signal() or _signal_of(process.returncode),
+                                 INTERRUPTED)
             dead = process if stopped else None
 
     watcher = threading.Thread(target=watch, name="tsepipe: the server's watch", daemon=True)
@@ -143,6 +179,12 @@ def ending_with_the_server(poll_seconds: float = 0.5) -> Iterator[None]:
         yield
     finally:
         done.set()
+
+
+def _signal_of(returncode: int) -> int:
+    """The signal that ended the server (its return code -N); SIGINT, Ctrl-C's, when it
+    ended by itself (uvicorn exits 0 on SIGINT and SIGTERM alike)."""
+    return -returncode if returncode < 0 else signal.SIGINT
 
 
 def exclusive(flow_function: Callable[..., State]) -> Callable[..., State]:
@@ -174,8 +216,22 @@ def bad_data(lines: list[str]) -> State:
 
 
 def stage_failed(result: Any) -> State:
-    """The state of a run whose stage exited with bad data (``CommandResult``)."""
-    return bad_data(result.error_lines() or [result.output.strip()])
+    """The state of a run whose stage failed in a way it told (``CommandResult.told``):
+    named by the stage's exit status (3 ``BadData``, 4 ``Busy``, 5 ``FetchFailed``, 6
+    ``WriteFailed``), ``Killed`` for a signal, ``WriteFailed`` for DVC's own failed write,
+    ``BadData`` for a damaged DVC file; the message is the stage's own ``error:`` lines."""
+    if result.write_problem():
+        return Failed(name=WRITE_FAILED, message="\n".join(result.write_problem()))
+    lines = result.damaged_state() or result.error_lines() or [result.output.strip()]
+    signum = result.stopped_by
+    if signum:
+        stage = result.args[-1]
+        return Failed(name=KILLED, message=(
+            f"the {stage} stage was killed ({signal_name(signum)}: out of memory, or "
+            f"stopped from outside); its last good outputs stay; run again"))
+    name = {BUSY_EXIT: BUSY, FETCH_ERROR_EXIT: FETCH_FAILED,
+            WRITE_ERROR_EXIT: WRITE_FAILED}.get(result.stage_exit, BAD_DATA)
+    return Failed(name=name, message="\n".join(lines))
 
 
 def passed_on(state: State) -> State:
@@ -196,6 +252,11 @@ def raise_for_state(state: State) -> None:
         raise BusyError(lines)
     if state.name == FETCH_FAILED:
         raise FetchError(lines)
+    if state.name == WRITE_FAILED:
+        raise WriteError(lines)
+    if state.name == KILLED:
+        found = re.search(r"\((SIG[A-Z0-9]+)", lines[0])
+        raise StageKilled(lines, signal.Signals[found.group(1)] if found else signal.SIGKILL)
     tail = [line for line in lines[1:] if line.strip()][-CRASH_LINES:]
     # the exception a stage's traceback ended with, if any, is what a reader wants first
     raised = [line.strip() for line in lines[1:] if _EXCEPTION_LINE.match(line.strip())]

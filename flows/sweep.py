@@ -19,6 +19,13 @@ their own values when their environment sets them.
 On an existing cluster, the workers must see the dataset at the same absolute path
 (shared disk) and have this project installed. A config whose task fails does not stop
 the others: the leaderboard lists it under ``failed`` and the flow ends Failed.
+
+Stopped (Ctrl-C, SIGTERM, SIGHUP) or killed outright, nothing of the sweep runs on: a
+local worker that does not end within 4 s is killed by its nanny, which would leave the
+worker's training process and the temporary Prefect server the worker started for its
+task runs (there is no ``PREFECT_API_URL`` to share); ``run_sweep``'s watchdog
+(``pipelines.core.processes.watch_descendants``) stops them once the sweep's process has
+ended.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from pipelines.core.params.load import load_params
 from pipelines.core.params.paths import FILES
 from pipelines.core.params.sweep import SweepSection
 from pipelines.core.params.train import ModelConfig
+from pipelines.core.processes import watch_descendants
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.modelling.sweep.grid import grid_from_params
 from pipelines.modelling.sweep.leaderboard import flat_row, write_leaderboard
@@ -244,6 +252,7 @@ def run_sweep(dataset: str | None = None, out_dir: str | None = None,
     n_workers = n_workers or sweep.n_workers
     isolate = sweep.isolate if isolate is None else isolate
     runner = task_runner(scheduler_address, n_workers)
+    watch_descendants()
     return sweep_flow.with_options(task_runner=runner)(
         dataset=dataset, out_dir=out_dir, grid=grid, scheduler_address=scheduler_address,
         n_workers=n_workers, params_path=params_path, isolate=bool(isolate), return_state=True)

@@ -23,10 +23,15 @@ import typer
 # nothing-to-do `tsepipe run` start in a fraction of a second.
 from flows.unchanged import unchanged_run
 from pipelines.core import devices  # noqa: F401  (before TensorFlow: quiets its start-up logs)
-from pipelines.core.errors import DataError, PipelineError, WriteError, printable
+from pipelines.core.errors import DataError, PipelineError, WriteError, clip, printable
 from pipelines.core.fileio import write_text
 from pipelines.core.params.load import DEFAULT_PARAMS, load_params
-from pipelines.core.processes import Interrupted, exit_interrupted, raising_on_sigterm, signal_of
+from pipelines.core.processes import (
+    Interrupted,
+    exit_interrupted,
+    raising_on_termination,
+    signal_of,
+)
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.ops.remote import configure_remote
 from pipelines.ops.versions import checkout, require_repo, uncommitted
@@ -71,7 +76,8 @@ class _StderrHandler(logging.Handler):
     """Writes to whatever ``sys.stderr`` is now (test runners swap it per invocation)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(self.format(record) + "\n")
+        sys.stderr.write("".join(f"{clip(line)}\n" for line in
+                                 self.format(record).splitlines() or [""]))
 
 
 def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +94,7 @@ def _stage(func: Callable[..., Any]) -> Callable[..., Any]:
             log.setLevel(logging.INFO)
             log.propagate = False
         try:
-            with raising_on_sigterm():
+            with raising_on_termination():
                 return func(*args, **kwargs)
         except (KeyboardInterrupt, Interrupted) as exc:
             exit_interrupted(signal_of(exc) or signal.SIGINT)
@@ -208,7 +214,7 @@ def fetch(
     from pipelines.data.fetch import fetch as run_fetch
 
     p = load_params(params)
-    report = run_fetch(raw_dir or p.paths.raw_dir, p.fetch)
+    report = run_fetch(raw_dir or p.paths.raw_dir, p.fetch, plausible=p.validation)
     typer.echo(report["summary"])
 
 
@@ -458,8 +464,9 @@ def run(
 
     Exit status: 0 done, 3 bad input data, 4 another run in progress, 5 the fetch failed,
     6 the project cannot be written (read-only, no permission, disk full),
-    1 a stage crashed (its last lines are shown), 130 / 143 stopped by SIGINT (Ctrl-C) /
-    SIGTERM (with every process it started).
+    1 a stage crashed (its last lines are shown), 130 / 143 / 129 stopped by SIGINT
+    (Ctrl-C) / SIGTERM / SIGHUP (a closed terminal), with every process it started;
+    128 + N a stage's process killed by signal N (137: SIGKILL, out of memory).
     """
 
     project = Path.cwd()
@@ -591,15 +598,15 @@ def track_record(
     import pandas as pd
 
     from pipelines.modelling.features import dataset_table
-    from pipelines.modelling.track_record import score_forecasts, summarise
+    from pipelines.modelling.track_record import read_forecast_log, score_forecasts, summarise
 
     p = load_params(params)
     if not p.paths.forecast_log.exists():
         raise DataError(f"{p.paths.forecast_log}: no forecast published yet; run tsepipe "
                         "predict (or tsepipe run)")
+    log = read_forecast_log(p.paths.forecast_log)
     table, _ = dataset_table(p.paths, p.data, p.features)
-    scored = score_forecasts(pd.read_parquet(p.paths.forecast_log),
-                             pd.DatetimeIndex(table.dates), table.close)
+    scored = score_forecasts(log, pd.DatetimeIndex(table.dates), table.close)
     summary = summarise(scored, p.evaluate.bootstrap_block, p.evaluate.bootstrap_samples,
                         limit or len(scored))
     if as_json:
@@ -641,7 +648,9 @@ def checkout_version(
 
     dvc.lock, data/raw.dvc, params.yaml and metrics/ are left as that version has them
     (modified relative to HEAD): commit them to keep that version, or `git checkout HEAD --
-    FILES && dvc checkout` to go back (the command prints FILES).
+    FILES && dvc checkout` to go back (the command prints FILES). Outputs that version does
+    not have (a data-only version's models and reports) are moved aside into
+    .dvc/tmp/aside/ (a warning says where).
     """
     from flows.runs import project_lock
 
@@ -695,16 +704,19 @@ def doctor(
 
 
 def main() -> None:
-    """The ``tsepipe`` command. A command that succeeded ends the process at once, its
-    output flushed, instead of letting Python tear down TensorFlow, GX or Evidently
-    module by module (0.7-0.9 s a stage, each stage of a run a process of its own). Not
-    when Prefect ran here (its temporary server stops at exit), nor while a child process
-    or a thread is still at work (Python waits for them): then Python exits as usual."""
+    """The ``tsepipe`` command. A command that ended (succeeded, or failed with its exit
+    status) ends the process at once, its output flushed, instead of letting Python tear
+    down TensorFlow, GX or Evidently module by module (0.7-0.9 s a stage, each stage of a
+    run a process of its own). Not when Prefect ran here (its temporary server stops at
+    exit), nor while a child process or a thread is still at work (Python waits for
+    them): then Python exits as usual."""
     try:
         app()
     except SystemExit as done:
-        if done.code not in (0, None) or "prefect" in sys.modules or _still_working():
+        if not isinstance(done.code, int | None) or "prefect" in sys.modules \
+                or _still_working():
             raise
+        _exit_at_once(done.code or 0)
     _exit_at_once()
 
 
@@ -718,10 +730,12 @@ def _still_working() -> bool:
         for thread in threading.enumerate())
 
 
-def _exit_at_once() -> None:
-    """Exit with status 0 now: log handlers and the standard streams flushed first, the
+def _exit_at_once(code: int = 0) -> None:
+    """Exit with ``code`` now: log handlers and the standard streams flushed first, the
     rest of the exit hooks skipped (every output is already in place: written to a
-    temporary file, then renamed)."""
+    temporary file, then renamed; a failed command wrote nothing). TensorFlow's threads,
+    torn down by a normal exit after an error, can abort the process ("terminate called
+    without an active exception", status -6) after its one error line."""
     import os
 
     logging.shutdown()
@@ -730,7 +744,7 @@ def _exit_at_once() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more to say anyway
             pass
-    os._exit(0)
+    os._exit(code)
 
 
 if __name__ == "__main__":

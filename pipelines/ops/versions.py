@@ -23,6 +23,7 @@ Plain functions over git and DVC (``python -m dvc`` of this interpreter), no Pre
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -52,6 +53,7 @@ GIT_TIMEOUT_S = 60.0  # local git commands
 PUSH_TIMEOUT_S = 120.0  # git push / pull --rebase, each
 DVC_CHECKOUT_TIMEOUT_S = 600.0
 DVC_PULL_TIMEOUT_S = 900.0
+ASIDE_DIR = Path(".dvc") / "tmp" / "aside"  # outputs a checked-out version lacks (git-ignored)
 FALLBACK_IDENTITY = {"user.name": "tsepipe", "user.email": "tsepipe@localhost"}
 TRAILERS = {  # trailer key -> Version field
     "Flow": "flow",
@@ -119,8 +121,23 @@ def _git(project: Path, *args: str, check: bool = True, timeout: float = GIT_TIM
          input: str | None = None) -> subprocess.CompletedProcess:
     done = _run(["git", *args], project, timeout=timeout, input=input, env=_git_env())
     if check and done.returncode != 0:
-        raise VersionError(f"git {' '.join(args[:2])} failed: {_last_lines(done)}")
+        stale_lock = "index.lock': File exists" in done.stderr and _index_lock_problem(project)
+        raise VersionError(stale_lock or f"git {' '.join(args[:2])} failed: "
+                                         f"{_last_lines(done)}")
     return done
+
+
+def _index_lock_problem(project: Path) -> str | None:
+    """The line for a ``.git/index.lock`` that is there (git's lock on its index: a git
+    command runs, or one was killed and left it), or None."""
+    found = _run(["git", "rev-parse", "--git-path", "index.lock"], project,
+                 timeout=GIT_TIMEOUT_S, env=_git_env()).stdout.strip()
+    lock = project / found if found else project / ".git" / "index.lock"
+    if not lock.exists():
+        return None
+    shown = printable(os.path.relpath(lock, project))
+    return (f"{shown} exists: another git command is running, or one was stopped half-way; "
+            f"delete it if no git runs (rm {shown}), then commit the version or run again")
 
 
 def _dvc(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -344,6 +361,9 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     changed = _uncommitted(project, layout.files)  # new, modified or deleted
     if not set(changed) & set(layout.data_files):
         return None  # parameters edited but not run: not a version
+    stale_lock = _index_lock_problem(project)
+    if stale_lock:  # git would refuse to add, in words that do not name it
+        raise VersionError(stale_lock)
     facts = _workspace_facts(project, layout)
     identity = git_identity(project)
     _git(project, "add", "--", *changed)  # an untracked path cannot be given to --only
@@ -599,6 +619,13 @@ def _dvc_failure(done: subprocess.CompletedProcess) -> tuple[str, list[str]]:
     return reason, lines
 
 
+def _dvc_failure_line(done: subprocess.CompletedProcess) -> str:
+    """``_dvc_failure`` in one line: the reason, then at most three of its lines."""
+    reason, lines = _dvc_failure(done)
+    more = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
+    return f"{reason} ({'; '.join(lines[:3])}{more})"
+
+
 def _has_dvc_remote(project: Path) -> bool:
     done = _dvc(project, "remote", "default", timeout=GIT_TIMEOUT_S)
     return done.returncode == 0 and bool(done.stdout.strip())
@@ -613,8 +640,8 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     then ``dvc checkout`` of the raw folder and of every stage that version's
     ``dvc.lock`` records; what is missing from the DVC cache is pulled from the default
     DVC remote when there is one (bounded by ``DVC_PULL_TIMEOUT_S``). Afterwards the
-    workspace's dataset has that version's md5. Outputs of stages that version did not
-    record (e.g. models, for a data-only version) are left as they are.
+    workspace's dataset has that version's md5. What that version lacks (``_not_in_version``:
+    a data-only version's models and reports) is moved aside into ``ASIDE_DIR/<time>/``.
 
     The checkout leaves those files modified relative to HEAD: commit them to make that
     version the current one, or restore them (``git checkout HEAD -- FILES && dvc
@@ -648,11 +675,11 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
         done = _dvc(project, "pull", *targets, timeout=DVC_PULL_TIMEOUT_S)
     if done.returncode != 0:
         _put_back(project, layout, saved)
-        reason, lines = _dvc_failure(done)
-        raise VersionError([f"{printable(rev)} ({sha[:8]}): {reason}; the workspace is left "
-                            "as it was", *lines])
+        raise VersionError(f"{printable(rev)} ({sha[:8]}): {_dvc_failure_line(done)}; the "
+                           "workspace is left as it was")
     version = _version_at(project, layout, sha)
     version.warnings += kept
+    version.warnings += _move_aside(project, _not_in_version(project, layout, saved, present))
     locked = _locked_md5(_yaml(_read(project / LOCK_FILE)), MERGE_STAGE, layout.dataset)
     if locked and (project / layout.dataset).is_file():
         actual = file_md5(project / layout.dataset)
@@ -663,6 +690,40 @@ def checkout(project: Path, rev: str, *, params_file: Path | None = None) -> Ver
     if version.rows is None:
         version.rows = _rows(project, layout, version.dataset_md5)
     return version
+
+
+def _locked_outs(lock: dict[str, Any]) -> set[str]:
+    """Every output path that ``dvc.lock`` records (posix, relative to the project)."""
+    return {Path(item["path"]).as_posix() for entry in (lock.get("stages") or {}).values()
+            if isinstance(entry, dict) for item in entry.get("outs") or []
+            if isinstance(item, dict) and item.get("path")}
+
+
+def _not_in_version(project: Path, layout: _Layout, saved: dict[str, bytes | None],
+                    present: list[str]) -> list[str]:
+    """What the workspace has that the checked-out version does not: the outputs that the
+    workspace's ``dvc.lock`` recorded and the version's does not (a data-only version's
+    models, reports, selection), and the metrics files that its commit lacks."""
+    before = _yaml(saved[LOCK_FILE].decode("utf-8", "replace")) if saved.get(LOCK_FILE) else {}
+    now = _locked_outs(_yaml(_read(project / LOCK_FILE)))
+    extra = (_locked_outs(before) - now) | {m for m in layout.metrics if m not in present}
+    return sorted(path for path in extra if (project / path).exists())
+
+
+def _move_aside(project: Path, paths: list[str]) -> list[str]:
+    """Move ``paths`` (relative to the project) into ``ASIDE_DIR/<time>/``, keeping their
+    places, so that the workspace holds one version; the warning that says where."""
+    if not paths:
+        return []
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = ASIDE_DIR / stamp
+    for path in paths:
+        (project / aside / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).rename(project / aside / path)
+    shown = ", ".join(printable(path) for path in paths[:4]) + (
+        f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+    return [f"moved aside to {aside.as_posix()}/ the {len(paths)} outputs that version does "
+            f"not have, so that the workspace holds that version only: {shown}"]
 
 
 def _keep_readable_params(project: Path, saved: dict[str, bytes | None]) -> list[str]:

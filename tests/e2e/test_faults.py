@@ -13,6 +13,7 @@ own, raw files untouched and the last good outputs kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,9 +24,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
+from flows.data import DATA_STAGES
 from pipelines.core.fileio import file_md5
 from tests.conftest import (
     BIN,
@@ -316,3 +319,158 @@ def test_a_file_cut_short_is_named_with_its_line_in_the_runs_warnings(project, s
            "reports/validation/index.html" in warnings, warnings
     assert any(line.startswith("warning: left out: IRX6X27T0007.csv: line ")
                for line in warnings), warnings
+
+
+def reader_files(project: Path) -> dict[str, str]:
+    """What a reader opens and what the next stages read: every page, summary and metrics
+    file, the quarantine records and the ingested tables, by path."""
+    return {str(p.relative_to(project)): file_md5(p)
+            for folder in ("reports", "metrics", "forecasts", "data/quarantine", "data/interim")
+            for p in sorted((project / folder).rglob("*")) if p.is_file()}
+
+
+def stop_stage(project: Path, stage: str) -> str:
+    """``dvc repro --force`` of ``stage``, its ``tsepipe STAGE`` process sent SIGTERM as
+    soon as it runs (DVC has by then done what it does before a stage: removed its
+    outputs, unless they are ``persist``); DVC's output."""
+    repro = subprocess.Popen([str(BIN / "dvc"), "repro", "--force", "--single-item", stage],
+                             cwd=project, env=env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and repro.poll() is None:
+            found = [p for p in psutil.Process(repro.pid).children(recursive=True)
+                     if p.cmdline()[-1:] == [stage] and "tsepipe" in " ".join(p.cmdline())]
+            if found:
+                found[0].send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        output, _ = repro.communicate(timeout=120)
+    finally:
+        if repro.poll() is None:
+            os.killpg(repro.pid, signal.SIGKILL)
+    assert repro.returncode != 0, f"{stage} ended before it could be stopped:\n{output}"
+    return output
+
+
+def test_a_stopped_stage_keeps_the_last_good_pages_and_summaries(trained_project):
+    """DVC removes a stage's outputs before it runs, unless they are ``persist``: every
+    stage whose outputs a reader opens keeps them when it is stopped (SIGTERM) half-way."""
+    project = trained_project
+    good = reader_files(project)
+    assert {"reports/index.html", "reports/drift/index.html",
+            "reports/validation/index.html", "reports/accuracy/index.html",
+            "metrics/drift.json", "metrics/validate.json"} <= set(good)
+    for stage in ("validate", "drift", "accuracy", "report"):
+        output = stop_stage(project, stage)
+        assert "exited with 143" in output or "exited with -15" in output, output
+        assert reader_files(project) == good, f"a stopped {stage} changed the outputs"
+    # DVC still agrees with the workspace: nothing to run, nothing changed
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    assert "up to date" in run(["dvc", "repro"], project).stdout
+    assert reader_files(project) == good
+
+
+def test_a_full_disk_or_an_unwritable_remote_under_tsepipe_run_is_one_line(trained_project,
+                                                                            tmp_path):
+    """Under ``tsepipe run`` (in a user namespace, as above): the dataset's folder full
+    (the merge stage's own exit 6), the DVC cache full (DVC's own write, no temporary file
+    left in the cache), then a read-only DVC remote at push (the version is committed all
+    the same). Each: exit 6, one line, no traceback, no retry."""
+    project = trained_project
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to mount a small tmpfs for this test")
+    (project / "data/raw/IRX6XAFF0005.csv").unlink()  # a new dataset: every data stage runs
+    (project / "dvcstore").mkdir()
+    before = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    saved = tmp_path / "saved"
+    script = textwrap.dedent(f"""
+        cd {project}
+        size=$(( $(stat -c %s data/processed/merged.parquet) / 1024 + 24 ))
+        cp -a data/processed {saved}
+        mount -t tmpfs -o size=${{size}}k tmpfs data/processed || exit 9
+        cp -a {saved}/. data/processed/
+        echo "== dataset"; {BIN}/tsepipe run --no-train --no-push 2>&1; echo "exit=$?"
+        umount data/processed || exit 9
+        rm -r {saved} && cp -a .dvc/cache {saved}
+        mount -t tmpfs -o size=200m tmpfs .dvc/cache && cp -a {saved}/. .dvc/cache/ || exit 9
+        mount -o remount,size=$(( $(df -k --output=used .dvc/cache | tail -1) + 64 ))k \\
+            .dvc/cache || exit 9
+        echo "== cache"; {BIN}/tsepipe run --no-train --no-push 2>&1; echo "exit=$?"
+        echo "left in the cache: $(find .dvc/cache -name '*.tmp' | wc -l)"
+        umount .dvc/cache || exit 9
+        mount --bind dvcstore dvcstore && mount -o remount,bind,ro dvcstore || exit 9
+        echo "== remote"; {BIN}/tsepipe run --no-train 2>&1; echo "exit=$?"
+    """)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, env=isolated(tmp_path), timeout=600)
+    if done.returncode == 9:
+        pytest.fail(f"could not mount in a user namespace: {done.stdout[-2000:]}{done.stderr}")
+    outputs = dict(part.split("\n", 1) for part in done.stdout.split("== ")[1:])
+    assert set(outputs) == {"dataset", "cache", "remote"}, done.stdout[-3000:] + done.stderr
+    expected = {
+        "dataset": "error: disk full writing the project: ",
+        "cache": "error: disk full: DVC could not write .dvc/cache; dvc.lock still records "
+                 "the last good outputs",
+        "remote": f"error: the DVC remote local ({project}/dvcstore) cannot be written: "
+                  "read-only file system; the data and the version stay here",
+    }
+    for case, output in outputs.items():
+        assert "exit=6" in output, (case, output[-3000:])
+        assert len(error_lines(output)) == 1, (case, output[-3000:])
+        assert error_lines(output)[0].startswith(expected[case]), (case, error_lines(output))
+        assert "Traceback" not in output and "Retrying" not in output, (case, output[-3000:])
+    assert "left in the cache: 0" in outputs["cache"]
+    # the refused push lost nothing: the data version is committed, its data in the cache
+    assert run(["git", "log", "-1", "--format=%s"], project).stdout.startswith(
+        "Version from tsepipe-data")
+    assert run(["git", "rev-parse", "HEAD~1"], project).stdout.strip() == before
+    assert "up to date" in run(["dvc", "status", *DATA_STAGES], project).stdout
+
+
+def test_damaged_dvc_files_and_a_killed_stage_are_one_line_under_tsepipe_run(trained_project,
+                                                                              tmp_path):
+    """``dvc.lock`` that is not YAML and DVC's rwlock that is not JSON: a line each, before
+    anything runs; the evaluate stage's process killed (SIGKILL, as the OOM killer does):
+    one line, exit 137, no traceback (Prefect's task log included)."""
+    project = trained_project
+    lock, rwlock = project / "dvc.lock", project / ".dvc/tmp/rwlock"
+    good_lock = lock.read_bytes()
+    lock.write_text("schema: '2.0'\nstages: [ingest:\n", encoding="utf-8")
+    rwlock.write_text('{"read": {', encoding="utf-8")
+    done = tsepipe(["run", "--no-push"], project, tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert error_lines(done.stderr) == [
+        "error: dvc.lock: not YAML (line 3, column 1): DVC cannot read the versions' record; "
+        "`git checkout dvc.lock` brings back the last committed one",
+        "error: .dvc/tmp/rwlock: DVC's lock file is not JSON; delete it when no dvc command "
+        "runs (rm .dvc/tmp/rwlock), then run again"], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    lock.write_bytes(good_lock)
+    rwlock.unlink()
+
+    set_params(project, "evaluate", refit_every=50)  # a retraining
+    started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
+                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed = None
+    deadline = time.monotonic() + 300
+    try:
+        while killed is None and time.monotonic() < deadline and started.poll() is None:
+            for process in psutil.Process(started.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if process.cmdline()[-1:] == ["evaluate"] and "tsepipe" in " ".join(
+                            process.cmdline()):
+                        process.kill()
+                        killed = process.pid
+            time.sleep(0.1)
+        output, _ = started.communicate(timeout=300)
+    finally:
+        if started.poll() is None:
+            os.killpg(started.pid, signal.SIGKILL)
+    assert killed, output[-3000:]
+    assert started.returncode == 128 + signal.SIGKILL, output[-3000:]
+    assert error_lines(output) == [
+        "error: the evaluate stage was killed (SIGKILL: out of memory, or stopped from "
+        "outside); its last good outputs stay; run again"], output[-3000:]
+    assert "Traceback" not in output and "Retrying" not in output, output[-3000:]

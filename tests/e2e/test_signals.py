@@ -1,11 +1,16 @@
 """A stopped run stops everything it started, as an operator or a supervisor stops it.
 
-- SIGINT or SIGTERM to the main process of ``tsepipe run`` (``kill PID``, systemd, Docker)
-  while evaluate trains: the run passes the signal to the stage's process group, prints
-  one ``error: interrupted (SIG...)`` line, exits 130 / 143, and no process it started
-  is left; the next ``tsepipe run --no-retrain`` goes through (no DVC lock held);
+- SIGINT to the main process of ``tsepipe run``, or SIGTERM to every process of the run
+  at once, while evaluate trains: the run passes the signal to the stage's process
+  group, prints one ``error: interrupted (SIG...)`` line, exits 130 / 143, and no process
+  it started is left; the next ``tsepipe run --no-retrain`` goes through (no DVC lock
+  held);
+- SIGHUP (a closed terminal, a dropped SSH session) to the run's main process, during
+  merge and during evaluate: as SIGTERM, exit 129; SIGKILL to it (the OOM killer):
+  its watchdog stops the Prefect server, DVC, the stage and its workers; SIGKILL to the
+  evaluate stage's process: one line; each time the next run goes through;
 - SIGTERM to ``tsepipe evaluate`` itself: its walk-forward workers end with it, and their
-  temporary files go;
+  temporary files go, with no resource tracker's traceback after the line;
 - a Prefect cancellation of a running flow run (a real server, a process worker): no
   stage process is left, and the next run goes through.
 
@@ -15,17 +20,20 @@ how fast: the bound the code keeps is ``pipelines.core.processes.STOP_GRACE_S``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 
+from pipelines.core.processes import WATCH_POLL_S
 from tests.conftest import BIN, as_a_terminal_would, copy_exports, env, isolated, run
 
 pytestmark = pytest.mark.slow
@@ -84,36 +92,71 @@ def has_stage(processes: list[psutil.Process], stage: str) -> bool:
     return any(f"tsepipe {stage}" in " ".join(p.cmdline()) for p in processes if _running(p))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
-        trained_project, tmp_path, signum):
-    project = trained_project  # trained: the models a daily run uses
-    slow_evaluate(project)  # the weekly retraining, stopped while it trains
+@contextlib.contextmanager
+def a_run(project: Path, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """``tsepipe run --no-push`` in a session of its own (as a terminal's job), killed
+    if the test fails first (its watchdog stops the rest)."""
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
                                env=isolated(tmp_path), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=as_a_terminal_would)
-    output: list[str] = []
     try:
-        wait_for_line(started, r"refits done", output)
-        processes = tree(started.pid)
-        assert has_stage(processes, "evaluate"), [p.cmdline() for p in processes]
-        os.kill(started.pid, signum)  # the main process only, as kill, systemd or Docker do
-        rest, _ = started.communicate(timeout=GONE_WITHIN_S + 60)
+        yield started
     finally:
         if started.poll() is None:
             os.killpg(started.pid, signal.SIGKILL)
-    assert started.returncode == 128 + signum, "".join(output[-20:]) + rest[-3000:]
-    errors = [line for line in rest.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith(
-        f"error: interrupted ({signal.Signals(signum).name})"), rest[-3000:]
-    assert left_over(processes) == []
 
+
+def ended(started: subprocess.Popen, processes: list[psutil.Process]) -> str:
+    """The rest of the run's output, once it and every process it started have ended."""
+    started.wait(timeout=GONE_WITHIN_S + 60)
+    assert left_over(processes) == []
+    rest, _ = started.communicate(timeout=30)
+    return rest
+
+
+def one_error_line(output: str, start: str) -> None:
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(start), output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def the_next_run_goes_through(project: Path, tmp_path: Path) -> None:
     done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-retrain", "--no-push"],
                           cwd=project, env=isolated(tmp_path), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "forecast for" in done.stdout
+
+
+def set_param(project: Path, section: str, **values: object) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGINT-to-the-main-process", "SIGTERM-to-every-process"])
+def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
+        trained_project, tmp_path, signum):
+    project = trained_project  # trained: the models a daily run uses
+    slow_evaluate(project)  # the weekly retraining, stopped while it trains
+    output: list[str] = []
+    with a_run(project, tmp_path) as started:
+        wait_for_line(started, r"refits done", output)
+        processes = tree(started.pid)
+        assert has_stage(processes, "evaluate"), [p.cmdline() for p in processes]
+        if signum == signal.SIGINT:
+            os.kill(started.pid, signum)  # the main process only, as kill, systemd, Docker do
+        else:  # and the stage's process group, the Prefect server, the workers, the watchdog
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(signum)
+        rest = ended(started, processes)
+    assert started.returncode == 128 + signum, "".join(output[-20:]) + rest[-3000:]
+    one_error_line(rest, f"error: interrupted ({signal.Signals(signum).name})")
+    the_next_run_goes_through(project, tmp_path)
 
 
 def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_path):
@@ -141,5 +184,46 @@ def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_pat
         next(line for line in rest.splitlines()
              if line.startswith("error: interrupted (SIGTERM)"))], rest[-3000:]
     assert left_over(processes) == []
+    assert "Traceback" not in rest, rest[-3000:]  # a resource tracker's, once
     assert not (project / "reports/leaderboard.json").exists()  # nothing half-written
     assert sorted(path.name for path in temporary.iterdir()) == []  # the workers' files too
+
+
+def test_a_closed_terminal_or_a_kill_stops_everything_the_run_started(trained_project,
+                                                                     tmp_path):
+    """SIGHUP during merge, then during evaluate; SIGKILL to the main process, then to the
+    evaluate stage's: each time every process of the run ends (the killed one's by its
+    watchdog), and the run after it goes through."""
+    project = trained_project
+    set_param(project, "merge", max_fill_days=6)  # the data flow runs merge again
+    with a_run(project, tmp_path) as started:
+        wait_for_line(started, r"> tsepipe merge", [])
+        processes = tree(started.pid)
+        os.kill(started.pid, signal.SIGHUP)
+        rest = ended(started, processes)
+    assert started.returncode == 129, rest[-3000:]
+    one_error_line(rest, "error: interrupted (SIGHUP)")
+    the_next_run_goes_through(project, tmp_path)
+
+    slow_evaluate(project)
+    for kill in ("SIGHUP", "SIGKILL", "SIGKILL to the stage"):
+        with a_run(project, tmp_path) as started:
+            wait_for_line(started, r"refits done", [])
+            time.sleep(2 * WATCH_POLL_S)  # the watchdog has seen the workers
+            processes = tree(started.pid)  # the Prefect server, DVC, the stage, its workers
+            stage = next(p for p in processes if "tsepipe evaluate" in " ".join(p.cmdline()))
+            if kill == "SIGHUP":
+                os.kill(started.pid, signal.SIGHUP)
+            elif kill == "SIGKILL":
+                os.kill(started.pid, signal.SIGKILL)
+            else:  # the stage's process: a stage killed, not a crash
+                stage.kill()
+            rest = ended(started, processes)
+        if kill == "SIGHUP":
+            assert started.returncode == 129, rest[-3000:]
+            one_error_line(rest, "error: interrupted (SIGHUP)")
+        elif kill == "SIGKILL to the stage":
+            assert started.returncode == 128 + signal.SIGKILL, rest[-3000:]
+            one_error_line(rest, "error: the evaluate stage was killed (SIGKILL")
+            break
+        the_next_run_goes_through(project, tmp_path)

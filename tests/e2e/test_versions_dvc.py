@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,46 @@ def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
     assert abs(again["probability_up"] - published["probability_up"]) <= 1e-6
     assert abs(again["probability_up_raw"] - published["probability_up_raw"]) <= 1e-6
     assert (again["call"], again["champion"]) == (published["call"], published["champion"])
+
+
+def test_checkout_of_a_data_only_version_leaves_that_version_alone(trained_project):
+    """The trained sample's first version is the data flow's (no models, selection, drift
+    or reports): checked out, the workspace holds that version only, what it lacks moved
+    aside where the warning says; back at HEAD, everything returns. Without the DVC cache
+    and remote: refused in one line, the workspace as it was."""
+    project = trained_project
+    tsepipe = str(BIN / "tsepipe")
+    data_only = run(["git", "rev-parse", "HEAD~1"], project).stdout.strip()
+    assert "Version from tsepipe-data" in run(["git", "log", "-1", "--format=%s", data_only],
+                                              project).stdout
+    done = run([tsepipe, "checkout", "HEAD~1"], project)
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith("warning: moved aside to .dvc/tmp/aside/"), warnings
+    aside = warnings[0].split("moved aside to ", 1)[1].split("/ ", 1)[0]
+    for path in ("models", "metrics/select.json", "metrics/drift.json", "reports/index.html",
+                 "reports/evaluation/leaderboard.json", "reports/drift/index.html",
+                 "forecasts/latest.json"):
+        assert not (project / path).exists(), path
+        assert (project / aside / path).exists(), path
+    for path in ("data/processed/merged.parquet", "metrics/merge.json",
+                 "reports/validation/index.html"):
+        assert (project / path).exists(), path
+    assert "Data and pipelines are up to date." not in run(["dvc", "status"], project).stdout
+
+    # back to the latest version: every output returns from the cache
+    run(["git", "checkout", "HEAD", "--", "."], project)
+    run(["dvc", "checkout"], project)
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], project).stdout
+    assert (project / "models/champion.json").exists()
+
+    # neither the cache nor a remote has the data: one line, nothing changed
+    shutil.rmtree(project / ".dvc/cache")
+    (project / "data/processed/merged.parquet").unlink()
+    refused = run([tsepipe, "checkout", "HEAD"], project, check=False)
+    assert refused.returncode == 3, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: HEAD ({head(project)[:8]}): its data are neither in the DVC "
+                      "cache nor on the DVC remote (missing: data/processed/merged.parquet); "
+                      "the workspace is left as it was"], refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
 import flows  # noqa: F401  (Prefect defaults before prefect is imported)
 from pipelines.modelling.sweep.grid import grid_from_params, study_grid
 from pipelines.modelling.sweep.leaderboard import sort_rows, write_leaderboard
-from tests.conftest import ROOT, TARGET
+from tests.conftest import BIN, ROOT, TARGET, isolated
 
 pytestmark = pytest.mark.slow
 
@@ -193,3 +198,56 @@ def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monke
     assert used == set(workers) == set(table["worker"])
     assert os.getpid() not in {r["worker"]["pid"] for r in board["rows"]}
     assert len({r["worker"]["pid"] for r in board["rows"]}) == 2
+
+
+def test_sigterm_to_a_sweep_stops_its_workers_and_every_prefect_server(tmp_path,
+                                                                      merged_dataset):
+    """``tsepipe sweep`` of a 4-config grid, sent SIGTERM while its configs train: exit 143
+    in one line, and nothing it started runs on: the Dask workers, their training
+    processes, the temporary Prefect servers (the flow's, and each worker's own)."""
+    from tests.e2e.test_signals import GONE_WITHIN_S, left_over, tree
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["train"]["seeds"] = [1]
+    params["sweep"]["grid"] = {"cell": ["lstm", "gru"], "units": [[8], [16]],
+                               "optimizer": ["adam"], "dropout": [0.0]}
+    params["sweep"]["fixed"].update(epochs=30, patience=30)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False),
+                                          encoding="utf-8")
+    dataset = tmp_path / params["paths"]["dataset"]
+    dataset.parent.mkdir(parents=True)
+    shutil.copy2(merged_dataset, dataset)
+    started = subprocess.Popen([str(BIN / "tsepipe"), "sweep"], cwd=tmp_path,
+                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and started.poll() is None:
+            processes = tree(started.pid)
+            if any("pipelines.modelling.sweep.run" in " ".join(command_line(p))
+                   for p in processes):
+                break  # a config trains
+            time.sleep(0.5)
+        time.sleep(1)  # its watchdog has seen them
+        processes = tree(started.pid)
+        servers = [p for p in processes if "uvicorn" in command_line(p)]
+        assert len(servers) >= 2, [command_line(p) for p in processes]  # the flow's, a worker's
+        started.send_signal(signal.SIGTERM)
+        started.wait(timeout=GONE_WITHIN_S + 60)
+        assert left_over(processes) == []
+        output, _ = started.communicate(timeout=30)
+    finally:
+        if started.poll() is None:
+            os.killpg(started.pid, signal.SIGKILL)
+    assert started.returncode == 143, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: interrupted (SIGTERM)"), output
+    assert "Traceback" not in output, output[-3000:]
+
+
+def command_line(process: psutil.Process) -> list[str]:
+    """A process's command line; empty once it has ended (it may, between two looks)."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []

@@ -333,3 +333,49 @@ def test_a_versions_params_that_todays_schema_refuses_is_not_brought_back(projec
     assert (project / "params.yaml").read_bytes() == current
     assert len(warnings) == 1 and "retired_section" in warnings[0], warnings
     assert versions._keep_readable_params(project, {"params.yaml": current}) == []
+
+
+def test_a_stale_index_lock_is_one_line_that_names_it(project):
+    """git's lock left by a killed git: one line naming it and the way back, not git's
+    advice cut in three; the index as it was, and the commit goes once it is deleted."""
+    from flows.stages import commit_version
+
+    write_version(project, "a" * 32, "8" * 32, 150)
+    lock = project / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    with pytest.raises(versions.VersionError) as raised:
+        versions.record_version(project, "tsepipe-data")
+    expected = [".git/index.lock exists: another git command is running, or one was stopped "
+                "half-way; delete it if no git runs (rm .git/index.lock), then commit the "
+                "version or run again"]
+    assert raised.value.lines == expected
+    # the flow's task: the same line as its result (a warning of the run), not a traceback
+    assert commit_version.fn(str(project), "tsepipe-data", False) == {"uncommitted": expected}
+    lock.unlink()
+    assert git(project, "diff", "--cached", "--name-only") == ""
+    assert versions.record_version(project, "tsepipe-data", push=False) is not None
+
+
+def test_the_models_tag_goes_to_the_remote_the_branch_pushes_to(project, tmp_path):
+    """Two remotes, the branch's upstream not origin: the version and its GTO tag both go
+    to the upstream."""
+    origin = add_bare_origin(project, tmp_path)
+    team = tmp_path / "team.git"
+    run(["git", "init", "-q", "--bare", str(team)], tmp_path)
+    git(project, "remote", "add", "team", str(team))
+    git(project, "push", "-q", "-u", "team", "HEAD")
+    assert git(project, "config", "--get", f"branch.{git(project, 'branch', '--show-current')}"
+               ".remote") == "team"
+    write_version(project, "b" * 32, "8" * 32, 160)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    lock["stages"]["train"] = {"cmd": "tsepipe train", "outs": [
+        {"path": "models", "hash": "md5", "md5": "c" * 32 + ".dir"}]}
+    (project / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+    version = versions.record_version(project, "tsepipe-train")
+
+    assert version is not None and version.pushed and not version.warnings
+    assert version.model_version == "tedpix-models@v0.0.1"
+    tags = {name: run(["git", "tag", "--list"], remote).stdout.split()
+            for name, remote in (("team", team), ("origin", origin))}
+    assert tags == {"team": ["tedpix-models@v0.0.1"], "origin": []}
