@@ -244,9 +244,13 @@ def exit_interrupted(signum: int, message: str = INTERRUPTED) -> None:
     with undisturbed():
         _exiting.acquire()
         stop_descendants(signal.SIGTERM)
-        sys.stdout.flush()
-        sys.stderr.write(f"error: interrupted ({signal_name(signum)}): {message}\n")
-        sys.stderr.flush()
+        line = f"error: interrupted ({signal_name(signum)}): {message}\n"
+        for say in (sys.stdout.flush, lambda: sys.stderr.write(line), sys.stderr.flush):
+            # a closed terminal (SIGHUP) answers EIO: nobody is there to read the line, and
+            # the exit must come all the same (not the interpreter's, whose hooks would send
+            # the run's logs to a Prefect server the same hang-up stopped, for a minute)
+            with contextlib.suppress(OSError, ValueError):
+                say()
         os._exit(exit_code(signum))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,28 @@ def test_after_prefect_ran_python_exits_as_usual(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("tsepipe ")
     assert hooks_ran
+
+
+HUNG_UP = """
+import signal, sys, time
+from pipelines.core.processes import exit_interrupted
+time.sleep(2)  # the terminal is closed meanwhile: every write to it now fails with EIO
+exit_interrupted(signal.SIGHUP)
+"""
+
+
+def test_a_closed_terminal_does_not_keep_an_interrupted_process_alive(tmp_path):
+    """A closed terminal's SIGHUP: the ``error: interrupted`` line has nowhere to go (the
+    write fails with EIO); the process still exits at once with 129, not through an
+    ``OSError`` and the interpreter's exit hooks (under ``tsepipe run`` those sent the
+    run's logs to a Prefect server the same hang-up had stopped, for a minute)."""
+    import os
+    import pty
+
+    master, terminal = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", HUNG_UP], stdout=terminal, stderr=terminal,
+                             cwd=Path(__file__).resolve().parents[2])
+    os.close(terminal)
+    time.sleep(0.5)
+    os.close(master)  # the terminal hangs up
+    assert child.wait(timeout=60) == 129
