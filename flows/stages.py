@@ -8,7 +8,6 @@ publishes its version: the data to the DVC remote first, then ``dvc.lock`` and
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ from flows.dvc_commands import CommandResult, default_remote, dvc, remove_dvc_le
 from flows.runs import WRITE_FAILED, stage_failed
 from pipelines.core.errors import printable
 from pipelines.core.params.load import load_params
-from pipelines.ops.versions import ASIDE_DIR, VersionError, record_version
+from pipelines.ops.versions import VersionError, move_aside, record_version
 from pipelines.reporting.call_text import headline
 
 
@@ -147,20 +146,16 @@ def restore_models(project: Path) -> list[str]:
     if first.ok or not any(UNSAVED in line for line in lines):
         return []
     start = next(i for i, line in enumerate(lines) if UNSAVED in line) + 1
-    strays = [Path(line.strip()) for line in lines[start:] if line.strip().startswith("/")]
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    moved = []
-    for path in strays:
-        relative = path.resolve().relative_to(project.resolve())
-        (project / ASIDE_DIR / stamp / relative).parent.mkdir(parents=True, exist_ok=True)
-        path.rename(project / ASIDE_DIR / stamp / relative)
-        moved.append(printable(relative.as_posix()))
+    strays = [Path(line.strip()).resolve().relative_to(project.resolve()).as_posix()
+              for line in lines[start:] if line.strip().startswith("/")]
+    aside = move_aside(project, strays)
+    moved = [printable(path) for path in strays]
     again = dvc(project, "checkout", str(models))
     state = ("checked out as train wrote it" if again.ok
              else "could not be checked out again (dvc checkout models)")
     return [f"{models}/ held {len(moved)} file(s) train did not write or that changed since "
             f"({', '.join(moved[:4])}{' and more' if len(moved) > 4 else ''}): moved aside to "
-            f"{(ASIDE_DIR / stamp).as_posix()}/; the folder {state}"]
+            f"{aside.as_posix()}/; the folder {state}"]
 
 
 @task(task_run_name="models as trained")

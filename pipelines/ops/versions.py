@@ -710,16 +710,23 @@ def _not_in_version(project: Path, layout: _Layout, saved: dict[str, bytes | Non
     return sorted(path for path in extra if (project / path).exists())
 
 
-def _move_aside(project: Path, paths: list[str]) -> list[str]:
+def move_aside(project: Path, paths: list[str]) -> Path:
     """Move ``paths`` (relative to the project) into ``ASIDE_DIR/<time>/``, keeping their
-    places, so that the workspace holds one version; the warning that says where."""
-    if not paths:
-        return []
+    places; that folder, relative to the project."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     aside = ASIDE_DIR / stamp
     for path in paths:
         (project / aside / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).rename(project / aside / path)
+    return aside
+
+
+def _move_aside(project: Path, paths: list[str]) -> list[str]:
+    """``move_aside`` the outputs a checked-out version lacks, so that the workspace holds
+    one version; the warning that says where."""
+    if not paths:
+        return []
+    aside = move_aside(project, paths)
     shown = ", ".join(printable(path) for path in paths[:4]) + (
         f" and {len(paths) - 4} more" if len(paths) > 4 else "")
     return [f"moved aside to {aside.as_posix()}/ the {len(paths)} outputs that version does "
