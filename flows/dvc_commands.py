@@ -55,9 +55,16 @@ class CommandResult:
 
     @property
     def stopped_by(self) -> int | None:
-        """The signal that ended the stage's own command (DVC says ``exited with -9``)."""
+        """The signal that ended the stage's own command: DVC says ``exited with -9`` when
+        its shell ran the command in its own place (bash), ``exited with 137`` when a shell
+        that waits for it (dash, ``/bin/sh`` where ``SHELL`` is unset) reported the signal
+        as 128 + N. tsepipe exits above 128 only when a signal stopped it."""
         code = self.stage_exit
-        return -code if code is not None and code < 0 else None
+        if code is None:
+            return None
+        if code < 0:
+            return -code
+        return code - 128 if code - 128 in _SIGNAL_NUMBERS else None
 
     @property
     def told(self) -> bool:
@@ -65,7 +72,7 @@ class CommandResult:
         exited with one of tsepipe's own codes (``TOLD_EXITS``) or was killed by a signal,
         DVC could not read its own files (``damaged_state``) or write (``write_error``)."""
         code = self.stage_exit
-        return (code is not None and (code in TOLD_EXITS or code < 0)) or bool(
+        return (code is not None and (code in TOLD_EXITS or bool(self.stopped_by))) or bool(
             self.damaged_state() or self.write_problem())
 
     @property
@@ -113,6 +120,7 @@ WRITE_PROBLEMS = {28: "disk full", 13: "permission denied", 30: "read-only file 
 DVC_TEMPORARY = re.compile(r"^\.[\w-]{22}\.tmp$")
 # a stage's own exit status that already says what went wrong (pipelines.core.errors)
 TOLD_EXITS = (DATA_ERROR_EXIT, BUSY_EXIT, FETCH_ERROR_EXIT, WRITE_ERROR_EXIT)
+_SIGNAL_NUMBERS = frozenset(int(number) for number in signal.Signals)
 RWLOCK = Path(".dvc") / "tmp" / "rwlock"  # DVC's record of which stage reads/writes what
 RWLOCK_CORRUPT = re.compile(r"Unable to read RWLock-file|RWLock-file .* format error")
 DVC_LOCK_CORRUPT = re.compile(r"unable to read: '?dvc\.lock'?")

@@ -103,8 +103,11 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
 def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(trained_project, tmp_path):
     project = trained_project
     slow_evaluate(project)  # a retraining, Ctrl-C'd while it trains
+    # DVC runs the stage through $SHELL; /bin/sh (dash) waits for it and reports 137, as
+    # where SHELL is unset (CI); bash's -9 is read in tests/flows/test_stage_results.py
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
-                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               env=isolated(tmp_path) | {"SHELL": "/bin/sh"},
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=as_a_terminal_would)
     output = []
@@ -450,8 +453,11 @@ def test_damaged_dvc_files_and_a_killed_stage_are_one_line_under_tsepipe_run(tra
     rwlock.unlink()
 
     set_params(project, "evaluate", refit_every=50)  # a retraining
+    # DVC runs the stage through $SHELL; /bin/sh (dash) waits for it and reports 137, as
+    # where SHELL is unset (CI); bash's -9 is read in tests/flows/test_stage_results.py
     started = subprocess.Popen([str(BIN / "tsepipe"), "run", "--no-push"], cwd=project,
-                               env=isolated(tmp_path), stdout=subprocess.PIPE,
+                               env=isolated(tmp_path) | {"SHELL": "/bin/sh"},
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     killed = None
     deadline = time.monotonic() + 300
