@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # Import Prefect now, while sys.stderr is pytest's session stream: imported first inside a
 # CliRunner invocation, it binds its log handlers and console to that invocation's
@@ -129,13 +130,23 @@ def trained_sample(tmp_path_factory: pytest.TempPathFactory, small_sample_dir: P
     --no-push` (ephemeral Prefect, DVC, the version committed), in a project of its own.
     The tests that start from a trained project (a retraining stopped by a signal, a killed
     evaluate, a damaged model file, versions compared) each get a copy of it."""
-    root = tmp_path_factory.mktemp("trained-sample")
-    target = new_project(root / "project")
-    copy_exports(small_sample_dir, target / "data/raw")
-    done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push"], cwd=target,
-                          env=isolated(root), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return TrainedRun(target, done.stdout + done.stderr)
+    # the suite's processes (``pytest -n``) share it: the first one trains, the others wait
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, above each worker's own
+    root = shared / "trained-sample"
+    with FileLock(str(shared / "trained-sample.lock")):
+        target, output = root / "project", root / "output.txt"
+        if output.exists():
+            return TrainedRun(target, output.read_text(encoding="utf-8"))
+        shutil.rmtree(root, ignore_errors=True)  # a failed try of another process
+        new_project(target)
+        copy_exports(small_sample_dir, target / "data/raw")
+        done = subprocess.run([str(BIN / "tsepipe"), "run", "--no-push"], cwd=target,
+                              env=isolated(root), capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout + done.stderr
+        output.write_text(done.stdout + done.stderr, encoding="utf-8")
+        return TrainedRun(target, done.stdout + done.stderr)
 
 
 @pytest.fixture
