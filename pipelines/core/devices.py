@@ -1,20 +1,103 @@
 """The machine a network trains on, and the global TensorFlow/Keras settings of a run.
 
 TensorFlow is imported inside the functions, so importing this module is cheap. Importing
-it does quiet TensorFlow's C++ start-up logs (``TF_CPP_MIN_LOG_LEVEL=2``, unless the
-environment already says otherwise) and its Python logger's warnings (errors still show);
-import it before anything that imports Keras.
+it quiets TensorFlow's C++ logs (``TF_CPP_MIN_LOG_LEVEL=2``, unless the environment already
+says otherwise), the start-up lines its libraries print whatever that says (dropped while
+TensorFlow is first imported: ``quiet_tensorflow_start``) and its Python logger's warnings
+(errors still show); import it before anything that imports Keras.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import os
 import platform
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Lines TensorFlow's C++ libraries write to the stderr file descriptor while it is imported,
+# each library its own copy, and some whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21: absl's
+# notice, oneDNN's); on a GPU build the CUDA plugins' factory registrations and TF-TRT's.
+STARTUP_NOISE = re.compile(
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "  # absl INFO/WARNING
+    rb"|\d{4}-\d\d-\d\d [\d:.]+: [IW] "  # TensorFlow's older format
+    rb"|(E\d{4} |\d{4}-\d\d-\d\d [\d:.]+: E ).*"  # errors that are not: the GPU build's
+    rb"(Unable to register cu\w+ factory|computation placer already registered)"
+    rb"|To enable the following instructions: .* rebuild TensorFlow"  # cpu_feature_guard's
+    rb"|.*TF-TRT Warning: Could not find TensorRT")
+
+
+@contextlib.contextmanager
+def startup_lines_dropped() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 while the block runs; then write back the
+    lines that are not ``STARTUP_NOISE`` (a real error or warning still shows). Where
+    descriptor 2 cannot be redirected, the block runs as it is."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True)
+                    if not STARTUP_NOISE.match(line)]
+            with contextlib.suppress(OSError):  # a closed terminal: nothing to show them on
+                os.write(2, b"".join(kept))
+
+
+class _QuietTensorFlowStart:
+    """A finder on ``sys.meta_path`` that finds nothing itself: at the first import of
+    ``tensorflow`` it takes itself off and has the real spec's loader run the import
+    inside ``startup_lines_dropped``."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if name != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            with startup_lines_dropped():
+                execute(module)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def quiet_tensorflow_start() -> None:
+    """Quiet TensorFlow's start-up in this process and the processes it starts: its C++ log
+    level (unless the environment sets one) and, if not imported yet, its first import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(finder, _QuietTensorFlowStart) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowStart())
+
+
+quiet_tensorflow_start()
 # and its Python warnings that are about TensorFlow, not the run (a predict function traced
 # once per model: a network of several seeds is several models)
 logging.getLogger("tensorflow").setLevel(logging.ERROR)

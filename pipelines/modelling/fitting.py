@@ -58,6 +58,18 @@ from pipelines.modelling.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
 CONNECT_TIMEOUT_S = 30  # to an existing Dask scheduler
+DASHBOARD_ENV = "TSEPIPE_DASK_DASHBOARD"  # e.g. :8787: a local cluster serves its dashboard there
+
+
+def dashboard_options() -> dict[str, Any]:
+    """A local Dask cluster's keywords for its dashboard: at the address ``TSEPIPE_DASK_DASHBOARD``
+    names (``:8787``, ``127.0.0.1:8787``; Bokeh must be installed), else none. Dask's scheduler
+    serves HTTP either way; without a dashboard it listens on a free port of 127.0.0.1, so
+    it never reports "Port 8787 is already in use" when another cluster holds that port."""
+    asked = os.environ.get(DASHBOARD_ENV, "").strip()
+    if asked:
+        return {"dashboard_address": asked}
+    return {"dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False}}
 PREDICT_BATCH = 256
 
 
@@ -437,8 +449,8 @@ def _on_dask(chains: list[Chain], window: int, blocks: Blocks, options: dict[str
         else:
             with dask.config.set({"temporary-directory": scratch}):  # its scheduler's too
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR, local_directory=scratch)
+                                       processes=True, silence_logs=logging.ERROR,
+                                       local_directory=scratch, **dashboard_options())
             client = Client(cluster)
         with client:
             return _gather(client, Queue(f"tsepipe-refits-{uuid.uuid4().hex}", client=client),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import uuid
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -331,9 +330,10 @@ def save_model(model: keras.Model, path: Path | str) -> Path:
 
 
 def load_model(path: Path | str) -> keras.Model:
-    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs). Keras's
-    warning that it skips the optimizer's state (a network saved before any step of its
-    own, as ``train`` saves a walk-forward's copy) is not shown: it forecasts, not trains.
+    """Load a ``.keras`` file in safe mode (no arbitrary code from the file runs), for
+    prediction: not compiled, so the optimizer's saved state is not read (a network saved
+    before any step of its own, as ``train`` saves a walk-forward's copy, would make Keras
+    warn that it skips it).
 
     A missing, truncated or corrupt file raises ``StageCrash`` with one line naming it.
     """
@@ -343,11 +343,12 @@ def load_model(path: Path | str) -> keras.Model:
     if not path.is_file():
         raise StageCrash(f"{path}: no model file; run tsepipe train (or dvc checkout) first")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise StageCrash(f"{path}: the model file cannot be loaded ({path.stat().st_size} "
                          f"bytes; truncated or corrupt: {reason}); restore it with dvc "
                          "checkout, or retrain with tsepipe train") from None
+    # batches per predict call as compiled (``build_model``): the same sums, to the last bit
+    model.steps_per_execution = STEPS_PER_EXECUTION
+    return model

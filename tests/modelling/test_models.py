@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -24,6 +27,7 @@ from pipelines.modelling.models import (
     seed_output,
     seed_stopping,
 )
+from tests.conftest import ROOT
 
 STUDY_INPUT = (4, 145)
 
@@ -208,6 +212,18 @@ def test_training_then_safe_mode_reload_predicts_the_same(tmp_path: Path, overri
     assert count_params(loaded) == count_params(model)
 
 
+def test_a_model_saved_before_its_first_step_loads_to_predict_without_a_warning(
+        tmp_path: Path, recwarn: pytest.WarningsRecorder):
+    """``train`` saves a walk-forward's copy that never stepped itself: loaded to forecast
+    (not compiled), Keras reads no optimizer state, so it has none to skip and warn of."""
+    x, _ = random_data()
+    model = build_model(config(units=[2]), x.shape[1:])
+    loaded = load_model(save_model(model, tmp_path / "model.keras"))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert not [w for w in recwarn if "optimizer" in str(w.message)], [
+        str(w.message) for w in recwarn]
+
+
 def test_save_model_wants_a_keras_suffix(tmp_path: Path):
     with pytest.raises(ValueError, match=r"\.keras"):
         save_model(build_model(config(units=[2]), (4, 3)), tmp_path / "model.h5")
@@ -287,6 +303,24 @@ def test_mixed_precision_on_a_gpu_keeps_the_head_in_float32(fake_gpu):
     assert model.layers[1].compute_dtype == "float16"
     assert model.layers[-1].compute_dtype == "float32"
     assert model.outputs[0].dtype == "float32"
+
+
+QUIET_START = """
+import os
+from pipelines.core import devices
+import keras  # TensorFlow with it: its start-up lines dropped
+keras.ops.add(1, 1)
+with devices.startup_lines_dropped():  # what is not start-up noise comes through
+    os.write(2, b"I0000 00:00:1796644045.5 26730 port.cc:153] oneDNN custom operations\\n")
+    os.write(2, b"error: a real line\\n")
+"""
+
+
+def test_tensorflow_starts_without_its_start_up_lines_and_real_lines_stay():
+    done = subprocess.run([sys.executable, "-c", QUIET_START], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "error: a real line\n"
 
 
 def test_mixed_precision_on_a_cpu_stays_float32(caplog: pytest.LogCaptureFixture):
