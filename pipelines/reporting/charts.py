@@ -18,10 +18,11 @@ PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a", "#b
 
 def line_chart(series: dict[str, pd.Series], width: int = 860, height: int = 260,
                y_range: tuple[float, float] = (0.0, 1.0), reference: float | None = 0.5,
-               highlight: tuple[str, ...] = (), colours: dict[str, str] | None = None
-               ) -> Markup:
-    """An inline SVG line chart of date-indexed series (names escaped), with a legend."""
-    left, right, top, bottom = 44, 150, 10, 28
+               highlight: tuple[str, ...] = (), colours: dict[str, str] | None = None,
+               markers: bool = False, legend: bool = True) -> Markup:
+    """An inline SVG line chart of date-indexed series (names escaped), with a legend
+    (``legend=False``: none, the page shows its own); ``markers``: a dot on each point."""
+    left, right, top, bottom = 44, (150 if legend else 16), 10, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     dates = sorted({d for s in series.values() for d in s.index})
     if not dates:
@@ -58,6 +59,11 @@ def line_chart(series: dict[str, pd.Series], width: int = 860, height: int = 260
         weight = 2.5 if name in highlight else 1.3
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="{weight}" '
                      f'points="{points}"><title>{escape(name)}</title></polyline>')
+        if markers:
+            parts += [f'<circle cx="{x(d):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
+                      for d, v in values.items()]
+        if not legend:
+            continue
         legend_y = top + 14 + 16 * i
         parts.append(f'<rect x="{width - right + 12}" y="{legend_y - 9}" width="12" height="4" '
                      f'fill="{colour}"/><text x="{width - right + 30}" y="{legend_y}" '

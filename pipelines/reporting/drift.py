@@ -15,6 +15,12 @@ has 1,000 rows; 60 current days of unchanged sample data cross that by noise alo
 Only stationary features are accepted (names ending in ``__`` and one of
 ``features.FEATURES``): raw price levels drift by construction.
 
+The stage writes Evidently's report (``evidently.html``), the summary (``drift.json``,
+with what the champion was trained on: ``refit_would_add`` reads it for the monitor), one
+line per report in the history (``history.jsonl``, one per current span) and the drift
+page (``index.html``): the share and the most drifted features' scores over the reports,
+every feature ranked most drifted first with its score labelled.
+
 Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of the HTML,
 so a name containing ``</script>`` would break out of it. Index names are untrusted:
 the report is run on names with ``<``, ``>`` and ``&`` replaced by look-alike
@@ -23,6 +29,7 @@ characters (``evidently_pages.html_safe_name``); the JSON keeps the original nam
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +38,23 @@ import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
 from pipelines.core.errors import DataError
-from pipelines.core.fileio import write_json, write_metrics
+from pipelines.core.fileio import read_jsonl, write_json, write_metrics, write_text
+from pipelines.core.html import generated, render
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
 from pipelines.core.params.features import FeaturesSection
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.features import FEATURES, FeatureTable, dataset_table
-from pipelines.reporting.evidently_pages import html_safe_name, save_html
+from pipelines.reporting.charts import PALETTE, line_chart
+from pipelines.reporting.evidently_pages import (
+    html_safe_name,
+    ranked_features,
+    save_html,
+    score_label,
+)
 
 STATIONARY_SUFFIXES = tuple(f"{COLUMN_SEPARATOR}{name}" for name in FEATURES)
+TREND_FEATURES = 5  # the most drifted features drawn over the runs on the drift page
 
 
 def _span(frame: pd.DataFrame) -> dict[str, Any]:
@@ -233,9 +248,11 @@ def drift(paths: Paths, data: DataSection, features: FeaturesSection,
           settings: DriftSection) -> dict[str, Any]:
     """The drift stage on the merged dataset and the champion's probabilities of up that
     ``tsepipe predict`` wrote (``paths.champion_days``; see ``champion_drift``)."""
-    table, _ = dataset_table(paths, data, features)
+    table, data_version = dataset_table(paths, data, features)
     summary = champion_drift(table, read_champion_days(paths.champion_days, table), paths,
-                             settings)
+                             settings, data_version)
+    history = record_history(paths.drift_history, summary)
+    drift_page(summary, history, paths)
     prediction = summary.get("prediction_drift") or {}
     write_metrics(paths.drift_metrics, {
         "share_of_drifted_features": summary["share_of_drifted_features"],
@@ -260,7 +277,7 @@ def read_champion_days(path: Path, table: FeatureTable) -> pd.DataFrame:
 
 
 def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
-                   settings: DriftSection) -> dict[str, Any]:
+                   settings: DriftSection, data_version: str | None = None) -> dict[str, Any]:
     """The drift stage: the champion's training window against the latest days.
 
     ``days``: ``predict.champion_days``, the champion's probability of up on each day of
@@ -270,7 +287,10 @@ def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
     never overlap. Current: the last ``drift.current_days`` trading days. The prediction
     compared is that probability (the final models' on every day, in-sample on the
     reference; a combination's mean of its members'); the target is the label.
-    Writes the drift page and its summary (``drift.json``).
+    Writes Evidently's drift report and the summary (``drift.json``), which also says what
+    the champion has seen: its last training day, the last labelled day (a day's label is
+    the next day's move: the last day has none), the labelled days since, and
+    ``data_version`` (the dataset's MD5, to compare with the one it was trained on).
     """
     current_days = settings.current_days
     n = len(table.dates)
@@ -288,13 +308,135 @@ def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
     reference["probability_up"] = by_day[: reference_last + 1]
     current["probability_up"] = by_day[first_current:]
     reference = reference.iloc[first_reference:].reset_index(drop=True)
+    labelled = np.flatnonzero(~np.isnan(np.asarray(table.labels, dtype="float64")))
     context = {
         "champion": days.attrs["champion"], "champion_kind": days.attrs.get("kind", ""),
         "note": days.attrs.get("note", ""),
         "trained_on_last": f"{table.dates[train_last_day]:%Y-%m-%d}",
+        "labelled_last": f"{table.dates[labelled[-1]]:%Y-%m-%d}" if len(labelled) else None,
+        "new_labelled_days": int(np.sum(labelled > train_last_day)),
+        "data_version": data_version,
         "reference_note": "the champion's training days before the current span"
         if reference_last < train_last_day else "the champion's training days",
     }
-    return drift_report(reference, current, table.names, paths.drift_page,
+    return drift_report(reference, current, table.names, paths.drift_evidently_page,
                         paths.drift_summary, settings, prediction_column="probability_up",
                         target_column="label", context=context)
+
+
+# ---------------------------------------------------------------- what a refit would add
+
+def refit_would_add(summary: dict[str, Any], champion_data_version: str | None) -> str | None:
+    """What a refit of the champion would train on that it was not trained on, in words, or
+    None when it would see the same days (and then retraining cannot change the models).
+
+    ``summary``: ``drift.json`` (``new_labelled_days``, ``trained_on_last``,
+    ``labelled_last``, ``data_version``); ``champion_data_version``: the dataset MD5 the
+    champion was trained on (``models/champion.json``). New: the labelled days after its
+    last training day; without any, a dataset other than the one it was trained on (days
+    revised since, e.g. a corrected export), which a refit would learn from too.
+    """
+    if "new_labelled_days" not in summary:  # a drift.json written before it said so
+        return "days the champion may not have seen (drift.json does not say which it saw)"
+    new = int(summary["new_labelled_days"])
+    if new:
+        return (f"{new} labelled day{'s' if new != 1 else ''} after the last one it was "
+                f"trained on, {summary['trained_on_last']} (through {summary['labelled_last']})")
+    now = summary.get("data_version")
+    if now and champion_data_version and now != champion_data_version:
+        return (f"the data of the days it was trained on changed since (dataset {now[:8]}, "
+                f"trained on {champion_data_version[:8]})")
+    return None
+
+
+def seen_every_day(summary: dict[str, Any]) -> str:
+    """Why a refit would change nothing, for a record: ``refit_would_add`` found nothing."""
+    return (f"the models were trained on every labelled day through "
+            f"{summary.get('trained_on_last')}; a refit would see the same days")
+
+
+# ---------------------------------------------------------------- history and the page
+
+def history_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """One drift report in the history: its spans, champion, share and every feature's
+    score (4 significant digits) and verdict."""
+    features = summary["features"]
+    first = next(iter(features.values()), {})
+    return {
+        "current": summary["current"], "reference": summary["reference"],
+        "champion": summary.get("champion"), "trained_on_last": summary.get("trained_on_last"),
+        "share": summary["share_of_drifted_features"], "n_drifted": summary["n_drifted"],
+        "n_features": summary["n_features"], "threshold": summary["threshold"],
+        "method": first.get("method"), "method_threshold": first.get("threshold"),
+        "scores": {name: float(f"{f['drift_score']:.4g}") for name, f in features.items()},
+        "drifted": sorted(name for name, f in features.items() if f["drifted"]),
+        "prediction_score": (summary.get("prediction_drift") or {}).get("score"),
+    }
+
+
+def _span_key(entry: dict[str, Any]) -> tuple[str, str]:
+    return (str(entry["current"].get("last_date")), str(entry["current"].get("first_date")))
+
+
+def record_history(path: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add ``summary`` to the drift history at ``path`` (JSON lines) and return it, oldest
+    current span first.
+
+    Keyed by the current span: a report of a span already there replaces its entry (a
+    re-run, or a new champion on the same data), so each span has one line, its latest.
+    The file is rewritten whole, atomically: a stopped stage leaves the old history.
+    """
+    entry = history_entry(summary)
+    entries = [e for e in read_jsonl(path) if "current" in e and _span_key(e) != _span_key(entry)]
+    entries = sorted(entries + [entry], key=_span_key)
+    write_text(path, "".join(json.dumps(e) + "\n" for e in entries))
+    return entries
+
+
+def _trend_charts(history: list[dict[str, Any]], top: list[str], colours: dict[str, str],
+                  lower: bool) -> dict[str, Any]:
+    """The share of drifted features over the runs, and the ``top`` features' scores by the
+    current span's last day: ``-log10`` of a p-value (``lower``: a lower score is more
+    drift), so that up is more drift, or the distance itself. Scores of another test than
+    the latest report's are left out."""
+    days = pd.to_datetime([e["current"]["last_date"] for e in history])
+    share = pd.Series([e["share"] for e in history], index=days)
+    latest = history[-1]
+    if lower:
+        def value(score: float | None) -> float:
+            return float("nan") if score is None else -np.log10(max(score, 1e-300))
+    else:
+        def value(score: float | None) -> float:
+            return float("nan") if score is None else score
+    scores = {name: pd.Series([value(e["scores"].get(name)) if e["method"] == latest["method"]
+                               else np.nan for e in history], index=days) for name in top}
+    reference = value(latest["method_threshold"]) if latest["method_threshold"] else None
+    high = np.nanmax([s.max() for s in scores.values()] + [reference or 0.0, 1e-9])
+    return {
+        "share": line_chart({"share of drifted features": share}, width=480, height=200,
+                            reference=latest["threshold"], markers=True, legend=False),
+        "scores": line_chart(scores, width=480, height=220, y_range=(0.0, float(high) * 1.05),
+                             reference=reference, colours=colours, markers=True, legend=False),
+        "score_axis": (f"-log10 of the {latest['method']} p-value (higher = more drift; "
+                       f"dashed: p = {latest['method_threshold']:g})" if lower else
+                       f"{latest['method']} distance (higher = more drift; dashed: "
+                       f"{latest['method_threshold']:g})"),
+    }
+
+
+def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Paths) -> Path:
+    """The drift page (``paths.drift_page``): the verdict, the trend over the runs (share of
+    drifted features, the most drifted features' scores), every feature ranked by strength
+    with its score labelled, and a link to Evidently's report beside it."""
+    ranked = ranked_features(summary["features"])
+    methods = {(r["method"], r["lower_is_drift"]) for r in ranked}
+    top = [r["feature"] for r in ranked[:TREND_FEATURES]]
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(top)}
+    charts = (_trend_charts(history, top, colours, ranked[0]["lower_is_drift"])
+              if len(history) > 1 and ranked else None)
+    return render("drift.html", paths.drift_page, drift=summary, ranked=ranked,
+                  score_heading=(score_label(*next(iter(methods))) if len(methods) == 1
+                                 else "score (p-value: lower = more drift; distance: higher)"),
+                  thresholds={r["threshold"] for r in ranked if r["threshold"] is not None},
+                  history=history[::-1], charts=charts, top=top, colours=colours,
+                  evidently=paths.drift_evidently_page.name, generated=generated())

@@ -1,5 +1,6 @@
 """Evidently's HTML pages (the classification report, names made safe for them, saving)
-and its drift scores ranked (``ranked_drifted``, for the front page and the flows).
+and its drift scores read and ranked (``ranked_features``, ``ranked_drifted``, ``score_label``:
+for the drift page, the front page and the flows).
 
 Evidently 0.7.23 writes column names unescaped into a ``<script>`` block of its HTML, so
 a name containing ``</script>`` would break out of it. Index and model names are
@@ -75,24 +76,66 @@ def classification_page(predictions: pd.DataFrame, models: list[str], out_html: 
               "report: Evidently wrote an empty classification report")
 
 
-def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The drifted features, most drifted first.
+# Evidently's tests whose score is a p-value, drift below the threshold (by name and by the
+# display name it records when the method is its default); every other score is a distance
+P_VALUE_TESTS = frozenset({
+    "ks", "K-S p_value", "chisquare", "chi-square p_value", "z", "Z-test p_value", "t_test",
+    "mannw", "Mann-Whitney U-rank test", "anderson", "Anderson-Darling", "cramer_von_mises",
+    "Cramer-von Mises", "es", "Epps-Singleton", "fisher_exact", "Fisher's Exact test",
+    "g_test", "empirical_mmd", "TVD", "Total-Variation-Distance"})
+DISTANCE_TESTS = frozenset({
+    "wasserstein", "Wasserstein distance (normed)", "kl_div", "Kullback-Leibler divergence",
+    "psi", "PSI", "jensenshannon", "Jensen-Shannon distance", "hellinger",
+    "Hellinger distance", "ed", "Energy-distance"})
+
+
+def lower_is_drift(feature: dict[str, Any]) -> bool:
+    """Whether a smaller score means more drift (a p-value) for this feature's test; a test
+    not listed is read from its own verdict (drifted below its threshold, or not)."""
+    method = feature.get("method")
+    if method in P_VALUE_TESTS:
+        return True
+    if method in DISTANCE_TESTS:
+        return False
+    score, threshold = feature.get("drift_score"), feature.get("threshold")
+    if score is None or threshold is None:
+        return True
+    return (score < threshold) == bool(feature.get("drifted"))
+
+
+def score_label(method: str | None, lower: bool) -> str:
+    """What a drift score is, for a column heading: ``"p-value (ks): lower = more drift"``."""
+    name = (method or "Evidently's default").replace(" p_value", "")
+    return (f"p-value ({name}): lower = more drift" if lower
+            else f"distance ({name}): higher = more drift")
+
+
+def drift_strength(feature: dict[str, Any]) -> float:
+    """How far the score lies past its own threshold: threshold / p-value for a p-value,
+    distance / threshold for a distance; above 1 is drift (0 without a score)."""
+    score, threshold = feature.get("drift_score"), feature.get("threshold")
+    if score is None or not threshold:
+        return 0.0
+    if lower_is_drift(feature):
+        return threshold / max(score, 1e-300)
+    return score / threshold
+
+
+def ranked_features(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every feature, most drifted first (by ``drift_strength``, then by name): name, score,
+    threshold, method, verdict, strength and whether a lower score is more drift.
 
     Evidently's score is a p-value for some methods (drift below the threshold) and a
-    distance for others (drift above it), so each score is ranked by how far past its
-    own threshold it lies.
-    """
-    ranked = []
-    for name, feature in features.items():
-        if not feature.get("drifted"):
-            continue
-        score, threshold = feature.get("drift_score"), feature.get("threshold")
-        strength = 0.0
-        if score is not None and threshold:
-            lower_is_drift = score < threshold
-            strength = (threshold / max(score, 1e-300) if lower_is_drift
-                        else score / threshold)
-        ranked.append({"feature": name, "drift_score": score, "threshold": threshold,
-                       "method": feature.get("method"), "strength": strength})
-    ranked.sort(key=lambda item: (-item["strength"], item["feature"]))
+    distance for others (drift above it), so the raw scores do not sort."""
+    ranked = [{"feature": name, "drift_score": feature.get("drift_score"),
+               "threshold": feature.get("threshold"), "method": feature.get("method"),
+               "drifted": bool(feature.get("drifted")), "strength": drift_strength(feature),
+               "lower_is_drift": lower_is_drift(feature)}
+              for name, feature in features.items()]
+    ranked.sort(key=lambda item: (not item["drifted"], -item["strength"], item["feature"]))
     return ranked
+
+
+def ranked_drifted(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drifted features, most drifted first (``ranked_features``)."""
+    return [item for item in ranked_features(features) if item["drifted"]]

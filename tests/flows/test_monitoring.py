@@ -1,14 +1,18 @@
 """Drift monitoring. Against a real `prefect server` (slow): stable data leaves the champion
 alone; a regime change in the sample data starts a drift-triggered run of the training
-deployment, its reason recorded. Fast: the regime-change sample data, the ranking."""
+deployment once new days arrive, its reason recorded, which a gpu worker runs; still
+drifted, the retrained models have seen every labelled day: no retraining, and why.
+Fast: the regime-change sample data, the ranking."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import numpy as np
 import pytest
+import yaml
 
 from flows.data import DATA_STAGES
 from flows.operations import REPORT_STAGES, deployment_runs
@@ -82,6 +86,35 @@ def latest_monitoring_artifact(client):
     return max(found, key=lambda a: a.created)
 
 
+def with_new_days(folder, scratch, end: dt.date, regime_days: int = 60) -> list[str]:
+    """Append to the exports in ``folder`` the trading days after their last one up to
+    ``end``, whose last ``regime_days`` days change regime (the sample data's, made in
+    ``scratch``), each index's prices scaled to go on from its own last close; return the
+    target's new days."""
+    new = scratch / "new-days"
+    sample.generate(new, n_days=150, end=end, regime_change_days=regime_days)
+    for path in sorted(folder.glob("*.csv")):
+        header, *rows = [row for row in path.read_bytes().decode("utf-16").split("\r\n") if row]
+        last = rows[-1].split(",")
+        more = [row.split(",") for row in
+                (new / path.name).read_bytes().decode("utf-16").split("\r\n")[1:] if row]
+        scale = float(last[5]) / float([row for row in more if row[1] <= last[1]][-1][5])
+        added = [row[:2] + [f"{float(v) * scale:.1f}" for v in row[2:6]] + row[6:12]
+                 + [f"{float(row[12]) * scale:.1f}"] for row in more if row[1] > last[1]]
+        if path.name == f"{sample.TARGET_ISIN}.csv":
+            days = [f"{row[1][:4]}-{row[1][4:6]}-{row[1][6:]}" for row in added]
+        path.write_bytes("\r\n".join([header, *rows, *map(",".join, added), ""])
+                         .encode("utf-16"))
+    return days
+
+
+def models_md5(project) -> str:
+    """The md5 of the train stage's ``models`` output in ``dvc.lock``."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))
+    [models] = [out for out in lock["stages"]["train"]["outs"] if out["path"] == "models"]
+    return models["md5"]
+
+
 def test_regime_change_sample_data(tmp_path):
     default, changed = tmp_path / "default", tmp_path / "changed"
     sample.generate(default, n_days=120)
@@ -141,8 +174,10 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(trained_project, 
         [line] = log.read_text(encoding="utf-8").splitlines()
         assert json.loads(line)["decision"] == "no retraining"
 
-        # (b) the last 60 days (the drift stage's current span) change regime
-        sample.generate(project / "data/raw", n_days=300, regime_change_days=60)
+        # (b) new days arrive (67 after the trained 2025-09-23), the last 60 (the drift
+        # stage's current span) in a new regime: labelled days the models have not seen
+        new_days = with_new_days(project / "data/raw", tmp_path, dt.date(2025, 12, 31))
+        last_day = new_days[-1]
         # the daily path in one process: the data flow, then the report flow (today's
         # forecast with the current champion, drift, pages), each stage a task run
         daily = run_flow(project, server, "daily_flow", "push_remote=False, ", module="daily")
@@ -153,7 +188,7 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(trained_project, 
                 "tsepipe-report": ["predict", "drift", "accuracy", "report"]}
         forecast = daily["forecast"]
         assert forecast["data_version"] == file_md5(project / "data/processed/merged.parquet")
-        assert forecast["as_of"] == "2025-09-23"  # the sample data's last day
+        assert forecast["as_of"] == last_day
         assert (project / "reports/index.html").exists()
         assert json.loads((project / "reports/drift/drift.json").read_text())["dataset_drift"]
         drifted = monitor(project, server)
@@ -162,6 +197,11 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(trained_project, 
         assert drifted["share"] >= drifted["threshold"]
         assert ">= threshold 0.500" in drifted["reason"]
         assert "most drifted" in drifted["reason"] and drifted["top_drifted"]
+        # each new day, and 2025-09-23 whose label came with them, less the last (no label)
+        assert drifted["new_labelled_days"] == len(new_days) == 67
+        assert drifted["reason"].endswith(
+            f"; new since training: 67 labelled days after the last one it was trained on, "
+            f"2025-09-22 (through {new_days[-2]})")
         assert drifted["current"]["rows"] == 60 and drifted["reference"]["rows"] > 60
         triggered = drifted["triggered_flow_run"]
         with get_client(sync_client=True) as client:
@@ -189,5 +229,48 @@ def test_stable_data_does_not_retrain_and_a_regime_change_does(trained_project, 
         with get_client(sync_client=True) as client:
             assert len(drift_triggered_runs(client, train.id)) == 1
         timings["monitor (pending)"] = time.monotonic() - started
-    assert len(log.read_text(encoding="utf-8").splitlines()) == 3
+
+        # (d) a gpu worker runs the triggered training: the models are retrained (1 epoch)
+        # on every labelled day
+        trained = models_md5(project)
+        params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+        for spec in params["train"]["models"].values():
+            spec.update(epochs=1, patience=1)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False,
+                                                            allow_unicode=True))
+        worker = run_in([prefect, "worker", "start", "--pool", "gpu", "--run-once"], tmp_path,
+                        server | {"TSEPIPE_PROJECT_DIR": str(project)}, timeout=600)
+        timings["worker: retraining"] = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(triggered["id"])
+            assert flow_run.state.type == StateType.COMPLETED, (
+                f"{flow_run.state}\n{worker.stdout[-3000:]}\n{worker.stderr[-3000:]}")
+        assert models_md5(project) != trained
+        champion = json.loads((project / "models/champion.json").read_text(encoding="utf-8"))
+        assert champion["trained_on"]["last"] == new_days[-2]  # the last labelled day
+        assert champion["data_version"] == file_md5(project / "data/processed/merged.parquet")
+
+        # (e) still drifted, but the models have seen every labelled day: no retraining
+        seen = monitor(project, server)
+        timings["monitor (no new days)"] = time.monotonic() - started
+        assert seen["decision"] == "no new days", seen
+        assert seen["share"] >= seen["threshold"] and seen["triggered_flow_run"] is None
+        assert seen["new_labelled_days"] == 0 and seen["new_since_training"] is None
+        assert seen["reason"].endswith(
+            f"but the models were trained on every labelled day through "
+            f"{champion['trained_on']['last']}; a refit would see the same days")
+        with get_client(sync_client=True) as client:
+            assert len(drift_triggered_runs(client, train.id)) == 1
+            assert "# Monitoring: no new days" in latest_monitoring_artifact(client).data
+    records = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines()]
+    assert [r["decision"] for r in records] == [
+        "no retraining", "retrain", "retraining already pending", "no new days"]
+    # the drift history: one line per current span (its latest report: after retraining,
+    # the new champion's), the trend on the drift page
+    history = [json.loads(x) for x in
+               (project / "reports/drift/history.jsonl").read_text().splitlines()]
+    assert [e["current"]["last_date"] for e in history] == ["2025-09-23", last_day]
+    assert [e["share"] for e in history] == [stable["share"], seen["share"]]
+    assert history[-1]["champion"] == champion["champion"]
+    assert (project / "reports/drift/index.html").read_text().count("<svg") == 2
     print(" ".join(f"{k} {v:.0f}s" for k, v in timings.items()))

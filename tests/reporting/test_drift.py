@@ -1,4 +1,5 @@
-"""Drift report: a regime change is flagged, a stable split is not, outputs are safe."""
+"""Drift report: a regime change is flagged, a stable split is not, outputs are safe; what a
+refit would add (the monitor's decision), the history kept per current span, the page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import pytest
 
 from pipelines.core.params.drift import DriftSection
 from pipelines.modelling.features import FeatureTable, make_labels
-from pipelines.reporting.drift import drift_report, reference_and_current
+from pipelines.reporting.drift import (
+    drift_page,
+    drift_report,
+    record_history,
+    reference_and_current,
+    refit_would_add,
+    seen_every_day,
+)
+from pipelines.reporting.evidently_pages import ranked_features, score_label
 
 DRIFT = DriftSection(current_days=60, threshold=0.5)
 
@@ -185,6 +194,10 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
 
     stable = drift_of(regime_table(), "stable")
     assert stable["champion"] == champion and stable["champion_kind"] == "baseline"
+    # fitted on every labelled day: the last one, and none new since (the last day has none)
+    last_two = [f"{day:%Y-%m-%d}" for day in regime_table().dates[-2:]]
+    assert stable["trained_on_last"] == stable["labelled_last"] == last_two[0]
+    assert stable["new_labelled_days"] == 0 and stable["current"]["last_date"] == last_two[1]
     assert stable["current"]["rows"] == 60 and stable["n_features"] == 4
     assert stable["reference"]["last_date"] < stable["current"]["first_date"]
     # its training days from its first window up to the current span (never overlapping)
@@ -193,7 +206,7 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
     assert stable["prediction_drift"]["score"] is not None
     shifted = drift_of(regime_table(regime_days=60), "shifted")
     assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
-    assert (tmp_path / "shifted/index.html").stat().st_size > 100_000
+    assert (tmp_path / "shifted/evidently.html").stat().st_size > 100_000
     with pytest.raises(DataError, match="reference days"):
         drift_of(regime_table(n=120), "short")
     # the probabilities of another dataset (one day more) are refused, naming the file
@@ -201,3 +214,82 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
     days(regime_table(n=421), longer)
     with pytest.raises(DataError, match="champion_days.parquet.*run tsepipe predict"):
         read_champion_days(longer.champion_days, regime_table())
+
+
+def test_a_refit_is_worth_it_only_with_days_the_champion_has_not_seen():
+    seen = {"trained_on_last": "2025-09-22", "labelled_last": "2025-09-22",
+            "new_labelled_days": 0, "data_version": "a" * 32}
+    assert refit_would_add(seen, "a" * 32) is None  # the same days, the same data
+    assert refit_would_add(seen, None) is None  # the champion's version unknown: the days
+    assert seen_every_day(seen) == ("the models were trained on every labelled day through "
+                                    "2025-09-22; a refit would see the same days")
+    new = seen | {"labelled_last": "2025-09-28", "new_labelled_days": 4, "data_version": "b" * 32}
+    assert refit_would_add(new, "a" * 32) == (
+        "4 labelled days after the last one it was trained on, 2025-09-22 (through 2025-09-28)")
+    # no new day, but the days' data changed (a corrected export): a refit learns from it
+    revised = refit_would_add(seen | {"data_version": "c" * 32}, "a" * 32)
+    assert revised is not None and "cccccccc" in revised and "aaaaaaaa" in revised
+    # a drift.json of an older version says nothing of what was seen: not taken as "seen"
+    assert refit_would_add({"data_version": "a" * 32}, "a" * 32) is not None
+
+
+def test_features_ranked_by_strength_whatever_the_score_is():
+    features = {
+        "p_weak__logret": {"drift_score": 0.3, "drifted": False, "method": "ks",
+                           "threshold": 0.01},
+        "p_strong__logret": {"drift_score": 1e-12, "drifted": True, "method": "ks",
+                             "threshold": 0.01},
+        "dist__range": {"drift_score": 0.5, "drifted": True, "method": "wasserstein",
+                        "threshold": 0.1},
+        "own__range": {"drift_score": 0.9, "drifted": True, "method": "a custom test",
+                       "threshold": 0.2},  # not Evidently's: read from its verdict
+    }
+    ranked = ranked_features(features)
+    assert [r["feature"] for r in ranked] == ["p_strong__logret", "dist__range", "own__range",
+                                              "p_weak__logret"]
+    assert [r["lower_is_drift"] for r in ranked] == [True, False, False, True]
+    assert score_label("ks", True) == "p-value (ks): lower = more drift"
+    assert score_label("wasserstein", False) == "distance (wasserstein): higher = more drift"
+
+
+def test_the_history_keeps_one_line_per_current_span_and_the_page_draws_it(tmp_path):
+    from pipelines.core.params.paths import Paths
+
+    scores = dict(zip(NAMES, [1e-12, 3e-9, 1e-5, 0.004, 0.02, 0.3, 0.5, 0.9], strict=True))
+    features = {name: {"drift_score": score, "drifted": score < 0.01, "method": "ks",
+                       "threshold": 0.01} for name, score in scores.items()}
+    summary = {  # as drift_report and champion_drift write it (no Evidently run needed)
+        "features": features, "share_of_drifted_features": 0.5, "n_drifted": 4,
+        "n_features": 8, "threshold": 0.5, "dataset_drift": True,
+        "prediction_drift": {"score": 0.2, "drifted": False, "method": "ks", "threshold": 0.01},
+        "target_drift": None,
+        "reference": {"rows": 400, "first_date": "2015-01-01", "last_date": "2016-07-13"},
+        "current": {"rows": 150, "first_date": "2016-07-14", "last_date": "2017-02-08"},
+        "champion": "gru", "trained_on_last": "2016-07-13", "labelled_last": "2016-07-13",
+        "new_labelled_days": 0, "reference_note": "the champion's training days"}
+    log = tmp_path / "history.jsonl"
+
+    def ending(day: str, share: float) -> dict:
+        return summary | {"current": summary["current"] | {"last_date": day},
+                          "share_of_drifted_features": share}
+
+    record_history(log, ending("2016-01-05", 0.1))
+    record_history(log, ending("2015-12-29", 0.0))  # an older span: sorted in before it
+    history = record_history(log, summary)
+    assert [e["current"]["last_date"] for e in history] == ["2015-12-29", "2016-01-05",
+                                                            summary["current"]["last_date"]]
+    again = record_history(log, ending("2016-01-05", 0.2))  # a re-run of a span replaces it
+    assert len(again) == 3 and again[1]["share"] == 0.2
+    assert [json.loads(line) for line in log.read_text().splitlines()] == again
+    latest = again[-1]
+    assert latest["scores"] == scores and latest["drifted"] == sorted(SHIFTED)
+    assert latest["method"] == "ks" and latest["method_threshold"] == 0.01
+
+    paths = Paths(drift_dir=tmp_path / "page")
+    html = drift_page(summary, again, paths).read_text(encoding="utf-8")
+    assert html.count("<svg") == 2 and "evidently.html" in html
+    assert "p-value (ks): lower = more drift" in html  # the score column says what it is
+    order = [html.index(f">{name.replace('__', '__<wbr>')}<") for name in
+             [r["feature"] for r in ranked_features(summary["features"])]]
+    assert order == sorted(order)  # most drifted first, as ranked
+    assert "One report so far" in drift_page(summary, again[-1:], paths).read_text()

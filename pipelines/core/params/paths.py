@@ -71,7 +71,7 @@ class Paths(Section):
     forecasts_dir: Place = Field(Path("forecasts"), description=(
         "the latest forecast and the log of every forecast"))
     drift_dir: Place = Field(Path("reports/drift"), description=(
-        "Evidently's drift page and its summary"))
+        "the drift page (ours), Evidently's drift report, the summary and its history"))
     accuracy_dir: Place = Field(Path("reports/accuracy"), description=(
         "the accuracy page (ours), the classification page (Evidently), their summary"))
     front_page: Place = Field(Path("reports/index.html"), description=(
@@ -158,6 +158,14 @@ class Paths(Section):
     @property
     def drift_summary(self) -> Path:
         return self.drift_dir / FILES["drift_summary"]
+
+    @property
+    def drift_evidently_page(self) -> Path:
+        return self.drift_dir / FILES["drift_evidently_page"]
+
+    @property
+    def drift_history(self) -> Path:
+        return self.drift_dir / FILES["drift_history"]
 
     @property
     def accuracy_page(self) -> Path:
