@@ -353,7 +353,8 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Data drift (Evidently): the champion's training window against the latest days."""
+    """Data drift (Evidently): the champion's training window against the latest days; the
+    drift page with its history (reports/drift/)."""
     from pipelines.reporting.drift import drift as run_drift
 
     p = load_params(params)
@@ -411,7 +412,10 @@ def sweep(
         int | None, typer.Option(help="Local Dask worker processes (default: sweep.n_workers).")
     ] = None,
 ) -> None:
-    """Evaluate the sweep grid (params sweep:) on a Dask cluster; write a leaderboard."""
+    """Evaluate the sweep grid (params sweep:) on a Dask cluster; write a leaderboard.
+
+    A local cluster serves a Dask dashboard only at TSEPIPE_DASK_DASHBOARD (e.g. :8787).
+    """
     from flows.sweep import run_sweep
 
     state = run_sweep(scheduler_address=scheduler, n_workers=workers, params_path=str(params))
@@ -535,6 +539,43 @@ def remote(params: ParamsOption = DEFAULT_PARAMS) -> None:
 
     settings = configure_remote(Path("."), params)
     typer.echo(settings.describe())
+
+
+@app.command()
+@_stage
+def notify(
+    url: Annotated[str, typer.Option(
+        "--url", envvar="TSEPIPE_NOTIFY_URL", show_default=False,
+        help="Where to send: an http(s) webhook (POSTed JSON subject, body, text), a Slack "
+             "incoming webhook, or an Apprise URL such as "
+             "mailtos://user:password@smtp.example.com?to=ops@example.com (e-mail).")],
+) -> None:
+    """Notify on failures and drift, through Prefect automations on the server of
+    PREFECT_API_URL (the one the deployments run on).
+
+    Saves the notification block `tsepipe` for URL and two automations: one sends a message
+    when a run of a tsepipe deployment fails or crashes (the deployment, the run, the
+    state's name and message), one when the monitor finds drift (the deployment, the run,
+    the share and the most drifted features). Run again, it updates them in place.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.notifications import ensure_notifications
+
+    if not PREFECT_API_URL.value():
+        typer.echo("error: PREFECT_API_URL is not set: automations live on a Prefect server "
+                   "(README: Running on a schedule)", err=True)
+        raise typer.Exit(2)
+    try:
+        lines = ensure_notifications(url)
+    except ValueError as exc:
+        typer.echo(f"error: --url: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except httpx.HTTPError as exc:  # the server does not answer, or refuses
+        raise PipelineError(f"Prefect server {PREFECT_API_URL.value()}: {exc}") from None
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tsepipe.cli import app
 
 COMMANDS = ["sample-data", "fetch", "ingest", "validate", "merge", "evaluate", "train",
-            "accuracy", "predict", "drift", "report", "sweep", "run", "remote", "history",
+            "accuracy", "predict", "drift", "report", "sweep", "run", "remote", "notify", "history",
             "checkout", "doctor"]
 
 
