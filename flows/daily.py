@@ -12,12 +12,14 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import Completed, State
 
+from flows.artifacts import run_name
 from flows.data import data_flow
 from flows.operations import report_flow
 from flows.runs import exclusive, passed_on
 
 
-@flow(name="tsepipe-daily", description="The daily path: the data flow, then the report flow.")
+@flow(name="tsepipe-daily", flow_run_name=run_name,
+      description="The daily path: the data flow, then the report flow.")
 @exclusive
 def daily_flow(raw_dir: str | None = None, project_dir: str = ".", push_remote: bool = True,
                fetch: bool | None = None, lock_wait_seconds: float = 0, commit: bool = True,

@@ -15,9 +15,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, State
 
-from flows.artifacts import inert_markdown, publish_all
+from flows.artifacts import inert_markdown, publish_all, run_name
 from flows.dvc_commands import damaged_dvc_files, dvc, locked_hash, remove_dvc_leftovers
 from flows.runs import (
     BAD_DATA,
@@ -25,7 +25,10 @@ from flows.runs import (
     WRITE_FAILED,
     bad_data,
     exclusive,
-    stage_failed,
+    failed,
+    is_told,
+    passed_on,
+    untold,
 )
 from flows.stages import TransientStageError, publish_version, push_refused, run_stages
 from pipelines.core.errors import FetchError
@@ -40,7 +43,7 @@ DATA_STAGES = ("ingest", "validate", "merge")
 PROBLEMS_SHOWN = 10  # a failed run's problems on the front page (the run's own lines: all)
 
 
-@task(retries=2, retry_delay_seconds=3)
+@task(retries=2, retry_delay_seconds=3, task_run_name="copy the exports")
 def stage_raw_files(source: str, raw_dir: str, settings: IngestSection) -> str:
     """Copy the export files of ``source`` into ``raw_dir`` (the originals are only read).
 
@@ -70,24 +73,27 @@ def stage_raw_files(source: str, raw_dir: str, settings: IngestSection) -> str:
     return str(target_dir)
 
 
-@task
-def refuse_links(raw_dir: str) -> list[str]:
-    """Problems that stop the run before DVC reads the raw folder: symbolic links.
+@task(task_run_name="refuse links")
+def refuse_links(raw_dir: str) -> State | None:
+    """Stop the run before DVC reads the raw folder if it holds symbolic links: their
+    ``BadData`` state, a line each (None: no link).
 
     ``dvc add`` would follow a link and copy its target, a file from anywhere, into the
     cache and the remote; so a link in the raw folder stops the run, unread.
     """
-    return [f"{display_name(path.name)}: a symbolic link in {raw_dir}: refused, never read "
-            "(put the file itself there)" for path in sorted(Path(raw_dir).iterdir())
-            if path.is_symlink()]
+    links = [f"{display_name(path.name)}: a symbolic link in {raw_dir}: refused, never read "
+             "(put the file itself there)" for path in sorted(Path(raw_dir).iterdir())
+             if path.is_symlink()]
+    return bad_data(links) if links else None
 
 
-@task
-def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
+@task(task_run_name="fetch")
+def fetch_raw(project: str, raw_dir: str) -> dict[str, Any] | State:
     """``tsepipe fetch``: download the configured indices into the raw folder.
 
-    Returns the fetch report, or ``{"error": lines}`` when the feed failed (the raw
-    folder is then untouched; fetch retries by itself, so the task does not).
+    Returns the fetch report, or the ``FetchFailed`` state, a problem a line, when the
+    feed failed (the raw folder is then untouched; fetch retries by itself, so the task
+    does not).
     """
     logger = get_run_logger()
     params = load_params(Path(project) / "params.yaml")
@@ -96,40 +102,41 @@ def fetch_raw(project: str, raw_dir: str) -> dict[str, Any]:
     except FetchError as exc:
         for line in exc.lines:
             logger.error("error: %s", line)
-        return {"error": exc.lines}
+        return failed(FETCH_FAILED, exc.lines)
     logger.info("fetch: %s", report["summary"])
     return report
 
 
-@task(retries=2, retry_delay_seconds=3, task_run_name="dvc add raw")
-def snapshot_raw(project: str, raw_dir: str) -> dict[str, Any]:
-    """``dvc add`` the raw folder so this exact input is cached: ``{"md5": its DVC hash}``,
-    or ``{"state": name, "error": lines}`` when DVC cannot read its own files or write (a
-    full disk: no retry, it would fail the same way)."""
+@task(retries=2, retry_delay_seconds=3, retry_condition_fn=untold, task_run_name="dvc add raw")
+def snapshot_raw(project: str, raw_dir: str) -> str | State:
+    """``dvc add`` the raw folder so this exact input is cached: its DVC hash, or the
+    ``WriteFailed`` or ``BadData`` state when DVC cannot write (a full disk: no retry, it
+    would fail the same way) or read its own files."""
     result = dvc(Path(project), "add", "--quiet", raw_dir)
     if not result.ok:
         remove_dvc_leftovers(Path(project))
         if result.write_problem():
-            return {"state": WRITE_FAILED, "error": result.write_problem()}
+            return failed(WRITE_FAILED, result.write_problem())
         if result.damaged_state():
-            return {"state": BAD_DATA, "error": result.damaged_state()}
+            return failed(BAD_DATA, result.damaged_state())
         raise TransientStageError(f"dvc add {raw_dir} failed:\n{result.output}")
-    return {"md5": snapshot_md5(Path(project) / f"{raw_dir}.dvc")}
+    return snapshot_md5(Path(project) / f"{raw_dir}.dvc")
 
 
-@task(task_run_name="report: the failed run")
-def report_failure(project: str, state_name: str, message: str) -> None:
-    """A data run stopped by its input or its fetch, told where a reader looks first: a
-    record in the run log (``paths.run_log``), then the front page redrawn (``dvc repro
-    --force`` of ``report``, where there is a page) with the failure at its top, so that it
-    does not go on saying "all checks passed" of the last good data. A page that cannot be
-    redrawn is a warning: the run ends with its own failure either way."""
+@task(task_run_name="run log, front page")
+def record_run(project: str, record: dict[str, Any], redraw: bool = True) -> None:
+    """The data run told where a reader looks first: its record in the run log
+    (``paths.run_log``: a published version, or a failed run with its problems), then,
+    with ``redraw``, the front page redrawn (``dvc repro --force`` of ``report``, where
+    there is a page) so that its notice ("attention: the last data run failed", or none)
+    and its "last data run" say what the log says. Before the version is committed: no
+    version carries a page that says otherwise. A page that cannot be redrawn is a
+    warning: the run ends as it would have."""
     root = Path(project)
     where = load_params(root / "params.yaml").paths
-    append_jsonl(root / where.run_log, {
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "failed": state_name, "problems": message.splitlines()[:PROBLEMS_SHOWN]})
-    if not (root / where.front_page).exists():
+    cleared = _last_run_failed(root / where.run_log)  # then the page's notice goes
+    append_jsonl(root / where.run_log, record)
+    if not (redraw or cleared) or not (root / where.front_page).exists():
         return
     redrawn = dvc(root, "repro", "--force", "--single-item", "report")
     if not redrawn.ok:
@@ -137,12 +144,26 @@ def report_failure(project: str, state_name: str, message: str) -> None:
                                  "; ".join(redrawn.error_lines()) or redrawn.output[-500:])
 
 
+def _last_run_failed(run_log: Path) -> bool:
+    """Whether the run log's last record is a failed run's; True when it cannot be read
+    (a line cut short: ``read_jsonl`` warns of it where the log is read)."""
+    try:
+        lines = run_log.read_text(encoding="utf-8", errors="replace").split("\n")
+        last = json.loads([line for line in lines if line.strip()][-1])
+    except (OSError, ValueError, IndexError):
+        return run_log.exists()
+    return not isinstance(last, dict) or bool(last.get("failed"))
+
+
 def told(project: Path, state: State) -> State:
-    """``state`` (a failed data run's), once ``report_failure`` has recorded it: a run
+    """``state`` (a failed data run's), once ``record_run`` has recorded it: a run
     stopped by its input or its fetch (a full disk or a killed stage is told by the run's
     own line; redrawing the page would meet the same disk)."""
     if state.name in (BAD_DATA, FETCH_FAILED):
-        report_failure(str(project), state.name, state.message or "")
+        record_run(str(project), {
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "failed": state.name,
+            "problems": (state.message or "").splitlines()[:PROBLEMS_SHOWN]})
     return state
 
 
@@ -208,7 +229,8 @@ def publish_dataset(summary_path: str, dataset_md5: str | None, raw_md5: str) ->
     return version
 
 
-@flow(name="tsepipe-data", description="Ingest, validate and merge the 16 index exports.")
+@flow(name="tsepipe-data", flow_run_name=run_name,
+      description="Ingest, validate and merge the 16 index exports.")
 @exclusive
 def data_flow(
     raw_dir: str | None = None, project_dir: str = ".", push_remote: bool = True,
@@ -220,7 +242,9 @@ def data_flow(
     Returns a Completed state carrying the dataset version, or a Failed one (``BadData``,
     ``FetchFailed``, ``Busy``) whose message lists each problem on its own line. The
     deployments push the version to git (``push_git``); a local ``tsepipe run`` does not,
-    and turns ``publish_standing`` off when a report run follows in the same flow.
+    and turns ``publish_standing`` off when a report run follows in the same flow. The
+    run's record goes into the run log before the version is committed, and the front
+    page is redrawn with it (``record_run``).
 
     Args:
         raw_dir: a folder of export files, copied into paths.raw_dir first when it is elsewhere
@@ -237,7 +261,8 @@ def data_flow(
             params.yaml, dvc.yaml and metrics/).
         push_git: also push the version's commit (and a new models tag) to the git remote.
         publish_standing: republish the standing forecast, leaderboard, drift and report link
-            as this run's artifacts.
+            as this run's artifacts, and redraw the front page (off: a report follows, or
+            the page's notice of a failed run is all that needs clearing).
     """
     # long: its docstring's Args: are the deployment's parameter help in the Prefect UI
     project = Path(project_dir).resolve()
@@ -247,26 +272,27 @@ def data_flow(
     params = load_params(project / "params.yaml")
     where = params.paths
     if fetch if fetch is not None else params.fetch.enabled:
-        fetched = fetch_raw(str(project), str(project / where.raw_dir))
-        if "error" in fetched:
-            return told(project, Failed(name=FETCH_FAILED,
-                                        message="\n".join(fetched["error"])))
+        fetched = fetch_raw(str(project), str(project / where.raw_dir), return_state=True)
+        if is_told(fetched):  # a failed task run, FetchFailed (a crash raises below)
+            return told(project, passed_on(fetched))
+        fetched.result()
     raw = stage_raw_files(raw_dir or str(project / where.raw_dir), str(project / where.raw_dir),
                           params.ingest)
-    links = refuse_links(raw)
-    if links:
-        return told(project, bad_data(links))
-    snapshot = snapshot_raw(str(project), str(Path(raw).relative_to(project)))
-    if "error" in snapshot:
-        return Failed(name=snapshot["state"], message="\n".join(snapshot["error"]))
-    raw_md5 = snapshot["md5"]
+    links = refuse_links(raw, return_state=True)
+    if is_told(links):
+        return told(project, passed_on(links))
+    snapshot = snapshot_raw(str(project), str(Path(raw).relative_to(project)),
+                            return_state=True)
+    if is_told(snapshot):
+        return passed_on(snapshot)
+    raw_md5 = snapshot.result()
     def after(stage: str) -> None:
         if stage == "validate" and (project / where.validation_summary).exists():
             publish_validation(str(project / where.validation_summary))
 
-    failed = run_stages(str(project), DATA_STAGES, after=after)
-    if failed:
-        return told(project, stage_failed(failed))
+    stopped = run_stages(str(project), DATA_STAGES, after=after)
+    if stopped:
+        return told(project, stopped)
     dataset_md5 = locked_hash(project, "merge", where.dataset)
     version = publish_dataset(str(project / where.merge_summary), dataset_md5, raw_md5)
     validation = json.loads((project / where.validation_summary).read_text(encoding="utf-8"))
@@ -275,10 +301,10 @@ def data_flow(
     version["left_out"] = [  # each file left out, with its first problem (file, line, column)
         (f["problems"][0]["message"] if f.get("problems") else f"{f['file']}: {f['status']}")
         for f in validation["files"] if not f["usable"]]
+    version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    record_run(str(project), version, redraw=publish_standing)
     version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
                                         push_git)
-    version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    append_jsonl(project / where.run_log, version)
     refused = push_refused(version["commit"])
     if refused:
         return refused

@@ -5,8 +5,13 @@ DVC with the current champion (``accuracy`` skipped by DVC unless the evaluation
 since the pages were drawn, e.g. a training run that stopped after evaluate), publishes
 the artifacts and pushes. ``monitoring_flow``
 (``tsepipe-monitor``) runs the ``drift`` stage and, when the share of drifted features
-reaches the threshold (``drift.threshold`` in params.yaml unless given), starts a run of
-the training deployment (tag ``drift-triggered``) without waiting for it. Every decision,
+reaches the threshold (``drift.threshold`` in params.yaml unless given) and a refit would
+see days the champion was not trained on (labelled days after its last training day, or
+its days' data changed since: ``drift.refit_would_add``), starts a run of the training
+deployment (tag ``drift-triggered``) without waiting for it. Drift with nothing new to
+learn from is recorded as "no new days": a refit on the same days cannot clear drift of the
+market against its own history. Scheduled retraining is the training deployment's own
+schedule (prefect.yaml), which Prefect starts by itself. Every decision,
 retraining or not, is recorded with its reason: a markdown artifact (key ``monitoring``)
 and one JSON line in ``monitoring.jsonl`` beside the front page (``paths.monitoring_log``).
 
@@ -23,6 +28,7 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -42,12 +48,15 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 
-from flows.artifacts import inert_markdown, publish_all
-from flows.runs import exclusive, stage_failed
-from flows.stages import models_as_trained, publish_version, repro_stage, stages_to_forecast
+from flows.artifacts import inert_markdown, publish_all, run_name
+from flows.notifications import announce_drift
+from flows.runs import exclusive
+from flows.stages import models_as_trained, publish_version, run_stages, stages_to_forecast
+from pipelines.core.calendar import TEHRAN
 from pipelines.core.fileio import append_jsonl
 from pipelines.core.params.load import load_params
-from pipelines.reporting.evidently_pages import ranked_drifted
+from pipelines.reporting.drift import refit_would_add, seen_every_day
+from pipelines.reporting.evidently_pages import ranked_drifted, score_label
 
 REPORT_STAGES = ("predict", "drift", "accuracy", "report")
 RETRAIN_TAG = "drift-triggered"
@@ -55,6 +64,7 @@ TOP_FEATURES = 10  # drifted features named in the artifact and the log
 
 RETRAIN = "retrain"
 NO_RETRAINING = "no retraining"
+NO_NEW_DAYS = "no new days"  # drifted, but a refit would see the days the models saw
 ALREADY_PENDING = "retraining already pending"
 NOT_TRIGGERED = "retraining needed, trigger off"
 TRIGGER_FAILED = "retraining needed, trigger failed"
@@ -64,7 +74,7 @@ _UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateT
 _IN_PROGRESS = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING}
 
 
-@flow(name="tsepipe-report",
+@flow(name="tsepipe-report", flow_run_name=run_name,
       description="Daily: forecast with the current champion, drift report, report pages.")
 @exclusive
 def report_flow(project_dir: str = ".", push_remote: bool = True,
@@ -103,12 +113,12 @@ def deployment_runs(client: Any, deployment_id: Any, states: list[StateType] | N
         flow_run_filter=run_filter)
 
 
-@task
+@task(task_run_name="read drift")
 def read_drift(drift_json: str) -> dict[str, Any]:
     return json.loads(Path(drift_json).read_text(encoding="utf-8"))
 
 
-@task(retries=2, retry_delay_seconds=5)
+@task(retries=2, retry_delay_seconds=5, task_run_name="start retraining")
 def start_retraining(deployment_name: str, idempotency_key: str | None) -> dict[str, Any]:
     """Create a run of the training deployment now, without waiting for it (timeout=0).
 
@@ -132,8 +142,13 @@ def start_retraining(deployment_name: str, idempotency_key: str | None) -> dict[
         state_type = run.state.type if run.state else None
         if RETRAIN_TAG in (run.tags or []) or state_type in _IN_PROGRESS:
             return {"pending": brief(run)}
+    # named now as it will be once it starts (``run_name``), not a random name meanwhile
+    name = f"{deployment_name.split('/')[-1]} {dt.datetime.now(ZoneInfo(TEHRAN)):%Y-%m-%d}"
     run = run_deployment(name=deployment_name, timeout=0, tags=[RETRAIN_TAG],
-                         idempotency_key=idempotency_key)
+                         idempotency_key=idempotency_key, flow_run_name=name)
+    if run.parent_task_run_id:  # the task that stands for it in this run's graph
+        with get_client(sync_client=True) as client:
+            client.set_task_run_name(run.parent_task_run_id, f"run {deployment_name}")
     get_run_logger().info("started %s: flow run %s (%s)", deployment_name, run.name, run.id)
     return {"triggered": brief(run)}
 
@@ -155,6 +170,8 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
         f"threshold {record['threshold']:.3f}",
         f"- reference (champion's training window): {_span(drift.get('reference'))}",
         f"- current (latest days): {_span(drift.get('current'))}",
+        f"- the champion was trained on the labelled days through "
+        f"{drift.get('trained_on_last')}; new since: {record.get('new_since_training') or 'none'}",
     ]
     for role in ("prediction", "target"):
         found = drift.get(f"{role}_drift")
@@ -170,8 +187,9 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
         lines.append(f"- already waiting for `{deployment_name}`: flow run "
                      f"**{pending['name']}** (`{pending['id']}`, {pending['state']})")
     if top:
+        score = score_label(top[0]["method"], top[0]["lower_is_drift"])
         lines += ["", f"## Most drifted features (top {len(top)} of {drift.get('n_drifted')})",
-                  "", "| feature | score | threshold | method |", "|---|---|---|---|"]
+                  "", f"| feature | score: {score} | threshold | method |", "|---|---|---|---|"]
         lines += [f"| {inert_markdown(t['feature'])} | {t['drift_score']:.4g} | {t['threshold']} | "
                   f"{inert_markdown(t['method'])} |" for t in top]
     return "\n".join(lines) + "\n"
@@ -179,15 +197,29 @@ def _markdown(record: dict[str, Any], drift: dict[str, Any], top: list[dict[str,
 
 
 
+def _trained_data_version(champion_record: Path) -> str | None:
+    """The dataset MD5 the champion was trained on (``models/champion.json``), if known."""
+    try:
+        return json.loads(champion_record.read_text(encoding="utf-8")).get("data_version")
+    except (OSError, ValueError):
+        return None
+
+
 def _decide(record: dict[str, Any], verdict: str, names: str, trigger: bool,
             retrain_deployment: str, monitor_run: Any) -> State | None:
-    """Fill the record's decision and reason: below the threshold, nothing; at or above it,
-    start ``retrain_deployment`` (unless ``trigger`` is off or a run is pending). A Failed
-    state when the run could not be started, else None."""
+    """Fill the record's decision and reason: below the threshold, nothing; at or above it
+    with nothing new for a refit (``new_since_training`` None), nothing either; else start
+    ``retrain_deployment`` (unless ``trigger`` is off or a run is pending). A Failed state
+    when the run could not be started, else None."""
     if record["share"] < record["threshold"]:
         record["decision"], record["reason"] = NO_RETRAINING, verdict
         return None
     reason = f"{verdict} (most drifted: {names})"
+    if record["new_since_training"] is None:
+        record["decision"] = NO_NEW_DAYS
+        record["reason"] = f"{reason}, but {seen_every_day(record)}"
+        return None
+    reason = f"{reason}; new since training: {record['new_since_training']}"
     if not trigger:
         record["decision"], record["reason"] = NOT_TRIGGERED, f"{reason}; trigger=False"
         return None
@@ -210,7 +242,7 @@ def _decide(record: dict[str, Any], verdict: str, names: str, trigger: bool,
     return None
 
 
-@flow(name="tsepipe-monitor",
+@flow(name="tsepipe-monitor", flow_run_name=run_name,
       description="Drift check; at or above the threshold it starts the training deployment.")
 @exclusive
 def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
@@ -219,7 +251,8 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
                     push_remote: bool = True, commit: bool = True,
                     push_git: bool = False) -> State:
     """Run the drift stage (and predict before it, when the data is newer than its
-    forecast); start retraining when the drifted share reaches ``threshold``.
+    forecast); start retraining when the drifted share reaches ``threshold`` and a refit
+    would see days the champion was not trained on (else "no new days").
 
     ``threshold``: share of drifted features (default ``drift.threshold`` of params.yaml).
     ``trigger=False`` records the decision without starting a run. Returns a Completed
@@ -247,10 +280,10 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
     where = params.paths
     if threshold is None:
         threshold = params.drift.threshold
-    for stage in ("predict", "drift"):  # drift reads the champion's P(up) that predict
-        result = repro_stage(str(project), stage)  # writes (up to date after a report run)
-        if not result.ok:
-            return stage_failed(result)
+    # drift reads the champion's P(up) that predict writes (up to date after a report run)
+    stopped = run_stages(str(project), ("predict", "drift"))
+    if stopped:
+        return stopped
     # a drift report made here (new data since the last report run) is a version too
     publish_version(str(project), "tsepipe-monitor", push_remote, commit, push_git)
     drift = read_drift(str(project / where.drift_summary))
@@ -267,6 +300,11 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
         "n_drifted": drift.get("n_drifted"), "n_features": drift.get("n_features"),
         "reference": drift.get("reference"), "current": drift.get("current"),
         "top_drifted": [t["feature"] for t in top],
+        "trained_on_last": drift.get("trained_on_last"),
+        "labelled_last": drift.get("labelled_last"),
+        "new_labelled_days": drift.get("new_labelled_days"),
+        "new_since_training": refit_would_add(
+            drift, _trained_data_version(project / where.champion_record)),
         "monitoring_flow_run": str(monitor_run.id) if monitor_run else None,
         "triggered_flow_run": None,
     }
@@ -278,6 +316,7 @@ def monitoring_flow(project_dir: str = ".", threshold: float | None = None,
         key="monitoring", markdown=_markdown(record, drift, top, retrain_deployment),
         description=inert_markdown(f"{record['decision']}: {record['reason']}"))
     append_jsonl(project / where.monitoring_log, record)
+    announce_drift(record)  # tsepipe.drift.found at or above the threshold: notifies
     publish_all(str(project))
     if outcome is not None:
         return outcome

@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, State
 
+from flows.artifacts import run_name
 from flows.daily import daily_flow
 from flows.data import data_flow
 from flows.dvc_commands import damaged_dvc_files
@@ -35,14 +36,16 @@ from pipelines.reporting.call_text import summary_lines
 log = logging.getLogger("pipelines.run")
 
 
-@flow(name="tsepipe", description="The whole pipeline: the data flow, then training.")
+@flow(name="tsepipe", flow_run_name=run_name,
+      description="The whole pipeline: the data flow, then training.")
 @exclusive
 def pipeline_flow(raw_dir: str | None = None, project_dir: str = ".",
                   push_remote: bool = True, train: bool = True, fetch: bool | None = None,
                   lock_wait_seconds: float = 0, commit: bool = True) -> State:
     """Data flow then (unless ``train`` is false) the training flow, as subflows."""
     data = data_flow(raw_dir=raw_dir, project_dir=project_dir, push_remote=push_remote,
-                     fetch=fetch, commit=commit, return_state=True)
+                     fetch=fetch, commit=commit, return_state=True,
+                     publish_standing=not train)  # training publishes them, draws the page
     if not data.is_completed():
         return passed_on(data)
     if not train:  # a State of its own: the subflow's would come back from .result()

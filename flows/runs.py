@@ -4,14 +4,25 @@ Two runs in one checkout would fight over ``data/``, ``models/`` and ``dvc.lock`
 would refuse the second half-way). Every flow takes the project's run lock first
 (``exclusive``): an advisory ``flock`` on ``.dvc/tmp/tsepipe-run.lock``, released by the
 operating system when the process ends, so a killed run never leaves a stale lock. A
-second run waits up to ``lock_wait_seconds`` (0: not at all) and then ends in the state
-``Busy`` ("another run is in progress", naming the one that holds it). The lock is
-re-entrant within a process: the whole-pipeline flow holds it for its subflows.
+second run waits up to ``lock_wait_seconds`` (0: not at all) and then ends ``Busy``
+("another run is in progress", naming the one that holds it). The lock is re-entrant
+within a process: the whole-pipeline flow holds it for its subflows.
 
-Failed states carry what went wrong in their name, which the Prefect UI shows and
-``raise_for_state`` turns into the CLI's exit status: ``BadData`` (exit 3), ``Busy``
-(4), ``FetchFailed`` (5), ``WriteFailed`` (6), ``Killed`` (a stage's process killed by a
-signal: 128 + its number); any other failure is a crash (1), reported with its last lines.
+A failure has a kind, which ``raise_for_state`` turns into the CLI's exit status:
+``BadData`` (exit 3), ``Busy`` (4), ``FetchFailed`` (5), ``WriteFailed`` (6), ``Killed``
+(a stage's process killed by a signal: 128 + its number); any other failure is a crash
+(1), reported with its last lines. A task's Failed state is named by the kind; a flow run's
+final state is named ``Failed`` with the kind leading its message ("FetchFailed: ..."),
+because the Prefect UI's deployment page lists runs by Prefect's own state names
+(``as_final``, ``kind_of``).
+
+Such a state (``failed``) carries a ``ToldFailure`` as its data: a failure the run found
+and told, not a crash. A worker's flow-run process raises the final state's exception once
+the run has ended and Prefect logs it ("Engine execution exited with unexpected
+exception") with a traceback; that record is dropped (``_QuietToldFailures``) for a told
+failure, whose state's name and message say everything. A task that finds such a failure
+returns its state too (called with ``return_state=True``; ``is_told``), so that it is
+Failed in the UI and not a green task beside an ERROR line.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import datetime as dt
 import fcntl
 import functools
 import inspect
+import logging
 import os
 import re
 import signal
@@ -57,6 +69,76 @@ BAD_DATA, BUSY, FETCH_FAILED = "BadData", "Busy", "FetchFailed"
 WRITE_FAILED, KILLED = "WriteFailed", "Killed"
 CRASH_LINES = 12  # lines of a crashed stage's output shown
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Crash|Exit): ")
+
+
+class ToldFailure(Exception):
+    """The data of a Failed state of ours: a failure the run found and said (its state's
+    name and message), never raised by our code."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(name, message)  # both in args: it pickles as a result
+        self.name, self.message = name, message
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+class _QuietToldFailures(logging.Filter):
+    """Drop Prefect's log record of a told failure raised by its engine after the run
+    ended (with a traceback that says nothing the state does not)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ToldFailure))
+
+
+for _logger in ("prefect.flow_runs", "prefect.engine"):  # run_flow's, then the engine's
+    logging.getLogger(_logger).addFilter(_QuietToldFailures())
+
+
+# A flow run's final state is named ``Failed``, its kind leading its message ("FetchFailed:
+# ..."): the Prefect UI's deployment page lists a deployment's runs by Prefect's own state
+# names, so a run whose state is named FetchFailed would be missing from it (and from its
+# failed count). Tasks keep the kind as their state's name (the run graph shows it).
+FINAL_NAME = "Failed"
+_KIND = re.compile(r"^(BadData|Busy|FetchFailed|WriteFailed|Killed): ")
+
+
+def failed(name: str, lines: list[str] | str) -> State:
+    """The Failed state ``name`` (``BadData``, ``FetchFailed``...) of a failure the run
+    told, one problem per line of its message."""
+    message = lines if isinstance(lines, str) else "\n".join(lines)
+    return Failed(name=name, message=message, data=ToldFailure(name, message))
+
+
+def as_final(state: State) -> State:
+    """A flow's returned state as its run's final one: a told failure named by its kind is
+    renamed ``Failed`` with the kind leading its message (``FINAL_NAME``); anything else
+    as it is."""
+    if not state.is_failed() or state.name == FINAL_NAME or not is_told(state):
+        return state
+    message = f"{state.name}: {state.message or ''}"
+    return Failed(name=FINAL_NAME, message=message, data=ToldFailure(FINAL_NAME, message))
+
+
+def kind_of(state: State) -> tuple[str, str]:
+    """(the failure's kind, its message without the kind): the state's own name, or for a
+    flow run's final state (``as_final``) the kind leading its message."""
+    message = state.message or ""
+    found = _KIND.match(message) if state.name == FINAL_NAME else None
+    if found:
+        return found.group(1), message[found.end():]
+    return state.name or FINAL_NAME, message
+
+
+def is_told(state: State) -> bool:
+    """Whether ``state`` (a task's or subflow's, ``return_state=True``) is a failure it
+    told (``failed``); a crash is not: its ``result()`` raises it."""
+    return state.is_failed() and isinstance(state.result(raise_on_failure=False), ToldFailure)
+
+
+def untold(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect's retry condition: retry anything but a failure the task told."""
+    return not isinstance(getattr(state, "data", None), ToldFailure)
 
 
 class StageKilled(PipelineError):
@@ -203,16 +285,16 @@ def exclusive(flow_function: Callable[..., State]) -> Callable[..., State]:
         wait = float(bound.arguments.get("lock_wait_seconds", 0) or 0)
         try:
             with project_lock(project, flow_function.__name__, wait):
-                return flow_function(*args, **kwargs)
+                return as_final(flow_function(*args, **kwargs))
         except BusyError as exc:
-            return Failed(name=BUSY, message=str(exc))
+            return as_final(failed(BUSY, str(exc)))
 
     return wrapper
 
 
 def bad_data(lines: list[str]) -> State:
     """The state of a run stopped by its input data (one problem per line)."""
-    return Failed(name=BAD_DATA, message="\n".join(lines))
+    return failed(BAD_DATA, lines)
 
 
 def stage_failed(result: Any) -> State:
@@ -221,40 +303,42 @@ def stage_failed(result: Any) -> State:
     ``WriteFailed``), ``Killed`` for a signal, ``WriteFailed`` for DVC's own failed write,
     ``BadData`` for a damaged DVC file; the message is the stage's own ``error:`` lines."""
     if result.write_problem():
-        return Failed(name=WRITE_FAILED, message="\n".join(result.write_problem()))
+        return failed(WRITE_FAILED, result.write_problem())
     lines = result.damaged_state() or result.error_lines() or [result.output.strip()]
     signum = result.stopped_by
     if signum:
         stage = result.args[-1]
-        return Failed(name=KILLED, message=(
+        return failed(KILLED, (
             f"the {stage} stage was killed ({signal_name(signum)}: out of memory, or "
             f"stopped from outside); its last good outputs stay; run again"))
     name = {BUSY_EXIT: BUSY, FETCH_ERROR_EXIT: FETCH_FAILED,
             WRITE_ERROR_EXIT: WRITE_FAILED}.get(result.stage_exit, BAD_DATA)
-    return Failed(name=name, message="\n".join(lines))
+    return failed(name, lines)
 
 
 def passed_on(state: State) -> State:
     """A subflow's failed state as the parent's own (Prefect would otherwise report the
     returned subflow state as "1/1 states failed", losing its name and message)."""
-    return Failed(name=state.name, message=state.message)
+    if not is_told(state):  # a crash: its own Failed state, and the engine's traceback
+        return Failed(name=state.name, message=state.message)
+    return failed(state.name or "Failed", state.message or "")
 
 
 def raise_for_state(state: State) -> None:
     """Raise the ``PipelineError`` that says why a flow run did not complete."""
     if state.is_completed():
         return
-    message = (state.message or f"the run ended {state.name}").strip()
-    lines = message.splitlines()
-    if state.name == BAD_DATA:
+    kind, message = kind_of(state)
+    lines = (message or f"the run ended {kind}").strip().splitlines()
+    if kind == BAD_DATA:
         raise DataError(lines)
-    if state.name == BUSY:
+    if kind == BUSY:
         raise BusyError(lines)
-    if state.name == FETCH_FAILED:
+    if kind == FETCH_FAILED:
         raise FetchError(lines)
-    if state.name == WRITE_FAILED:
+    if kind == WRITE_FAILED:
         raise WriteError(lines)
-    if state.name == KILLED:
+    if kind == KILLED:
         found = re.search(r"\((SIG[A-Z0-9]+)", lines[0])
         raise StageKilled(lines, signal.Signals[found.group(1)] if found else signal.SIGKILL)
     tail = [line for line in lines[1:] if line.strip()][-CRASH_LINES:]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, State
 
 from flows.artifacts import publish_all
 from flows.dvc_commands import CommandResult, default_remote, dvc, remove_dvc_leftovers
-from flows.runs import WRITE_FAILED, stage_failed
+from flows.runs import WRITE_FAILED, failed, is_told, passed_on, stage_failed
 from pipelines.core.errors import printable
 from pipelines.core.params.load import load_params
 from pipelines.ops.versions import VersionError, move_aside, record_version
@@ -41,10 +41,11 @@ def only_transient(task: Any, task_run: Any, state: State) -> bool:
 
 @task(retries=2, retry_delay_seconds=3, retry_condition_fn=only_transient,
       task_run_name="{stage}")
-def repro_stage(project: str, stage: str) -> CommandResult:
-    """``dvc repro`` one stage. A failure the stage told (bad input, a full disk, a
-    signal; ``CommandResult.told``) is returned (no retry, no traceback); a crash of the
-    stage's command raises ``StageCrashed`` (no retry); DVC's own failures are retried."""
+def repro_stage(project: str, stage: str) -> CommandResult | State:
+    """``dvc repro`` one stage: its result. A failure the stage told (bad input, a full
+    disk, a signal; ``CommandResult.told``) is the task's Failed state, named by its kind
+    (``stage_failed``: no retry, no traceback); a crash of the stage's command raises
+    ``StageCrashed`` (no retry); DVC's own failures are retried."""
     logger = get_run_logger()
     result = dvc(Path(project), "repro", "--single-item", stage,
                  on_line=lambda line: logger.info("%s | %s", stage, line))
@@ -53,7 +54,7 @@ def repro_stage(project: str, stage: str) -> CommandResult:
     if not result.ok and not result.told:
         error = StageCrashed if result.stage_exit is not None else TransientStageError
         raise error(f"dvc repro {stage} failed:\n{result.output}")
-    return result
+    return result if result.ok else stage_failed(result)
 
 
 @task(retries=3, retry_delay_seconds=5, task_run_name="dvc push")
@@ -124,7 +125,7 @@ def push_refused(published: dict[str, Any] | None) -> State | None:
     """The ``WriteFailed`` state of a run whose DVC remote refused the data
     (``publish_version``), or None."""
     line = (published or {}).get("push_refused")
-    return Failed(name=WRITE_FAILED, message=line) if line else None
+    return failed(WRITE_FAILED, line) if line else None
 
 
 # DVC's refusal to overwrite what it does not know in an output, then one path a line
@@ -166,15 +167,17 @@ def models_as_trained(project: str) -> None:
 
 
 def run_stages(project: str, stages: Iterable[str],
-               after: Callable[[str], None] | None = None) -> CommandResult | None:
-    """Run ``stages`` in order (``after(stage)`` once each has run); the first failure's
-    result (bad input data), or None when all succeeded."""
+               after: Callable[[str], None] | None = None) -> State | None:
+    """Run ``stages`` in order (``after(stage)`` once each has run); the Failed state of
+    the first that failed in a way it told (bad input data, a full disk, a signal), or
+    None when all succeeded. A crash raises."""
     for stage in stages:
-        result = repro_stage(project, stage)
+        state = repro_stage(project, stage, return_state=True)
         if after:
             after(stage)
-        if not result.ok:
-            return result
+        if is_told(state):
+            return passed_on(state)
+        state.result()  # a crash: raised here, as the task raised it
     return None
 
 
@@ -188,9 +191,9 @@ def stages_to_forecast(project_dir: str, stages: Iterable[str], flow_name: str,
     """
     project = Path(project_dir).resolve()
     where = load_params(project / "params.yaml").paths
-    failed = run_stages(str(project), stages)
-    if failed:
-        return stage_failed(failed)
+    stopped = run_stages(str(project), stages)
+    if stopped:
+        return stopped
     forecast = json.loads((project / where.forecast).read_text(encoding="utf-8"))
     forecast["commit"] = publish_version(str(project), flow_name, push_remote, commit,
                                          push_git)

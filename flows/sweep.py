@@ -31,6 +31,7 @@ ended.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -45,12 +46,14 @@ from prefect.states import Completed, Failed, State
 from prefect_dask import DaskTaskRunner
 
 import flows  # noqa: F401  (Prefect defaults; as this module's package it has run already)
+from flows.artifacts import run_name
 from pipelines.core.devices import TF_THREAD_ENV, limit_tensorflow_threads
 from pipelines.core.params.load import load_params
 from pipelines.core.params.paths import FILES
 from pipelines.core.params.sweep import SweepSection
 from pipelines.core.params.train import ModelConfig
 from pipelines.core.processes import watch_descendants
+from pipelines.modelling.fitting import DASHBOARD_ENV, dashboard_options
 from pipelines.modelling.settings import EvaluationSettings
 from pipelines.modelling.sweep.grid import grid_from_params
 from pipelines.modelling.sweep.leaderboard import flat_row, write_leaderboard
@@ -67,17 +70,30 @@ ARTIFACT_COLUMNS = ("rank", "model", "kind", "params", "validation_mcc",
                     "p_vs_best_baseline", "epochs_mean", "training_seconds", "worker")
 
 
+def _dashboard_link_if_asked(record: logging.LogRecord) -> bool:
+    """prefect-dask's "The Dask dashboard is available at ..." only where a local cluster
+    has one (``TSEPIPE_DASK_DASHBOARD``): else that link is the scheduler's bare HTTP port."""
+    return (bool(os.environ.get(DASHBOARD_ENV, "").strip())
+            or not str(record.msg).startswith("The Dask dashboard is available"))
+
+
 def task_runner(scheduler_address: str | None = None, n_workers: int | None = None
                 ) -> DaskTaskRunner:
     """A runner on the Dask scheduler at ``scheduler_address``, else on a local cluster of
-    ``n_workers`` processes (default: the schema's ``sweep.n_workers``)."""
+    ``n_workers`` processes (default: the schema's ``sweep.n_workers``), with no dashboard
+    unless ``TSEPIPE_DASK_DASHBOARD`` asks for one, and Dask's INFO lines left unshown."""
     n_workers = SweepSection().n_workers if n_workers is None else n_workers
     if scheduler_address:
         return DaskTaskRunner(address=scheduler_address)
     if n_workers < 1:
         raise ValueError(f"n_workers: expected at least 1, got {n_workers}")
+    logging.getLogger("prefect.task_runner.dask").addFilter(_dashboard_link_if_asked)
+    # the local cluster's scheduler and nannies log their start and stop at INFO through
+    # Prefect's console; their warnings and errors still show
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
-                                          "processes": True, "env": dict(TF_THREAD_ENV)})
+                                          "processes": True, "env": dict(TF_THREAD_ENV),
+                                          **dashboard_options()})
 
 
 def worker_info() -> dict[str, Any]:
@@ -109,7 +125,7 @@ def evaluate_config_task(dataset: str, config: dict[str, Any], settings: dict[st
     return row | {"worker": worker_info()}
 
 
-@task(name="sweep-baselines")
+@task(name="sweep-baselines", task_run_name="baselines")
 def baselines_task(dataset: str, settings: dict[str, Any], target_index: str,
                    feature_sets: dict[str, list[str]]) -> list[dict[str, Any]]:
     rows = baseline_rows(dataset, settings, target_index, feature_sets)
@@ -129,7 +145,7 @@ def cluster_info() -> dict[str, Any]:
                         for address, worker in sorted(info.get("workers", {}).items())}}
 
 
-@flow(name="tsepipe-sweep", task_runner=task_runner(),
+@flow(name="tsepipe-sweep", task_runner=task_runner(), flow_run_name=run_name,
       description="Every config of a grid through the walk-forward evaluation, on Dask.")
 def sweep_flow(dataset: str | None = None, out_dir: str | None = None,
                grid: list[dict[str, Any]] | None = None, scheduler_address: str | None = None,

@@ -11,13 +11,14 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import State
 
+from flows.artifacts import run_name
 from flows.runs import exclusive
 from flows.stages import stages_to_forecast
 
 MODEL_STAGES = ("evaluate", "select", "train", "accuracy", "predict", "drift", "report")
 
 
-@flow(name="tsepipe-train",
+@flow(name="tsepipe-train", flow_run_name=run_name,
       description="Walk-forward evaluation, final models, forecast, drift and reports.")
 @exclusive
 def training_flow(project_dir: str = ".", push_remote: bool = True,

@@ -352,8 +352,8 @@ def record_version(project: Path, flow: str, push: bool = True, *,
     When ``push`` is true and the repository has a remote, the current branch is pushed
     (to its upstream, else ``origin``), each try bounded by ``PUSH_TIMEOUT_S``; a rejected
     push is retried once after ``git pull --rebase`` (``Version.commit`` is then the
-    rebased commit). A failed push is a warning (logged,
-    and in ``Version.warnings``), never an error: the commit stays.
+    rebased commit). A failed push, or no remote to push to (``NO_GIT_REMOTE``), is a
+    warning (logged, and in ``Version.warnings``), never an error: the commit stays.
     """
     project = Path(project).resolve()
     require_repo(project)
@@ -453,11 +453,15 @@ def _push_target(project: Path, remotes: list[str], branch: str = "") -> tuple[s
     return remote, merge or f"refs/heads/{branch}"
 
 
+NO_GIT_REMOTE = ("the version commit was not pushed: the repository has no git remote "
+                 "(add one: git remote add origin URL)")
+
+
 def _push(project: Path, identity: list[str]) -> tuple[bool | None, list[str]]:
-    """Push the current branch: (pushed, warnings); (None, []) when there is no remote."""
+    """Push the current branch: (pushed, warnings); (None, [why]) when there is no remote."""
     remotes = _git(project, "remote", check=False).stdout.split()
     if not remotes:
-        return None, []
+        return None, [NO_GIT_REMOTE]
     branch = _git(project, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
     if branch.returncode != 0:
         return False, ["HEAD is detached: the version commit was not pushed"]

@@ -90,7 +90,8 @@ def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_d
                                   env=isolated(tmp_path), capture_output=True, text=True,
                                   timeout=300)
         last = (flow_run.stdout.strip().splitlines() or [""])[-1]
-        assert last.startswith("Busy | ") and "another run is in progress" in last, (
+        # Prefect's own name (the UI lists runs by it), the kind leading the message
+        assert last.startswith("Failed | Busy: ") and "another run is in progress" in last, (
             flow_run.stdout + flow_run.stderr)
     finally:
         holder.kill()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from markdown_it import MarkdownIt
 
 from pipelines.core.fileio import file_md5
 from pipelines.data.dataset import read_dataset
@@ -34,7 +36,8 @@ def isolated_prefect(tmp_path, monkeypatch):
 HOSTILE_NAME = "<script>alert(1)</script>"
 HOSTILE_STEM = "IRX6X44T0006<img src=x onerror=alert(2)>"
 REPORTS = ("reports/index.html", "reports/validation/index.html", "reports/accuracy/index.html",
-           "reports/accuracy/classification.html", "reports/drift/index.html")
+           "reports/accuracy/classification.html", "reports/drift/index.html",
+           "reports/drift/evidently.html")
 
 
 def hostile_copy(real_dir: Path, target: Path) -> Path:
@@ -59,15 +62,19 @@ def artifact_keys(project: Path) -> set[str]:
     return set(eval(done.stdout.strip().splitlines()[-1]))  # noqa: S307 (our own output)
 
 
-def artifact_texts(project: Path) -> list[str]:
-    """Every artifact's data and description, as stored (markdown, tables as JSON)."""
+def artifact_markdown(project: Path) -> list[str]:
+    """Every piece of markdown the artifacts hold, as stored: a markdown artifact's text,
+    a table's text cells (the Prefect UI renders each as markdown), each description."""
     code = ("import json\n"
             "from prefect.client.orchestration import get_client\n"
             "with get_client(sync_client=True) as c:\n"
-            "    print(json.dumps([[a.key, json.dumps(a.data, ensure_ascii=False),"
-            " a.description or ''] for a in c.read_artifacts()]))")
+            "    print(json.dumps([[a.data, a.description or ''] for a in c.read_artifacts()]))")
     done = run(["python", "-c", code], project)
-    return [" ".join(row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
+    pieces = []
+    for data, description in json.loads(done.stdout.strip().splitlines()[-1]):
+        rows = json.loads(data) if data.startswith("[") else [{"text": data}]
+        pieces += [v for row in rows for v in row.values() if isinstance(v, str)] + [description]
+    return pieces
 
 
 def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolated_prefect,
@@ -160,11 +167,17 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     assert drift["reference"]["last_date"] < drift["current"]["first_date"]
     assert {"validation", "merge-summary", "dataset-version", "leaderboard", "forecast",
             "drift", "report"} <= artifact_keys(project)
-    # the Prefect artifacts escape file and index names as the pages do
-    texts = artifact_texts(project)
-    assert any("&#60;script&#62;alert&#40;1&#41;&#60;/script&#62;" in text for text in texts)
-    for text in texts:
-        assert "<script" not in text and "<img" not in text, text[:300]
+    # the Prefect artifacts: names show as written, never as markup (CommonMark's escapes,
+    # not HTML entities, which the UI shows raw); rendered as markdown renders them
+    pieces = artifact_markdown(project)
+    rendered = [MarkdownIt("commonmark").enable("table").render(piece) for piece in pieces]
+    assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in html for html in rendered)
+    assert any(f"champion: {forecast['champion']} (" in html for html in rendered)
+    assert any("<td>always_up</td>" in html for html in rendered)  # the report's leaderboard
+    assert any(re.search(r"most drifted: IRX6X\w+__\w+ \(", html) for html in rendered)
+    for piece, html in zip(pieces, rendered, strict=True):
+        assert "&#" not in piece, piece[:300]
+        assert "<script" not in html and "<img" not in html, html[:300]
     # every report opens in a real headless Chromium with the network off
     assert_a_failed_data_run_heads_the_front_page(project)
     record = assert_published_calls_are_scored(project, monkeypatch)
@@ -181,7 +194,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     local = [link for link in shown.links if not link.startswith("#")]
     assert len(local) >= 4  # validation, accuracy, classification, drift: all resolve
     for page in REPORTS[1:]:
-        evidently = page.endswith(("classification.html", "drift/index.html"))
+        evidently = page.endswith(("classification.html", "drift/evidently.html"))
         browser.render(project / page, tmp_path / (page.replace("/", "-") + ".png")).check(
             min_text=300, allowed_hosts=["plotly.com"] if evidently else ())
 
@@ -322,7 +335,8 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
         broken_md5 = file_md5(target)
 
         state = data_flow(project_dir=str(project), push_remote=False, return_state=True)
-        assert state.is_failed() and state.name == "BadData"
+        assert state.is_failed() and state.name == "Failed"  # Prefect's own, for the UI
+        assert state.message.startswith("BadData: ")
         assert (f"{TARGET}.csv: lines 7, 8, 9, 10, 11, column close: price is not > 0"
                 in state.message)
         assert f"{TARGET}.csv: the target index {TARGET} is invalid" in state.message

@@ -1,10 +1,12 @@
-"""prefect.yaml against a real `prefect server`: deploy, schedules in Tehran time, a worker run."""
+"""prefect.yaml against a real `prefect server`: deploy, schedules in Tehran time, worker
+runs (a failed data run, a good one, the report run it triggers) and the UI's view of them."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +17,11 @@ import yaml
 
 from flows.operations import deployment_runs
 from pipelines.core.calendar import TRADING_WEEKDAYS
-from tests.conftest import BIN, copy_exports
+from tests.conftest import BIN, chromium_or_skip
+from tests.support.browser import visible_text
 from tests.support.prefect_server import prefect_server, run_in
-from tests.support.tsetmc_server import TEDPIX_CODE, TsetmcServer
+from tests.support.prefect_ui import state_badges, ui_page
+from tests.support.tsetmc_server import TEDPIX_CODE, Fault, TsetmcServer
 
 pytestmark = pytest.mark.slow
 
@@ -67,15 +71,19 @@ def scheduled_runs(client, deployment_id) -> list:
     return deployment_runs(client, deployment_id, states=[StateType.SCHEDULED])
 
 
-def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
+@pytest.mark.browser
+def test_deploy_schedules_and_a_worker_run(trained_project, tmp_path):
+    """The deployments on a real server, run by a process worker: a data run whose fetch
+    fails (Failed, FetchFailed, no traceback), a good one (the page's notice gone, in the
+    version it commits too), the report run it triggers; the failure as the UI shows it."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    copy_exports(small_sample_dir, project / "data/raw")
+    project = trained_project
     prefect = str(BIN / "prefect")
     started = time.monotonic()
-    with contextlib.ExitStack() as stack, prefect_server(tmp_path) as server, \
+    with contextlib.ExitStack() as stack, prefect_server(tmp_path, ui=True) as server, \
             temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
         timings = {"server": time.monotonic() - started}
         for pool in ("cpu", "gpu"):
@@ -127,19 +135,24 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                     assert start > datetime.now(TEHRAN)
                     assert "auto-scheduled" in flow_run.tags
 
-        # a manual run of the data deployment, executed by a process worker: it fetches
+        # manual runs of the data deployment, executed by a process worker: it fetches
         # first (the deployment's default) from a TSETMC look-alike on loopback, here one
-        # index whose history ends in 2019: fetched, then left out of the merge as stale
+        # index whose history ends in 2019. The first fetch is refused (FetchFailed); the
+        # second goes through: fetched, then left out of the merge as stale
         tsetmc = stack.enter_context(TsetmcServer())
+        tsetmc.faults[TEDPIX_CODE] = [Fault.http_error(404)]
         params = yaml.safe_load((project / "params.yaml").read_text())
         params["fetch"] |= {"base_url": tsetmc.base_url, "pace_seconds": 0.0,
                             "indices": {"IRX6XTEST001": TEDPIX_CODE}}
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False,
                                                             allow_unicode=True))
-        ran = run_in([prefect, "deployment", "run", "tsepipe-data/data"], project, server)
-        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", ran.stdout).group(1)
-        worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], tmp_path,
-                        server | {"TSEPIPE_PROJECT_DIR": str(project)}, timeout=300)
+        failed_id, worker = worker_run("tsepipe-data/data", project, server, tmp_path)
+        timings["failed data run"] = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            assert_told_failure(client, failed_id, "FetchFailed", worker)
+        assert NOTICE + " (FetchFailed)" in front_page(project)  # the failed run drew it
+
+        flow_run_id, worker = worker_run("tsepipe-data/data", project, server, tmp_path)
         timings["worker run"] = time.monotonic() - started
         with get_client(sync_client=True) as client:
             flow_run = client.read_flow_run(flow_run_id)
@@ -149,9 +162,38 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
             # the scheduled runs are untouched: only the due run was picked up
             assert all(len(scheduled_runs(client, deployments[n].id)) >= 3
                        for n, (_, _, cron) in EXPECTED.items() if cron)
+        assert_the_notice_is_gone(project)
+
+        # its completion triggers the report deployment: the page stays without the notice
+        # (its stage is up to date since the good run redrew it, so DVC skips it)
+        report_id = triggered_run(deployments["report"].id)
+        worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], tmp_path,
+                        server | {"TSEPIPE_PROJECT_DIR": str(project)}, timeout=400)
+        timings["report run"] = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            report = client.read_flow_run(report_id).state
+        assert report.type == StateType.COMPLETED, f"{report}\n{worker.stdout[-3000:]}"
+        assert NOTICE not in front_page(project)
+
+        # the operator's view: the Prefect UI lists, counts and colours the failed run and
+        # its task as failed: the deployment's Runs tab, then the flow's page
+        chromium_or_skip()
+        ui = server["PREFECT_API_URL"].removesuffix("/api")
+        shown = ui_page(f"{ui}/deployments/deployment/{deployments['data'].id}",
+                        tmp_path / "ui-deployment.png")
+        assert ("failed", "Failed") in state_badges(shown), state_badges(shown)
+        assert ("completed", "Completed") in state_badges(shown)
+        assert re.search(r"\b2 Flow runs\b", visible_text(shown)), visible_text(shown)[:1500]
+        shown = ui_page(f"{ui}/flows/flow/{deployments['data'].flow_id}",
+                        tmp_path / "ui-flow.png")
+        assert ("failed", "Failed") in state_badges(shown), state_badges(shown)
+        text = visible_text(shown)
+        assert re.search(r"Flow Runs \d+ total", text), text[:1000]
+        assert re.search(r"Task Runs \d+ \d+ Completed [\d.]+% 1 Failed", text), text[:1000]
+        timings["browser"] = time.monotonic() - started
     assert {"validation", "merge-summary", "dataset-version"} <= keys
     assert (project / "data/processed/merged.parquet").exists()  # ran in the project folder
-    assert [r.code for r in tsetmc.requests] == [TEDPIX_CODE]
+    assert [r.code for r in tsetmc.requests] == [TEDPIX_CODE, TEDPIX_CODE]
     assert (project / "data/raw/IRX6XTEST001.json").exists()
     merged = json.loads((project / "data/processed/merge_summary.json").read_text())
     fetched = next(i for i in merged["indices"] if i["index_id"] == "IRX6XTEST001")
@@ -159,6 +201,83 @@ def test_deploy_schedules_and_a_worker_run(project, small_sample_dir, tmp_path):
                                                                     "2019-12-31")
     assert any((project / "dvcstore").rglob("*")), "the deployment's dvc push sent nothing"
     print(" ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+
+
+NOTICE = "attention: the last data run failed"
+
+
+def front_page(project: Path) -> str:
+    return (project / "reports/index.html").read_text(encoding="utf-8")
+
+
+def worker_run(deployment: str, project: Path, server: dict[str, str], tmp_path: Path
+               ) -> tuple[str, subprocess.CompletedProcess]:
+    """A run of ``deployment`` started by hand and executed by a process worker
+    (``--run-once``): its id, and what the worker printed."""
+    prefect = str(BIN / "prefect")
+    ran = run_in([prefect, "deployment", "run", deployment], project, server)
+    flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", ran.stdout).group(1)
+    worker = run_in([prefect, "worker", "start", "--pool", "cpu", "--run-once"], tmp_path,
+                    server | {"TSEPIPE_PROJECT_DIR": str(project)}, timeout=300)
+    return flow_run_id, worker
+
+
+def assert_told_failure(client, flow_run_id: str, name: str,
+                        worker: subprocess.CompletedProcess) -> None:
+    """The run and the task that found the failure are Failed, named ``name``, and
+    nothing printed or logged a traceback for it."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter
+    from prefect.client.schemas.objects import StateType
+
+    state = client.read_flow_run(flow_run_id).state
+    printed = worker.stdout + worker.stderr
+    # the run's final state is Prefect's own Failed (the deployment page lists runs by
+    # Prefect's state names), its kind leading the message; the task's is named by it
+    assert (state.type, state.name) == (StateType.FAILED, "Failed"), f"{state}\n{printed}"
+    assert state.message.startswith(f"{name}: "), state.message
+    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=[flow_run_id])))
+    assert [(t.state.type, t.state.name) for t in tasks if not t.state.is_completed()] == [
+        (StateType.FAILED, name)], [t.state for t in tasks]
+    logged = "\n".join(log.message for log in client.read_logs(
+        LogFilter(flow_run_id={"any_": [flow_run_id]})))
+    for said in (printed, logged):
+        assert "Traceback" not in said and "unexpected exception" not in said, said[-3000:]
+
+
+def assert_the_notice_is_gone(project: Path) -> None:
+    """The page says nothing of the failed run after a good one, and neither does the page
+    in the version that run committed (its md5 in ``git show HEAD:dvc.lock``, the file in
+    the DVC cache): it says when the good run finished."""
+    finished = json.loads((project / "reports/runs.jsonl").read_text().splitlines()[-1])[
+        "finished"]
+    shown = front_page(project)
+    assert NOTICE not in shown and f"last data run finished {finished}" in shown
+    git = ["git", "-C", str(project)]
+    subject = subprocess.run([*git, "log", "-1", "--format=%s"], capture_output=True,
+                             text=True, check=True).stdout
+    assert subject.startswith("Version from tsepipe-data"), subject
+    lock = yaml.safe_load(subprocess.run([*git, "show", "HEAD:dvc.lock"], capture_output=True,
+                                         text=True, check=True).stdout)
+    [page] = [out for out in lock["stages"]["report"]["outs"]
+              if out["path"] == "reports/index.html"]
+    cached = project / ".dvc/cache/files/md5" / page["md5"][:2] / page["md5"][2:]
+    committed = cached.read_text(encoding="utf-8")
+    assert NOTICE not in committed and f"last data run finished {finished}" in committed
+
+
+def triggered_run(deployment_id, timeout: float = 90) -> str:
+    """The id of the run an automation made of the deployment (it waits for it)."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = deployment_runs(client, deployment_id)
+        if runs:
+            return str(runs[0].id)
+        time.sleep(1)
+    raise AssertionError(f"no run of deployment {deployment_id} in {timeout:.0f} s")
 
 
 def test_every_deployment_parameter_has_a_description_in_the_ui():
@@ -174,3 +293,33 @@ def test_every_deployment_parameter_has_a_description_in_the_ui():
         properties = parameter_schema(deployed.fn).model_dump()["properties"]
         missing = [name for name, spec in properties.items() if not spec.get("description")]
         assert properties and missing == [], (deployed.name, missing)
+
+
+def test_a_told_failure_is_a_failed_state_that_logs_no_traceback():
+    """What the worker's engine does with a flow's final Failed state (raise its exception,
+    log it with a traceback) is quiet for a failure the run told, not for a crash."""
+    import logging
+    import pickle
+
+    from prefect.states import Completed, Failed
+
+    from flows.runs import ToldFailure, as_final, failed, is_told, kind_of
+
+    state = failed("FetchFailed", ["the feed answered 404", "nothing fetched"])
+    assert state.is_failed() and state.name == "FetchFailed"
+    final = as_final(state)  # a flow run's: Prefect's own name, the kind leads the message
+    assert (final.name, final.message) == ("Failed", f"FetchFailed: {state.message}")
+    assert is_told(final) and kind_of(final) == ("FetchFailed", state.message)
+    assert as_final(final) is final and kind_of(state) == ("FetchFailed", state.message)
+    assert state.message == "the feed answered 404\nnothing fetched"
+    told = pickle.loads(pickle.dumps(state.data))  # a result Prefect may persist
+    assert (told.name, told.message, str(told)) == (
+        "FetchFailed", state.message, f"FetchFailed: {state.message}")
+    for name in ("prefect.flow_runs", "prefect.engine"):  # run_flow's, the engine's
+        logger = logging.getLogger(name)
+        passed = [raised for raised in (told, ValueError("a bug")) if logger.filter(
+            logger.makeRecord(name, logging.ERROR, __file__, 0, "Engine execution exited "
+                              "with unexpected exception", (), (type(raised), raised, None)))]
+        assert [type(raised) for raised in passed] == [ValueError], name  # the crash only
+    assert isinstance(told, ToldFailure) and is_told(state)
+    assert not is_told(Failed(message="a crash")) and not is_told(Completed())

@@ -7,22 +7,26 @@ pushed once (trained, so that a report has a champion), its last 60 days in anot
 so that the monitor asks for training, and a training parameter changed since, so the
 training run makes new models. Then: data -> (trigger) report -> (trigger) monitor ->
 training on the ``gpu`` worker -> the next report on the ``cpu`` worker forecasts with
-the new models. Every wait is bounded.
+the new models. Every wait is bounded. What the Prefect UI shows is checked too: the
+deployments' tags, the runs' and tasks' names, the artifacts' markdown.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import re
 import subprocess
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from tests.conftest import BIN, env
+from tests.flows.test_monitoring import with_new_days
 from tests.support.postgres import postgres_database
 from tests.support.prefect_server import prefect_server, run_in
 from tests.support.s3_server import bucket_keys, s3_server
@@ -77,6 +81,7 @@ def wait_for_run(client, deployment_name: str, after: float, workers: dict, time
 
 def test_two_workers_in_empty_folders_run_the_chain(project, tmp_path):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     prefect, tsepipe, dvc = str(BIN / "prefect"), str(BIN / "tsepipe"), str(BIN / "dvc")
@@ -101,6 +106,11 @@ def test_two_workers_in_empty_folders_run_the_chain(project, tmp_path):
         assert "s3://tsepipe/dvc" in configured.stdout
         run_in([dvc, "add", "--quiet", "data/raw"], project, team)
         run_in([dvc, "repro"], project, team, timeout=600)
+        run_in([dvc, "push"], project, team, timeout=300)
+        # since then, new days (the exports in the version pushed): the data run merges
+        # them, and the monitor finds labelled days the champion has not seen
+        with_new_days(project / "data/raw", tmp_path, dt.date(2025, 10, 31))
+        run_in([dvc, "add", "--quiet", "data/raw"], project, team)
         run_in([dvc, "push"], project, team, timeout=300)
         first_card = json.loads((project / "models/lstm/card.json").read_text())
         spec = yaml.safe_load((project / "params.yaml").read_text())["train"]["models"]
@@ -155,10 +165,35 @@ def test_two_workers_in_empty_folders_run_the_chain(project, tmp_path):
             tasks = {t.name for t in client.read_task_runs() if t.flow_run_id == runs["data"].id}
             report_artifact = next(a for a in client.read_artifacts()
                                    if a.key == "report" and a.flow_run_id == runs["train"].id)
+            tags = {d.name: set(d.tags) for d in client.read_deployments()}
+            chain = {run.id for run in runs.values()}
+            chain_tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=list(chain))))
+            # run_deployment's placeholder for the training run (Prefect names it at random)
+            placeholders = {run.parent_task_run_id for run in runs.values()}
+            markdown = [f"{a.data}\n{a.description or ''}" for a in client.read_artifacts()
+                        if a.flow_run_id in chain]
             keys = bucket_keys(s3["TSEPIPE_S3_ENDPOINT_URL"])
 
-    # each stage is a task run named after it
-    assert {"ingest", "validate", "merge", "dvc push", "git commit"} <= tasks, tasks
+    # each stage is a task run named after it, every other task by what it does
+    assert {"ingest", "validate", "merge", "dvc push", "git commit", "fetch"} <= tasks, tasks
+    generated = [t.name for t in chain_tasks if t.id not in placeholders
+                 and re.fullmatch(r"\w+-[0-9a-f]{3}", t.name)]
+    assert len(chain_tasks) > len(tasks) and generated == [], generated
+    # the deployments are tagged; each run is named by its deployment and Tehran day
+    assert tags == {"data": {"tsepipe", "data", "cpu"}, "report": {"tsepipe", "report", "cpu"},
+                    "monitor": {"tsepipe", "monitor", "cpu"},
+                    "train": {"tsepipe", "train", "gpu"}}, tags
+    for name, run in runs.items():
+        day = run.expected_start_time.astimezone(ZoneInfo("Asia/Tehran"))
+        assert run.name == f"{name.split()[-1]} {day:%Y-%m-%d}", (name, run.name)
+    # the artifacts show names as written (backslash escapes, no HTML entities); the report
+    # carries the forecast and the leaderboard itself
+    assert markdown and not [text for text in markdown if "&#" in text]
+    report = str(report_artifact.data)
+    for part in ("- call for ", "P(up) ", "- champion: ", "- data day: ",
+                 "## Leaderboard", "(champion) |", "| always\\_up | baseline |"):
+        assert part in report, (part, report)
     # the report artifact points at the published reports, not at a path on the worker
     assert "file://" not in str(report_artifact.data)
     assert "s3://tsepipe/dvc" in str(report_artifact.data)

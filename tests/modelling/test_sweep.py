@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -130,13 +133,25 @@ def merged_dataset(tmp_path_factory) -> Path:
     return folder / "merged.parquet"
 
 
-def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monkeypatch):
+@contextlib.contextmanager
+def port_taken(port: int) -> Iterator[None]:
+    """``port`` of 127.0.0.1 held by a listening socket for the block (or by whoever has it)."""
+    with socket.socket() as holder:
+        with contextlib.suppress(OSError):  # taken already: as good
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+        yield
+
+
+def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monkeypatch,
+                                                 recwarn, capfd, caplog):
     from prefect.client.orchestration import get_client
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.sweep import run_sweep
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delenv("TSEPIPE_DASK_DASHBOARD", raising=False)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["train"]["seeds"] = [1]
     params["evaluate"].update(refit_every=100, bootstrap_samples=200)
@@ -146,7 +161,7 @@ def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monke
     grid = [{"name": "lstm-4", "cell": "lstm"} | tiny, {"name": "gru-4", "cell": "gru"} | tiny]
     out = tmp_path / "sweep"
 
-    with prefect_test_harness(server_startup_timeout=None):
+    with port_taken(8787), prefect_test_harness(server_startup_timeout=None):
         state = run_sweep(dataset=str(merged_dataset), out_dir=str(out), grid=grid,
                           n_workers=2, params_path=str(params_path))
         assert state.is_completed(), state.message
@@ -154,6 +169,15 @@ def test_sweep_flow_on_a_two_worker_dask_cluster(tmp_path, merged_dataset, monke
         with get_client(sync_client=True) as client:
             keys = {a.key for a in client.read_artifacts()}
     assert "sweep-leaderboard" in keys
+    # quiet: no dashboard unless asked, so Dask says nothing of the taken port 8787 and
+    # Prefect links to no dashboard; no Dask INFO chatter; no TensorFlow start-up lines
+    printed = capfd.readouterr()
+    printed = (printed.out + printed.err + caplog.text
+               + "".join(f"{w.message}\n" for w in recwarn))
+    assert "already in use" not in printed and "Dask dashboard" not in printed, printed
+    assert "Scheduler at" not in printed and "Start Nanny" not in printed, printed
+    assert "absl::InitializeLog" not in printed and "oneDNN" not in printed, printed
+    assert "Finished in state Completed" in printed  # the run's own lines are there
 
     board = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))
     table = pd.read_parquet(out / "leaderboard.parquet")

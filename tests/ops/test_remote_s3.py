@@ -180,7 +180,7 @@ def test_cli_writes_config_local_only(tmp_path, monkeypatch, aws_env):
     assert str(project.resolve() / "dvcstore") in result.stdout
     local = (project / ".dvc" / "config.local").read_text(encoding="utf-8")
     assert "url = ../dvcstore" in local and "endpointurl" not in local
-    listed = _run(["dvc", "remote", "list"], project).stdout
+    listed = "".join(_run(["dvc", "remote", "list"], project).stdout.split())  # unwrapped
     assert "(default)" in listed and str(project.resolve() / "dvcstore") in listed
     _no_secret_in(project)
 

@@ -65,7 +65,7 @@ def add_bare_origin(project: Path, tmp_path: Path) -> Path:
     return bare
 
 
-def test_record_commits_only_the_version_files_with_trailers(project):
+def test_record_commits_only_the_version_files_with_trailers(project, caplog):
     (project / "README.md").write_text("edited, not staged\n")
     (project / "Makefile").write_text("staged, not committed\n")
     git(project, "add", "Makefile")
@@ -74,9 +74,14 @@ def test_record_commits_only_the_version_files_with_trailers(project):
     write_version(project, "a" * 32, "b" * 32 + ".dir", 300, champion="logistic_window",
                   mcc=0.05234, evaluated_on="a" * 32)
 
-    version = versions.record_version(project, "tsepipe-data", push=True)
+    with caplog.at_level("WARNING", logger="pipelines.ops.versions"):
+        version = versions.record_version(project, "tsepipe-data", push=True)
 
     assert version is not None and version.pushed is None  # no remote: nothing to push
+    # a push asked for without a remote says so, in one line, and how to add one
+    assert [r.getMessage() for r in caplog.records] == [
+        "warning: the version commit was not pushed: the repository has no git remote "
+        "(add one: git remote add origin URL)"]
     assert git(project, "rev-parse", "HEAD~1") == before
     assert committed_files(project) == VERSION_FILES
     assert trailers(project) == {"Flow": "tsepipe-data", "Dataset-md5": "a" * 32,

@@ -31,13 +31,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(home: Path, port: int, tmp: Path) -> dict[str, str]:
+def server_env(home: Path, port: int, tmp: Path, ui: bool = False) -> dict[str, str]:
     return env() | {
         "PREFECT_HOME": str(home),
         "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",  # nothing to build or serve
+        # off: nothing to build or serve; on: the UI at http://127.0.0.1:{port}/
+        "PREFECT_SERVER_UI_ENABLED": "true" if ui else "false",
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
@@ -75,18 +76,19 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def prefect_server(folder: Path, database_url: str | None = None
+def prefect_server(folder: Path, database_url: str | None = None, ui: bool = False
                    ) -> Iterator[dict[str, str]]:
     """Start a server under ``folder``; yield the environment that points at it.
 
     ``database_url``: the server's database (``postgresql+asyncpg://...``, see
-    ``tests/support/postgres.py``); by default SQLite in its ``PREFECT_HOME``.
+    ``tests/support/postgres.py``); by default SQLite in its ``PREFECT_HOME``. ``ui``:
+    serve the Prefect UI too (at the API URL without ``/api``).
     """
     home = folder / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tsepipe-tmp-"))
     port = free_port()
-    server = server_env(home, port, tmp)
+    server = server_env(home, port, tmp, ui)
     server_only = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     log = (folder / "prefect-server.log").open("w", encoding="utf-8")
     process = subprocess.Popen(
