@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = Path("data/examples")  # the real data in the repository (its README.md)
@@ -91,10 +90,7 @@ def sync(project: Path) -> None:
 def apply_settings(params_file: Path, settings: dict[str, Any]) -> None:
     """Set ``section.key`` values in params.yaml, keeping its comments and layout; each
     line set says so, with the default it replaced."""
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.representer.add_representer(type(None), lambda dumper, _: dumper.represent_scalar(
-        "tag:yaml.org,2002:null", "null"))  # as written, not an empty value
+    yaml = YAML()  # ruamel's round trip, as `dvc exp run -S` writes the file
     params = yaml.load(params_file)
     for dotted, value in settings.items():
         *sections, key = dotted.split(".")
@@ -104,9 +100,6 @@ def apply_settings(params_file: Path, settings: dict[str, Any]) -> None:
         if key not in node:
             raise SystemExit(f"error: {dotted}: no such key in {params_file}")
         default = node[key]
-        if isinstance(value, list):
-            value = CommentedSeq(value)
-            value.fa.set_flow_style()  # [1, 2], as the file writes lists
         node[key] = value
         comment = (node.ca.items.get(key) or [None] * 3)[2]
         said = comment.value.strip().lstrip("#").strip() if comment else ""
