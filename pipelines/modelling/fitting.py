@@ -58,6 +58,22 @@ from pipelines.modelling.walkforward import Blocks
 
 Progress = Callable[[dict[str, Any]], None]
 CONNECT_TIMEOUT_S = 30  # to an existing Dask scheduler
+
+
+class _SchedulerGone(logging.Filter):
+    """A Dask worker whose scheduler went away (its stage stopped or killed: the worker is
+    stopped next) says so in its one line, without the traceback of the closed connection
+    that Dask logs with it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith(
+                "Failed to communicate with scheduler"):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+# in each worker process too: it imports this module to run the chains (``_run_chain``)
+logging.getLogger("distributed.worker").addFilter(_SchedulerGone())
 DASHBOARD_ENV = "TSEPIPE_DASK_DASHBOARD"  # e.g. :8787: a local cluster serves its dashboard there
 
 
