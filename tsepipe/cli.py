@@ -70,6 +70,9 @@ ParamsOption = Annotated[
     Path, typer.Option("--params", help="Parameters file (paths and tunables).")
 ]
 log = logging.getLogger("pipelines")
+# the ephemeral Prefect server's database pool, torn down by a stop (SIGHUP, SIGTERM): its
+# "Exception during reset" traceback says nothing the run's own `error:` line does not
+logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 class _StderrHandler(logging.Handler):
