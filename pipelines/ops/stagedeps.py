@@ -137,9 +137,10 @@ def import_closure(name: str) -> set[str]:
 def templates_of(modules: set[str]) -> set[str]:
     """The templates (names in ``pipelines/core/templates``) that ``modules`` render: the first
     argument of each ``render("NAME.html", ...)`` call, and what those templates extend or
-    include, transitively."""
+    include, transitively; with ``pipelines.core.html``, the header it puts on other
+    tools' pages (``add_header``)."""
     folder = PACKAGE_DIR / TEMPLATES
-    todo = []
+    todo = ["_header.html"] if f"{PACKAGE}.core.html" in modules else []
     for module in modules:
         for node in ast.walk(_tree(module)):
             if isinstance(node, ast.Call) and node.args and getattr(
