@@ -118,7 +118,9 @@ def jit_compile() -> bool:
     """XLA for a seed stack's training step on a CPU (2-3x faster epochs than without; for
     one network alone 1.2x, less than its compile time in one fit); on a GPU Keras's fused
     cuDNN kernel, which XLA would replace.
-    Not with TensorFlow's op determinism (``train.deterministic``), which XLA lacks."""
+    Not with TensorFlow's op determinism (``train.deterministic``, the default), which XLA
+    lacks: without XLA the demo's walk-forward takes 1.27x as long, a chain of 6 refits
+    no longer (XLA's compile, once per chain, eats its gain; ``benchmarks/determinism.py``)."""
     from tensorflow.python.framework.config import is_op_determinism_enabled
 
     from pipelines.core.devices import detect_device
