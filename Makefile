@@ -57,5 +57,14 @@ bench: setup
 	python benchmarks/ingest.py
 	python benchmarks/train.py
 
+# The experiments compared (docs/experiments.md): the champion, its test MCC and 95 % interval,
+# the best baseline's test MCC and the params that differ; no dependency columns. In this
+# project, or another: `make experiments PROJECT=demo/tedpix`.
+PROJECT ?= .
+.PHONY: experiments
+experiments: setup  ## dvc exp show: the headline and the changed params
+	cd $(PROJECT) && dvc exp show --only-changed \
+		--keep '^(champion|test_mcc|mcc_lo|mcc_hi|baseline_mcc)$$' --drop '.*/|models$$|Created$$'
+
 clean-data:  ## remove generated data and reports (the DVC cache and remote stay)
 	rm -rf data/raw data/interim data/processed data/quarantine reports/validation

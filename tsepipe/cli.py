@@ -568,7 +568,7 @@ def notify(
 
     if not PREFECT_API_URL.value():
         typer.echo("error: PREFECT_API_URL is not set: automations live on a Prefect server "
-                   "(README: Running on a schedule)", err=True)
+                   "(docs/prefect.md: Running on a schedule)", err=True)
         raise typer.Exit(2)
     try:
         lines = ensure_notifications(url)

@@ -123,13 +123,15 @@ def write_json(target: Path | str, payload: Any) -> Path:
 
 
 def write_metrics(target: Path | str, values: dict[str, Any]) -> Path:
-    """A stage's headline numbers for ``dvc metrics``: nested keys, numbers only, rounded
-    to 4 decimals so that a diff shows what moved; a missing or non-finite value is left
-    out (DVC would print it as a string)."""
+    """Headline numbers for ``dvc metrics``: nested keys, numbers rounded to 4 decimals so
+    that a diff shows what moved, and names (a model's) as they are; a missing or
+    non-finite value is left out (DVC would print NaN as a string)."""
     def numbers(node: Any) -> Any:
         if isinstance(node, dict):
             kept = {str(k): numbers(v) for k, v in node.items()}
             return {k: v for k, v in kept.items() if v is not None and v != {}}
+        if isinstance(node, str):
+            return node or None
         if isinstance(node, bool) or not isinstance(node, int | float):
             return None
         if isinstance(node, int):

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from pipelines.core.columns import column_name
 from pipelines.core.errors import DataError, printable
-from pipelines.core.fileio import atomic_path, file_md5, write_json, write_metrics
+from pipelines.core.fileio import atomic_path, file_md5, write_json
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.merge import MergeSection
 from pipelines.core.params.paths import Paths
@@ -243,8 +243,6 @@ def merge(paths: Paths, settings: MergeSection, data: DataSection,
         pq.write_table(table, tmp, compression="zstd")
     summary = {"dataset": str(paths.dataset), "md5": file_md5(paths.dataset)} | summary
     write_json(paths.merge_summary, summary)
-    write_metrics(paths.merge_metrics, {key: summary[key] for key in (
-        "rows", "indices_included")})
     return summary
 
 

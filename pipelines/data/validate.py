@@ -51,11 +51,12 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import DataError, format_problem, printable
-from pipelines.core.fileio import file_md5, write_json, write_metrics
-from pipelines.core.html import render
+from pipelines.core.fileio import file_md5, write_json
+from pipelines.core.html import header, render
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import Paths
 from pipelines.core.params.validate import ValidateSection
+from pipelines.core.provenance import snapshot_md5
 from pipelines.data.formats import LEVEL_FIELDS, NUMERIC_FIELDS, PRICE_FIELDS, REQUIRED_FIELDS
 
 log = logging.getLogger(__name__)
@@ -566,13 +567,83 @@ def validate(paths: Paths, settings: ValidateSection, data: DataSection,
         "files": [v.to_json() for v in verdicts],
     }
     write_json(paths.validation_summary, summary)
-    write_metrics(paths.validate_metrics, {key: summary[key] for key in (
-        "files_total", "files_usable", "rows_dropped")})
-    render("validation.html", paths.validation_page, summary=summary,
-           tolerance=settings.price_tolerance, min_rows=settings.min_rows, quality=settings)
+    validation_page(paths, summary, settings, ingested)
     if not outcome.passed:
         raise DataError(outcome.failure_lines())
     return outcome
+
+
+# ---------------------------------------------------------------- the page
+
+def validation_page(paths: Paths, summary: dict[str, Any], settings: ValidateSection,
+                    ingested: dict[str, Any]) -> Path:
+    """The validation page (``paths.validation_page``): the checks across the set, each
+    file's verdict, its expectations (GX's name and column, what each checks, its result
+    on the file's own rows) and the rows it lost with their reasons. Its header names the
+    data, the raw export files (and ``dvc add``'s hash of their folder where recorded);
+    no model yet. The same verdicts draw the same page (no time on it: a verdict reused
+    from the cache reads as it did)."""
+    report_dir = Path(paths.validation_report_dir)
+    results: dict[str, list[dict[str, Any]]] = {}
+    expectations = {}
+    for verdict in summary["files"]:
+        name = verdict.get("gx_result")
+        if name and name not in results:
+            results[name] = _read_gx_results(report_dir / name)
+        expectations[verdict["file"]] = file_expectations(results.get(name) or [],
+                                                          verdict["file"])
+    raw_dir = ingested.get("raw_dir") or str(paths.raw_dir)
+    files = summary["files_total"]
+    data = f"{files} export file{'s' if files != 1 else ''} in {raw_dir}"
+    recorded = snapshot_md5(paths.raw_dvc)
+    if recorded:
+        data += f" (dvc add: {recorded.removesuffix('.dir')[:8]})"
+    what = (f"Input validation: {summary['files_usable']} of {summary['files_total']} "
+            f"export files usable, {summary['rows_dropped']} "
+            f"row{'s' if summary['rows_dropped'] != 1 else ''} dropped")
+    return render("validation.html", paths.validation_page, summary=summary,
+                  header=header(paths.validation_page, paths.front_page, what, data=data),
+                  expectations=expectations,
+                  tolerance=settings.price_tolerance, min_rows=settings.min_rows,
+                  quality=settings)
+
+
+def _read_gx_results(path: Path) -> list[dict[str, Any]]:
+    """GX's results of a batch as this stage wrote them ([] when missing or unreadable)."""
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")).get("results") or [])
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def file_expectations(results: list[dict[str, Any]], file: str) -> list[dict[str, Any]]:
+    """``file``'s expectations from GX's results of its batch (``result.to_json_dict()``'s
+    ``results``), in the suite's order: GX's name with the column it reads (``name``), what
+    it refuses (``reason``), whether the file's own rows passed (``passed``; a row-level
+    expectation judged on the file's rows, as ``_file_outcomes`` does), the file's failing
+    lines (``lines``), GX's observed value where it has one, and whether it is row-level."""
+    found = []
+    for result in results:
+        config = result.get("expectation_config") or {}
+        meta, kwargs = config.get("meta") or {}, config.get("kwargs") or {}
+        if meta.get("file", file) != file or "check" not in meta:
+            continue
+        details = result.get("result") or {}
+        lines = sorted({int(row["line"]) for row in details.get("unexpected_index_list") or []
+                        if isinstance(row, dict) and row.get(FILE_COLUMN) == file})
+        info = result.get("exception_info") or {}
+        error = info.get("exception_message") if info.get("raised_exception") else None
+        row_level = bool(meta.get("row_level"))
+        passed = (error is None and not lines) if row_level else bool(result.get("success"))
+        column = kwargs.get("column")
+        if column == FILE_DAY:  # a batch checks the dates' order on its own column
+            column = meta.get("column")
+        columns = column or ", ".join(kwargs[k] for k in ("column_A", "column_B") if k in kwargs)
+        found.append({
+            "check": meta["check"], "name": config.get("type", ""), "column": columns,
+            "reason": meta.get("reason", ""), "row_level": row_level, "passed": passed,
+            "lines": lines, "observed": details.get("observed_value"), "error": error})
+    return sorted(found, key=lambda item: item["check"])
 
 
 def _ingest_report(path: Path) -> dict[str, Any]:

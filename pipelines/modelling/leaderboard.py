@@ -122,15 +122,17 @@ class Leaderboard(_Shape):
         return self.best_baseline_on_validation or self.best_baseline_on_test
 
     def headline(self) -> dict[str, Any]:
-        """The numbers ``dvc metrics`` shows (``paths.select_metrics``): the champion's
-        test and validation scores, each model's test MCC, the champion's backtest."""
-        row = self.models[self.champion]
-        scores = ("mcc", "balanced_accuracy", "roc_auc", "brier")
-        strategy = ((self.backtest or {}).get("strategies") or {}).get(self.champion) or {}
-        return {"champion": {split: {k: getattr(row, split).get(k) for k in scores}
-                             for split in ("test", "validation")},
-                "test_mcc": {name: other.test.get("mcc") for name, other in self.models.items()},
-                "backtest": {k: strategy.get(k) for k in ("sharpe", "max_drawdown")}}
+        """What ``dvc metrics show`` and ``dvc exp show`` print (``paths.headline_metrics``),
+        six short flat keys so that the table fits a terminal: the champion, its test MCC
+        and the bounds of its 95 % moving-block bootstrap interval, the best baseline on the
+        test days and its test MCC. Every other score stays in this leaderboard."""
+        test = self.models[self.champion].test
+        low, high = (list(test.get("mcc_ci") or []) + [None, None])[:2]
+        baseline = self.best_baseline_on_test
+        return {"champion": self.champion, "test_mcc": test.get("mcc"),
+                "mcc_lo": low, "mcc_hi": high, "baseline": baseline,
+                "baseline_mcc": self.models[baseline].test.get("mcc")
+                if baseline in self.models else None}
 
 
 def _first_problem(exc: Exception) -> str:

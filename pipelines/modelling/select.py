@@ -53,10 +53,10 @@ from pipelines.modelling.settings import EvaluationSettings
 def select(paths: Paths, settings: EvaluationSettings, backtest_settings: BacktestSection,
            forecast: ForecastSection) -> Leaderboard:
     """The select stage: the leaderboard, champion and calibration from the walk-forward's
-    files; written to ``paths.evaluation_dir`` and ``paths.select_metrics``."""
+    files; written to ``paths.evaluation_dir`` and ``paths.headline_metrics``."""
     evaluation = read_walk_forward(paths.walk_forward, paths.walk_forward_record, settings)
     board = leaderboard(evaluation, forecast.calibration)
-    write_selection(evaluation, board, paths.evaluation_dir, paths.select_metrics,
+    write_selection(evaluation, board, paths.evaluation_dir, paths.headline_metrics,
                     backtest_settings)
     return board
 
@@ -195,7 +195,8 @@ def write_selection(evaluation: Evaluation, board: Leaderboard, out_dir: Path,
 
     ``out_dir/predictions.parquet``: one row per model (combinations included), split and
     day (probability, class, label). ``out_dir/leaderboard.json``: ``board``.
-    ``metrics_path``: the headline numbers for ``dvc metrics`` (``Leaderboard.headline``).
+    ``metrics_path``: the headline for ``dvc metrics`` and ``dvc exp show``
+    (``Leaderboard.headline``: the champion, its test MCC and interval, the best baseline's).
     ``out_dir/plots/``: confusion.csv (champion), roc.csv and calibration.csv (a column per
     model), rolling_accuracy.csv (``evaluate.rolling_window`` days), equity.csv (names:
     ``pipelines/core/files.yaml``). ``out_dir/backtest.json``: the backtest of the

@@ -4,8 +4,9 @@ A version is what ``dvc.lock`` and the raw folder's DVC file (``data/raw.dvc``) 
 the hashes of the raw exports, the merged dataset and every stage's outputs. The data
 themselves live in the DVC cache and on the DVC remote; git holds these two small files,
 and with them what made the version and what it scored: ``params.yaml``, ``dvc.yaml``
-and each stage's metrics file (``paths.metrics_dir``), so that ``dvc params diff`` and
-``dvc metrics diff`` compare two versions. One commit per version, with the facts as git
+and the headline metrics file (``paths.headline_metrics``: the champion, its test MCC and
+interval, the best baseline's), so that ``dvc params diff`` and ``dvc metrics diff``
+compare two versions. One commit per version, with the facts as git
 trailers so that ``history`` can show them without the data::
 
     Version from tsepipe-train: dataset 22277fa3, 300 rows; champion gru, test MCC +0.052
@@ -162,7 +163,7 @@ class _Layout:
     dataset: Path  # relative to the project
     merge_summary: Path
     leaderboard: Path
-    metrics: tuple[str, ...] = ()  # each stage's metrics file (posix)
+    metrics: tuple[str, ...] = ()  # the DVC metrics files (posix): the headline
 
     @property
     def data_files(self) -> list[str]:
@@ -191,7 +192,7 @@ def _layout(project: Path, params_file: Path | None) -> _Layout:
 
 def version_files(project: Path, params_file: Path | None = None) -> list[str]:
     """The files a version commit holds: ``dvc.lock``, the raw folder's DVC file,
-    ``params.yaml``, ``dvc.yaml`` and the stages' metrics files."""
+    ``params.yaml``, ``dvc.yaml`` and the metrics file (``paths.metrics_files``)."""
     return _layout(Path(project), params_file).files
 
 

@@ -14,14 +14,16 @@ Pages are Jinja2 templates with autoescaping, their own CSS and inline SVG chart
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipelines.core.display import tehran_time
 from pipelines.core.fileio import file_md5, write_json
-from pipelines.core.html import generated, render
+from pipelines.core.html import generated, header, model_version, render
 from pipelines.core.params.evaluate import EvaluateSection
 from pipelines.core.params.paths import FILES, PAGE, Paths
 from pipelines.modelling.calibration import BANDS, reliability
@@ -40,6 +42,7 @@ STUDY_ROWS = (
      "predicts up for every sample: the share of up days"),
 )
 STUDY_TEST_SAMPLES = 45  # the largest test set the studies used
+_WHAT = "accuracy of every model and baseline on the walk-forward test days"
 
 
 
@@ -97,7 +100,8 @@ def _device_text(device: dict[str, Any] | None) -> str:
 def accuracy_report(predictions_path: Path | str, board: Leaderboard,
                     cards: dict[str, dict[str, Any]], out_dir: Path | str,
                     rolling_window: int, equity_path: Path | str | None = None,
-                    leaderboard_md5: str | None = None) -> dict[str, Any]:
+                    leaderboard_md5: str | None = None,
+                    page_header: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the accuracy page, Evidently's classification page and ``accuracy.json`` in
     ``out_dir`` (names: ``pipelines/core/files.yaml``).
 
@@ -105,7 +109,8 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
     ``equity_path``: the backtest's equity curves, drawn beside the figures of
     ``board.backtest``. ``leaderboard_md5``: the MD5 of the file ``board`` was read from,
     recorded in ``accuracy.json`` so that the front page knows which leaderboard its rows
-    come from.
+    come from. ``page_header``: the project's header (``html.header``); without it, one
+    with the champion's name and no versions, its front page ``../index.html``.
     """
     out = Path(out_dir)
     predictions = pd.read_parquet(predictions_path)
@@ -116,43 +121,56 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
     networks = [r["model"] for r in rows if r["kind"] == "network"]
     best_baseline = board.best_baseline_on_test
     compared = list(dict.fromkeys(networks + [board.champion, best_baseline]))
-    classification_page(predictions, compared, out / FILES["classification_page"])
+    classification = out / FILES["classification_page"]  # the champion first, then as ranked
+    classification_page(
+        predictions, [name for name in names if name in compared], classification,
+        champion=board.champion, page_header=page_header or header(
+            classification, out.parent / PAGE, "", model=board.champion))
 
-    rolling_table = rolling_accuracy(test, rolling_window, min_periods=min(rolling_window, 5))
-    rolling = {name: rolling_table[name] for name in names if name in rolling_table}
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    rolling = _rolling_charts(test, rolling_window, names, board, colours)
     curves = _calibration(test, names, board)
     by_name = {r["model"]: r for r in rows}
     n_test = board.days.test
     always_up = by_name.get("always_up", {}).get("accuracy")
     half_width = 1.96 * np.sqrt(0.25 / STUDY_TEST_SAMPLES)
-    summary = {
-        "leaderboard_md5": leaderboard_md5,
-        "champion": board.champion,
-        "test_days": n_test,
-        "test_first": board.days.test_first,
-        "test_last": board.days.test_last,
-        "leaderboard": rows,
-        "confusion": {name: board.models[name].test["confusion"] for name in names},
-        "calibration": curves,
-    }
+    summary = {"leaderboard_md5": leaderboard_md5, "champion": board.champion,
+               "test_days": n_test, "test_first": board.days.test_first,
+               "test_last": board.days.test_last, "leaderboard": rows,
+               "confusion": {name: board.models[name].test["confusion"] for name in names},
+               "calibration": curves}
     backtest = board.backtest
     equity_chart = _equity_chart(backtest, equity_path)
     summary["backtest"] = backtest
     network_beat = any(score(r["mcc"]) > score(by_name[best_baseline]["mcc"])
                        for r in rows if r["kind"] == "network")
-    render("accuracy.html", out / PAGE, board=board, rows=rows,
+    page, stamp = out / PAGE, generated()
+    render("accuracy.html", page, header=page_header or header(
+               page, out.parent / PAGE, _WHAT, model=board.champion), board=board, rows=rows,
            backtest=backtest, equity_chart=equity_chart, network_beat=network_beat,
            confusion=summary["confusion"], calibration=curves,
-           rolling_chart=line_chart(rolling, highlight=(board.champion, best_baseline),
-                                    colours=colours),
-           rolling_window=rolling_window,
+           **rolling, rolling_window=rolling_window,
            calibration_chart=calibration_chart(curves, colours=colours), study_rows=STUDY_ROWS,
            study_half_width=half_width, study_samples=STUDY_TEST_SAMPLES,
            always_up=always_up, networks=networks, n_test=n_test,
-           generated=generated())
+           generated=stamp, generated_at=tehran_time(stamp["utc"]))
     write_json(out / FILES["accuracy_summary"], summary)
     return summary
+
+
+def _rolling_charts(test: pd.DataFrame, window: int, names: list[str], board: Leaderboard,
+                    colours: dict[str, str]) -> dict[str, Any]:
+    """The rolling accuracy's charts: the champion's and the best baseline's lines (the
+    chart shown), and every model's (the chart behind a <details>)."""
+    table = rolling_accuracy(test, window, min_periods=min(window, 5))
+    rolling = {name: table[name] for name in names if name in table}
+    pair = (board.champion, board.best_baseline_on_test)
+    shown = {name: rolling[name] for name in pair if name in rolling}
+    return {"rolling_chart": line_chart(shown, highlight=(board.champion,), colours=colours,
+                                        y_label="share right"),
+            "rolling_all": line_chart(rolling, highlight=pair, colours=colours,
+                                      y_label="share right"),
+            "rolling_shown": list(shown)}
 
 
 def _calibration(test: pd.DataFrame, names: list[str], board: Leaderboard
@@ -178,13 +196,41 @@ def _equity_chart(backtest: dict[str, Any] | None, equity_path: Path | str | Non
     pad = (high - low) * 0.05 or 0.1
     return line_chart({name: equity[name] for name in equity.columns},
                       y_range=(max(low - pad, 0.0), high + pad), reference=1.0,
-                      highlight=(backtest["champion"],))
+                      highlight=(backtest["champion"],), y_label="equity (1 at the start)")
 
 
 def build_accuracy(paths: Paths, walk: EvaluateSection) -> dict[str, Path]:
     """The accuracy stage: the pages of ``paths.accuracy_dir`` from the evaluation."""
-    accuracy_report(paths.predictions, Leaderboard.read(paths.leaderboard),
+    board = Leaderboard.read(paths.leaderboard)
+    champion = _json_or_none(paths.champion_record)
+    page_header = header(paths.accuracy_page, paths.front_page, _WHAT,
+                         model=model_version(champion) or board.champion,
+                         data=evaluated_data(board, champion))
+    accuracy_report(paths.predictions, board,
                     model_cards(paths.models_dir), paths.accuracy_dir,
                     rolling_window=walk.rolling_window, equity_path=paths.equity_plot,
-                    leaderboard_md5=file_md5(paths.leaderboard))
+                    leaderboard_md5=file_md5(paths.leaderboard), page_header=page_header)
     return {"accuracy": paths.accuracy_page, "classification": paths.classification_page}
+
+
+def evaluated_data(board: Leaderboard, champion: dict[str, Any] | None) -> str:
+    """The header's data line of the accuracy page: the dataset the models were evaluated
+    on (the champion record's, written by the same run as the evaluation) and its spans.
+
+    Not the merge summary's: after a daily run that one names a newer dataset than the
+    evaluation's, and reading it would redraw these pages every day."""
+    days = board.days
+    spans = (f"validation {days.validation_first} .. {days.validation_last}, "
+             f"test {days.test_first} .. {days.test_last}")
+    md5 = (champion or {}).get("data_version")
+    return f"dataset {md5[:8]} ({spans})" if md5 else spans
+
+
+def _json_or_none(path: Path) -> dict[str, Any] | None:
+    """A JSON object the header reads (the champion record, the merge summary), None when
+    it is missing or damaged: the page is drawn without that line."""
+    try:
+        read = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return read if isinstance(read, dict) else None

@@ -38,8 +38,8 @@ import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
 from pipelines.core.errors import DataError
-from pipelines.core.fileio import read_jsonl, write_json, write_metrics, write_text
-from pipelines.core.html import generated, render
+from pipelines.core.fileio import read_jsonl, write_json, write_text
+from pipelines.core.html import add_header, generated, header, render
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.drift import DriftSection
 from pipelines.core.params.features import FeaturesSection
@@ -48,6 +48,7 @@ from pipelines.modelling.features import FEATURES, FeatureTable, dataset_table
 from pipelines.reporting.charts import PALETTE, line_chart
 from pipelines.reporting.evidently_pages import (
     html_safe_name,
+    page_versions,
     ranked_features,
     save_html,
     score_label,
@@ -253,10 +254,6 @@ def drift(paths: Paths, data: DataSection, features: FeaturesSection,
                              settings, data_version)
     history = record_history(paths.drift_history, summary)
     drift_page(summary, history, paths)
-    prediction = summary.get("prediction_drift") or {}
-    write_metrics(paths.drift_metrics, {
-        "share_of_drifted_features": summary["share_of_drifted_features"],
-        "n_drifted": summary["n_drifted"], "prediction_drift_score": prediction.get("score")})
     return summary
 
 
@@ -287,10 +284,11 @@ def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
     never overlap. Current: the last ``drift.current_days`` trading days. The prediction
     compared is that probability (the final models' on every day, in-sample on the
     reference; a combination's mean of its members'); the target is the label.
-    Writes Evidently's drift report and the summary (``drift.json``), which also says what
-    the champion has seen: its last training day, the last labelled day (a day's label is
-    the next day's move: the last day has none), the labelled days since, and
-    ``data_version`` (the dataset's MD5, to compare with the one it was trained on).
+    Writes Evidently's drift report (with the project's header) and the summary
+    (``drift.json``), which also says what the champion has seen: its last training day,
+    the last labelled day (a day's label is the next day's move: the last day has none),
+    the labelled days since, and ``data_version`` (the dataset's MD5, to compare with the
+    one it was trained on).
     """
     current_days = settings.current_days
     n = len(table.dates)
@@ -319,9 +317,15 @@ def champion_drift(table: FeatureTable, days: pd.DataFrame, paths: Paths,
         "reference_note": "the champion's training days before the current span"
         if reference_last < train_last_day else "the champion's training days",
     }
-    return drift_report(reference, current, table.names, paths.drift_evidently_page,
-                        paths.drift_summary, settings, prediction_column="probability_up",
-                        target_column="label", context=context)
+    summary = drift_report(reference, current, table.names, paths.drift_evidently_page,
+                           paths.drift_summary, settings, prediction_column="probability_up",
+                           target_column="label", context=context)
+    page = paths.drift_evidently_page
+    add_header(page, header(page, paths.front_page, (
+        f"Evidently's drift report: the last {summary['current']['rows']} trading days "
+        f"({summary['current']['first_date']} .. {summary['current']['last_date']}, current) "
+        f"against {summary['reference_note']} (reference)"), **page_versions(paths)))
+    return summary
 
 
 # ---------------------------------------------------------------- what a refit would add
@@ -424,19 +428,36 @@ def _trend_charts(history: list[dict[str, Any]], top: list[str], colours: dict[s
     }
 
 
+def _index_names(merge_summary: Path) -> dict[str, str]:
+    """Index id -> name as the merge summary gives them ({} without a readable summary)."""
+    try:
+        indices = json.loads(Path(merge_summary).read_text(encoding="utf-8"))["indices"]
+        return {str(i["index_id"]): str(i["index_name"]) for i in indices
+                if i.get("index_name")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Paths) -> Path:
-    """The drift page (``paths.drift_page``): the verdict, the trend over the runs (share of
-    drifted features, the most drifted features' scores), every feature ranked by strength
-    with its score labelled, and a link to Evidently's report beside it."""
+    """The drift page (``paths.drift_page``): the project's header (the champion, the
+    dataset, the way back), the verdict, the trend over the runs (share of drifted
+    features, the most drifted features' scores), every feature ranked by strength with
+    its score labelled and its index's name, and a link to Evidently's report beside it."""
     ranked = ranked_features(summary["features"])
     methods = {(r["method"], r["lower_is_drift"]) for r in ranked}
     top = [r["feature"] for r in ranked[:TREND_FEATURES]]
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(top)}
     charts = (_trend_charts(history, top, colours, ranked[0]["lower_is_drift"])
               if len(history) > 1 and ranked else None)
-    return render("drift.html", paths.drift_page, drift=summary, ranked=ranked,
+    page_header = header(paths.drift_page, paths.front_page, (
+        f"Data drift: the last {summary['current']['rows']} trading days against the "
+        f"champion's training days, {summary['n_drifted']} of {summary['n_features']} "
+        "features drifted"), **page_versions(paths))
+    return render("drift.html", paths.drift_page, header=page_header, drift=summary,
+                  ranked=ranked,
                   score_heading=(score_label(*next(iter(methods))) if len(methods) == 1
                                  else "score (p-value: lower = more drift; distance: higher)"),
                   thresholds={r["threshold"] for r in ranked if r["threshold"] is not None},
                   history=history[::-1], charts=charts, top=top, colours=colours,
+                  index_names=_index_names(paths.merge_summary),
                   evidently=paths.drift_evidently_page.name, generated=generated())

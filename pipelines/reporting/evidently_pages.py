@@ -1,4 +1,5 @@
-"""Evidently's HTML pages (the classification report, names made safe for them, saving)
+"""Evidently's HTML pages (the classification report with a titled section per model,
+names made safe for them, saving, the versions their project header names: ``page_versions``)
 and its drift scores read and ranked (``ranked_features``, ``ranked_drifted``, ``score_label``:
 for the drift page, the front page and the flows).
 
@@ -13,12 +14,15 @@ stages need it only when they write a page.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines.core.fileio import atomic_path
+from pipelines.core.html import add_header, data_version, model_version
+from pipelines.core.params.paths import Paths
 
 _HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
 
@@ -26,6 +30,27 @@ _HTML_SAFE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\uff06"})
 def html_safe_name(name: str) -> str:
     """``name`` with ``<``, ``>`` and ``&`` replaced by look-alikes that need no escaping."""
     return name.translate(_HTML_SAFE)
+
+
+def page_versions(paths: Paths) -> dict[str, str | None]:
+    """The project header's ``model`` and ``data`` lines (``html.header``) of a page about
+    the champion and the dataset: from ``models/champion.json`` and the merge summary, each
+    None (the header says so) where the file is not there or not readable."""
+    def read(path: Path) -> dict[str, Any] | None:
+        try:
+            found = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def line(version: Any, path: Path) -> str | None:
+        try:
+            return version(read(path))
+        except (KeyError, TypeError, ValueError, AttributeError):  # a record of another shape
+            return None
+
+    return {"model": line(model_version, paths.champion_record),
+            "data": line(data_version, paths.merge_summary)}
 
 
 def save_html(snapshot: Any, out_html: Path | str, empty_error: str) -> None:
@@ -40,17 +65,24 @@ def save_html(snapshot: Any, out_html: Path | str, empty_error: str) -> None:
             raise RuntimeError(empty_error)
 
 
-def classification_page(predictions: pd.DataFrame, models: list[str], out_html: Path) -> None:
+def classification_page(predictions: pd.DataFrame, models: list[str], out_html: Path, *,
+                        champion: str | None = None,
+                        page_header: dict[str, Any] | None = None) -> None:
     """Evidently's classification report: validation days as reference, test as current.
 
     ``predictions``: the walk-forward predictions (``date``, ``split``, ``model``,
     ``label``, ``predicted``, ``probability_up``). One ``BinaryClassification`` per model
     (label, predicted class, probability of up), one ``ClassificationPreset`` each, with
-    the model names made safe for HTML.
+    the model names made safe for HTML, in the order of ``models``. Evidently titles every
+    section alike ("Classification Model Performance. Target: 'label'"): each section's
+    title and sub-titles are rewritten to name its model (``name_sections``). ``champion``
+    (one of ``models``) comes first and is called so. ``page_header``: the project's header
+    (``html.header``; its ``what`` is this page's own), put at the top of Evidently's page.
     """
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.presets import ClassificationPreset
 
+    models = sorted(models, key=lambda name: name != champion)  # stable: the rest in order
     safe = {name: html_safe_name(name) for name in models}
     definition = DataDefinition(
         numerical_columns=[f"{safe[m]} probability" for m in models],
@@ -72,8 +104,53 @@ def classification_page(predictions: pd.DataFrame, models: list[str], out_html: 
 
     report = Report([ClassificationPreset(classification_name=safe[m]) for m in models],
                     include_tests=False)
-    save_html(report.run(wide("test"), wide("validation")), out_html,
-              "report: Evidently wrote an empty classification report")
+    snapshot = report.run(wide("test"), wide("validation"))
+    name_sections(snapshot, [safe[m] + (" (champion)" if m == champion else "")
+                             for m in models])
+    save_html(snapshot, out_html, "report: Evidently wrote an empty classification report")
+    if page_header is not None:
+        shown = ", ".join(m + (" (champion)" if m == champion else "") for m in models)
+        add_header(out_html, page_header | {"what": (
+            f"Evidently's classification report, a section per model: {shown}; the "
+            "walk-forward test days (current) against the validation days (reference); "
+            "target: the next day's move (1 = up)")})
+
+
+SECTION_TITLE = "Classification Model Performance"  # Evidently 0.7's title of each section
+
+
+def name_sections(snapshot: Any, names: list[str]) -> None:
+    """Title each ``ClassificationPreset`` section of ``snapshot`` (one per name, in the
+    report's order) with its model's name: its head and its sub-heads ("Confusion Matrix",
+    ...), the counters Evidently draws as headings, say which model they are of.
+
+    Evidently 0.7.23 has no title of its own for a preset; its widgets are rewritten before
+    the page is drawn. A section without the expected head is a RuntimeError (another
+    Evidently: the page would not say which model is which)."""
+    sections = snapshot._snapshot_item  # one per top-level item of the report, in order
+    if len(sections) != len(names):
+        raise RuntimeError(f"report: Evidently drew {len(sections)} classification sections "
+                           f"for {len(names)} models")
+    for name, section in zip(names, sections, strict=True):
+        heads = [widget for widget in section.widgets if _heading(widget) is not None]
+        if not heads or not _heading(heads[0]).startswith(SECTION_TITLE):
+            raise RuntimeError("report: Evidently's classification section has no title to "
+                               "name its model by")
+        heads[0].params["counters"][0]["label"] = name  # what current and reference are:
+        # the project's header says
+        for widget in heads[1:]:
+            widget.params["counters"][0]["label"] = f"{name}: {_heading(widget)}"
+        for widget in section.widgets:
+            if widget.title:
+                widget.title = f"{name}, {widget.title[0].lower()}{widget.title[1:]}"
+
+
+def _heading(widget: Any) -> str | None:
+    """The text of a counter Evidently draws as a heading (one counter, no value), or None."""
+    counters = (widget.params or {}).get("counters") if widget.type == "counter" else None
+    if not counters or len(counters) != 1 or counters[0].get("value"):
+        return None
+    return counters[0]["label"]
 
 
 # Evidently's tests whose score is a p-value, drift below the threshold (by name and by the

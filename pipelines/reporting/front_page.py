@@ -10,7 +10,9 @@ forecast and its track record, and the accuracy stage's ``accuracy.json``
 changes).
 
 The page is a Jinja2 template with autoescaping (index names and file names are
-untrusted), carries its own CSS and requests nothing from any other host.
+untrusted), carries its own CSS and requests nothing from any other host. It names each
+index as TSETMC does, with the ISIN, and writes every time in Tehran time, the zone said
+(``pipelines.core.display``); its header names the champion and the dataset.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import provenance
+from pipelines.core.display import index_html, index_label, index_name, tehran_time
 from pipelines.core.errors import DataError, printable
 from pipelines.core.fileio import file_md5, read_jsonl
-from pipelines.core.html import generated, render
+from pipelines.core.html import data_version, generated, header, model_version, render
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.features import describe
 from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
@@ -45,6 +48,43 @@ def _read_json(path: Path | str) -> dict[str, Any]:
     return read
 
 
+def _names(page: Path, merge: dict[str, Any], validation: dict[str, Any],
+           champion_record: dict[str, Any] | None) -> dict[str, Any]:
+    """The page's header (what it shows: the call for the target index; the champion; the
+    dataset; no way back, it is the front page) and each index's name as TSETMC gives it,
+    with the ISIN (``pipelines.core.display``), escaped for the template."""
+    names = {i["index_id"]: index_html(i["index_id"], i["index_name"]) for i in merge["indices"]}
+    files = validation["files"]
+    target = merge.get("target_index") or validation.get("target_index")
+    what = (f"tomorrow's call for {index_label(target, _given(target, merge))} and the "
+            "evidence behind it" if target else "tomorrow's call and the evidence behind it")
+    return {"header": header(page, None, what, model=model_version(champion_record),
+                             data=data_version(merge)),
+            "target_label": index_html(target, _given(target, merge)) if target else None,
+            "target_id": target, "index_names": names,
+            "index_labels": {f["index_id"]: index_html(f["index_id"], f["index_name"])
+                             for f in files if f.get("index_id")} | names,
+            "names_in_files": {  # the name a file gives, where it says more than the label
+                f["index_id"]: f["index_name"] for f in files if f.get("index_id")
+                and f.get("index_name") not in (None, "", f["index_id"],
+                                                index_name(f["index_id"]))}}
+
+
+def _times(last_data_run: str | None, failed_run: dict[str, Any] | None) -> dict[str, Any]:
+    """The page's times in Tehran time, the zone said: when it was written, when the last
+    (good) data run finished, when the failed one did."""
+    stamp = generated()
+    return {"generated": stamp, "generated_at": tehran_time(stamp["utc"]),
+            "last_data_run": tehran_time(last_data_run),
+            "failed_at": tehran_time((failed_run or {}).get("finished"))}
+
+
+def _given(index_id: str, merge: dict[str, Any]) -> str | None:
+    """The name the index's file gave it, as the merge summary kept it."""
+    return next((i["index_name"] for i in merge.get("indices", [])
+                 if i["index_id"] == index_id), None)
+
+
 def _relative(target: Path, page: Path) -> str:
     return Path(os.path.relpath(target, page.parent)).as_posix()
 
@@ -54,19 +94,18 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
                cards: dict[str, dict[str, Any]], accuracy: dict[str, Any],
                links: dict[str, Path], raw_md5: str | None = None,
                git_commit: str | None = None, last_data_run: str | None = None,
-               failed_run: dict[str, Any] | None = None,
-               record: dict[str, Any] | None = None) -> Path:
+               failed_run: dict[str, Any] | None = None, record: dict[str, Any] | None = None,
+               champion_record: dict[str, Any] | None = None) -> Path:
     """Write the front page ``out`` from the stages' JSON outputs (all strings escaped);
     ``failed_run``: the run log's last record when that data run failed (said first);
-    ``record``: the published forecasts' track record (``track_record.summarise``)."""
+    ``record``: the published forecasts' track record (``track_record.summarise``);
+    ``champion_record``: ``models/champion.json``, for the header (``_names``)."""
     page = Path(out)
-    champion = board.champion
-    champion_row = next(r for r in accuracy["leaderboard"] if r["model"] == champion)
-    best = board.best_baseline_on_test
-    best_row = next(r for r in accuracy["leaderboard"] if r["model"] == best)
+    champion, best = board.champion, board.best_baseline_on_test
+    champion_row, best_row = ({r["model"]: r for r in accuracy["leaderboard"]}[name]
+                              for name in (champion, best))
     drifted = [(f["feature"], drift["features"][f["feature"]])
                for f in ranked_drifted(drift["features"])]
-    names = {i["index_id"]: i["index_name"] for i in merge["indices"]}
     files = validation["files"]
     attention = []
     if failed_run:
@@ -95,12 +134,13 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append(f"the champion scores below {best} on the test days")
     return render(
         "index.html", page, forecast=forecast, validation=validation, merge=merge,
-        files=files, board=board, drift=drift, drifted=drifted[:10], index_names=names,
+        **_names(page, merge, validation, champion_record),
+        files=files, board=board, drift=drift, drifted=drifted[:10],
         champion=champion_row, best=best_row, leaderboard=accuracy["leaderboard"], cards=cards,
         attention=attention,
         links={k: _relative(v, page) for k, v in links.items()},
         versions=provenance.package_versions(), raw_md5=raw_md5, git_commit=git_commit,
-        last_data_run=last_data_run, failed_run=failed_run, generated=generated(),
+        **_times(last_data_run, failed_run), failed_run=failed_run,
         excluded=excluded, dropped_rows=dropped_rows, backtest=board.backtest,
         drift_kinds=describe(list(drift["features"])), call=the_call(forecast),
         stale=stale if stale.get("stale") else None, band=forecast.get("band"),
@@ -131,5 +171,7 @@ def build_reports(paths: Paths) -> dict[str, Path]:
                accuracy=accuracy, links=links, raw_md5=raw_md5,
                git_commit=provenance.git_commit(), last_data_run=last_good.get("finished"),
                failed_run=failed_run, record=_read_json(paths.track_record)
-               if paths.track_record.exists() else None)
+               if paths.track_record.exists() else None,
+               champion_record=_read_json(paths.champion_record)
+               if paths.champion_record.exists() else None)
     return {"front_page": Path(paths.front_page), **links}

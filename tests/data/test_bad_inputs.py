@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 from typer.testing import CliRunner, Result
 
 from pipelines.core.fileio import file_md5
@@ -626,9 +627,30 @@ def test_a_few_bad_rows_are_dropped_and_recorded(case: RowsDropped, work: Work) 
         (case.file, line, column) for line, column, _ in case.dropped]
     page = (work.paths["validation_report_dir"] / "index.html").read_text(encoding="utf-8")
     assert "Rows dropped (" in page
-    for line, column, _ in case.dropped:
-        assert f'<td class="num"> {line}</td><td class="date">' in page
-        assert f"</td><td>{column}</td>" in page
+    # the page: the project's header and the way back to the front page; the file's
+    # expectations by GX's name and column with their results, the rows it dropped with
+    # their reasons; its problems are never "none"
+    assert 'id="tsepipe-header"' in page and '<span class="model">none' in page
+    home = page.split('<a class="home" href="', 1)[1].split('"', 1)[0]
+    assert (work.paths["validation_report_dir"] / home).resolve() == \
+        work.paths["front_page"].resolve()
+    files_table = page[page.index("<h2>Files</h2>"):page.index('<h2 id="expectations">')]
+    row = files_table[files_table.index(f">{case.file}</a>"):]
+    row = row[:row.index("</tr>")]
+    assert ">none</td>" not in row and "bad row" in row and "dropped" in row
+    section = page[page.index(f"<strong>{case.file}</strong>"):]
+    section = section[:section.index("</details>")].replace("<wbr>", "")
+    assert "<code>expect_table_row_count_to_be_between</code>" in section
+    assert '<code>expect_column_values_to_not_be_null</code> <span class="muted">(date)' \
+        in section
+    rules = {rule for _, _, rule in case.dropped}
+    failed = section.count('<span class="badge rows-dropped">')
+    assert failed >= len(rules) and f" of {section.count('<code>expect_')} expectations passed" \
+        in section
+    for line, column, rule in case.dropped:
+        assert f"<td>{escape(rule)}" in section  # the expectation's row and the row's
+        assert f'<td class="num">{line}</td><td class="date">' in section
+        assert f"</td><td>{column}</td>" in section
 
     # the dataset: the dropped day of the target is no trading day; another index's
     # dropped day takes its last known value (the day before's), never the bad one

@@ -364,7 +364,8 @@ def test_a_stopped_stage_keeps_the_last_good_pages_and_summaries(trained_project
     good = reader_files(project)
     assert {"reports/index.html", "reports/drift/index.html",
             "reports/validation/index.html", "reports/accuracy/index.html",
-            "metrics/drift.json", "metrics/validate.json"} <= set(good)
+            "reports/drift/drift.json", "data/interim/validation.json",
+            "metrics/headline.json"} <= set(good)
     for stage in ("validate", "drift", "accuracy", "report"):
         output = stop_stage(project, stage)
         assert "exited with 143" in output or "exited with -15" in output, output

@@ -134,7 +134,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     committed = run(["git", "show", "--name-only", "--format=%s", "HEAD"], project).stdout
     assert committed.splitlines()[0].startswith("Version from tsepipe-train:")
     files = set(committed.split("\n", 1)[1].split())
-    assert {"dvc.lock", "metrics/select.json"} <= files, files
+    assert {"dvc.lock", "metrics/headline.json"} <= files, files
     assert all(name in {"dvc.lock", "data/raw.dvc", "params.yaml", "dvc.yaml"}
                or name.startswith("metrics/") for name in files), files
     # nothing changed: answered without a flow, the same summary
@@ -158,7 +158,7 @@ def test_real_files_through_the_flow_in_ephemeral_mode(project, real_dir, isolat
     assert "img src=x" not in drift_html  # the refused name never became a feature
     assert "2019-12-21" in front and forecast["champion"] in front
     accuracy = (project / "reports/accuracy/index.html").read_text(encoding="utf-8")
-    assert 'id="backtest"' in accuracy and accuracy.count("<svg") == 3  # + the equity chart
+    assert 'id="backtest"' in accuracy and accuracy.count("<svg") == 4  # + the equity chart
     assert board["champion_reason"] in accuracy.replace("&#39;", "'")
     assert "backtest (long/flat" in front
     drift = json.loads((project / "reports/drift/drift.json").read_text())
@@ -349,27 +349,24 @@ def test_flow_publishes_artifacts_and_a_failed_run_keeps_the_last_good_dataset(
     assert merge_part(lock) == merge_part(good_lock)
 
 
-def numbers(node: object) -> list[float]:
-    if isinstance(node, dict):
-        return [n for value in node.values() for n in numbers(value)]
-    return [node] if isinstance(node, int | float) and not isinstance(node, bool) else []
-
-
 def assert_metrics_and_plots(project: Path) -> None:
-    """dvc metrics show: each stage's headline numbers, 40 at most; dvc plots show: a line
-    per model in the ROC and calibration plots, DVCLive's training curves per network."""
+    """dvc metrics show: one file, the headline (the champion, its test MCC and interval,
+    the best baseline's), in 120 columns; dvc plots show: a line per model in the ROC and
+    calibration plots, DVCLive's training curves per network."""
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     workspace = {path: found["data"] for path, found in shown[""]["data"].items()}
-    assert sorted(workspace) == sorted(
-        ["metrics/validate.json", "metrics/merge.json", "metrics/select.json",
-         "metrics/drift.json", "models/lstm/dvclive/metrics.json",
-         "models/gru/dvclive/metrics.json"]), workspace
-    assert workspace["metrics/merge.json"]["rows"] == 300
-    assert set(workspace["metrics/select.json"]["test_mcc"]) >= {"lstm", "gru", "persistence"}
-    assert workspace["models/lstm/dvclive/metrics.json"]["step"] >= 1
-    assert len(numbers(workspace)) <= 40, workspace
-    text = run(["dvc", "metrics", "show"], project).stdout
-    assert len(text.splitlines()) <= 8 and "features." not in text  # no per-feature values
+    assert list(workspace) == ["metrics/headline.json"], workspace
+    headline = workspace["metrics/headline.json"]
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    test = board["models"][board["champion"]]["test"]
+    assert headline == {
+        "champion": board["champion"], "test_mcc": round(test["mcc"], 4),
+        "mcc_lo": round(test["mcc_ci"][0], 4), "mcc_hi": round(test["mcc_ci"][1], 4),
+        "baseline": board["best_baseline_on_test"],
+        "baseline_mcc": round(board["models"][board["best_baseline_on_test"]]["test"]["mcc"], 4)}
+    text = run(["dvc", "metrics", "show"], project).stdout  # not a terminal: no wrapping
+    assert len(text.splitlines()) == 2 and board["champion"] in text, text
+    assert max(len(line) for line in text.splitlines()) <= 120, text
     assert (project / "forecasts/latest.json").exists()
 
     rendered = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
@@ -379,13 +376,14 @@ def assert_metrics_and_plots(project: Path) -> None:
               "logistic_window", "mean_forecast"}
     for kind in ("ROC", "Calibration", "Walk-forward accuracy"):
         spec = next(spec for title, spec in plots.items() if title.startswith(kind))
-        # one series per model: vega-lite draws a line per (rev, field) of strokeDash
-        assert spec["encoding"]["strokeDash"]["field"] == "field", kind
-        assert set(spec["encoding"]["strokeDash"]["scale"]["domain"]) == models, kind
+        # a line per model and revision (.dvc/plots/*lines.json): a colour per model (DVC's
+        # field, or the network's folder), a dash per revision
+        assert spec["encoding"]["color"]["field"] == "model", kind
+        assert spec["encoding"]["strokeDash"]["field"] == "rev", kind
         lines = {row["field"] for row in spec["data"]["values"]}
         assert lines == models, kind
     roc = next(spec for title, spec in plots.items() if title.startswith("ROC"))
-    assert roc["mark"]["type"] == "line" and "transform" not in roc  # no smoothing
+    assert roc["mark"]["type"] == "line" and "loess" not in json.dumps(roc)  # no smoothing
     per_model = [row for row in roc["data"]["values"] if row["field"] == "lstm"]
     assert len(per_model) == 101 and float(per_model[-1]["dvc_inferred_y_value"]) == 1.0
     for kind in ("Training loss", "Validation loss"):  # DVCLive's logs, a line per network

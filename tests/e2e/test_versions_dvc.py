@@ -11,8 +11,11 @@ probability again.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,8 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, isolated, run
+from tests.conftest import BIN, ROOT, chromium_or_skip, isolated, run
 from tests.e2e.test_pipeline_e2e import assert_metrics_and_plots
+from tests.support import browser
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +57,46 @@ def assert_quiet(output: str) -> None:
                 if any(noise in line for noise in NOISE)], output
 
 
+def assert_plots_page(project: Path, *revisions: str) -> set[str]:
+    """``dvc plots show`` (``dvc plots diff REVISIONS``) writes dvc_plots/index.html from the
+    project's template (.dvc/config plots.html_template, Vega bundled): in Chromium with the
+    network off, every plot of dvc.yaml draws (an SVG each, no request), names its axes as
+    dvc.yaml does, and the ROC has a line per model and revision; the project's header
+    links back to the front page. Returns the revisions the legend names."""
+    chromium_or_skip()
+    run(["dvc", "plots", "diff", *revisions] if revisions else ["dvc", "plots", "show"],
+        project)
+    page = project / "dvc_plots/index.html"
+    shown = browser.render(page, budget_ms=20000, timeout=120).check()  # no request or dead link
+    dom = shown.dom
+    plots = [spec for entry in yaml.safe_load((project / "dvc.yaml").read_text())["plots"]
+             for spec in entry.values()]
+    assert dom.count('data-drawn="yes"') == len(plots) and 'data-drawn="no"' not in dom, \
+        re.findall(r'class="plot-error">([^<]*)', dom)
+    assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == len(plots)
+    for spec in plots:  # both axes named, as dvc.yaml says
+        for label in (spec["x_label"], spec["y_label"]):
+            assert f">{html.escape(label, quote=False)}</text>" in dom, label
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    home = re.search(r'<header class="tsepipe".*?<a class="home" href="([^"]+)"', dom, re.DOTALL)
+    assert home and (page.parent / home.group(1)).resolve() == (
+        project / params["paths"]["front_page"]).resolve(), home
+    roc = re.findall(r'aria-label="false positive rate: [^"]*; model: ([^;"]+); '
+                     r'revision: ([^;"]+)"[^>]*aria-roledescription="line mark"', dom)
+    models = (list(params["train"]["models"]) + params["evaluate"]["baselines"]
+              + list(params["evaluate"]["combinations"]))
+    revs = {rev for _, rev in roc}
+    assert sorted(roc) == sorted((model, rev) for model in models for rev in revs), roc
+    return revs
+
+
+def experiments_table() -> list[str]:
+    """The experiments table's command, as docs/experiments.md gives it."""
+    text = (ROOT / "docs/experiments.md").read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("dvc exp show "))
+    return shlex.split(line)
+
+
 def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
         trained_sample, trained_project, tmp_path):
     project, out = trained_project, trained_sample.output  # a first tsepipe run
@@ -67,6 +111,7 @@ def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
     status = run(["dvc", "status"], project).stdout
     assert "Data and pipelines are up to date." in status, status  # nothing missing
     assert_metrics_and_plots(project)
+    assert assert_plots_page(project) == {"workspace"}
 
     # a second version, made with other parameters
     other = tmp_path / "other.yaml"
@@ -87,16 +132,25 @@ def test_versions_compare_with_dvc_and_an_experiment_becomes_a_version(
                for line in diff.splitlines()), diff
     changed = run(["dvc", "metrics", "diff", first, second], project).stdout
     assert len(changed.splitlines()) < 60, changed
-    assert "metrics/select.json" in changed and "champion.test.mcc" in changed, changed
+    assert "metrics/headline.json" in changed and "test_mcc" in changed, changed
     assert "caveat" not in changed and "features" not in changed
+    assert len(assert_plots_page(project, first, second)) == 2  # what dvc exp show's plots use
     history = run([str(BIN / "tsepipe"), "history"], project).stdout.splitlines()
     assert f"evaluate.refit_every {refit_every} -> {refit_every - 40}" in history[1], history
 
-    # an experiment, applied, becomes the next version through tsepipe run
-    run(["dvc", "exp", "run", "-S", "drift.current_days=40"], project)
-    table = run(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
-    header = next(csv.reader(io.StringIO(table)))
-    assert len(header) <= 40, header
+    # an experiment of a key of select's (no walk-forward), compared as docs/experiments.md
+    # says: the headline and the changed params, no dependency; applied, it becomes the
+    # next version through tsepipe run
+    run(["dvc", "exp", "run", "-S", "evaluate.bootstrap_samples=100"], project)
+    table = run([*experiments_table(), "--csv"], project).stdout
+    rows = list(csv.DictReader(io.StringIO(table)))
+    header = list(rows[0])
+    assert len(header) <= 25 and not [name for name in header if "/" in name], header
+    assert {"champion", "test_mcc", "mcc_lo", "mcc_hi", "baseline_mcc",
+            "evaluate.bootstrap_samples"} <= set(header), header
+    assert {row["evaluate.bootstrap_samples"] for row in rows} == {"100", "200"}, rows
+    assert all(row["champion"] and float(row["mcc_lo"]) < float(row["mcc_hi"])
+               and -1 <= float(row["test_mcc"]) <= 1 for row in rows), rows
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     name = next(row["experiments"] for row in shown if row.get("experiments"))[0]["name"]
     run(["dvc", "exp", "apply", name], project)
@@ -149,12 +203,12 @@ def test_checkout_of_a_data_only_version_leaves_that_version_alone(trained_proje
     assert len(warnings) == 1, done.stderr
     assert warnings[0].startswith("warning: moved aside to .dvc/tmp/aside/"), warnings
     aside = warnings[0].split("moved aside to ", 1)[1].split("/ ", 1)[0]
-    for path in ("models", "metrics/select.json", "metrics/drift.json", "reports/index.html",
+    for path in ("models", "metrics/headline.json", "reports/index.html",
                  "reports/evaluation/leaderboard.json", "reports/drift/index.html",
                  "forecasts/latest.json"):
         assert not (project / path).exists(), path
         assert (project / aside / path).exists(), path
-    for path in ("data/processed/merged.parquet", "metrics/merge.json",
+    for path in ("data/processed/merged.parquet", "data/processed/merge_summary.json",
                  "reports/validation/index.html"):
         assert (project / path).exists(), path
     assert "Data and pipelines are up to date." not in run(["dvc", "status"], project).stdout

@@ -249,8 +249,10 @@ def assert_the_notice_is_gone(project: Path) -> None:
     """The page says nothing of the failed run after a good one, and neither does the page
     in the version that run committed (its md5 in ``git show HEAD:dvc.lock``, the file in
     the DVC cache): it says when the good run finished."""
-    finished = json.loads((project / "reports/runs.jsonl").read_text().splitlines()[-1])[
-        "finished"]
+    from pipelines.core.display import tehran_time
+
+    finished = tehran_time(json.loads(
+        (project / "reports/runs.jsonl").read_text().splitlines()[-1])["finished"])
     shown = front_page(project)
     assert NOTICE not in shown and f"last data run finished {finished}" in shown
     git = ["git", "-C", str(project)]

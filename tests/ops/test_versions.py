@@ -18,7 +18,6 @@ from tests.conftest import copy_exports, run
 TSEPIPE = str(Path(sys.executable).parent / "tsepipe")
 DATASET = Path("data/processed/merged.parquet")
 VERSION_FILES = {"dvc.lock", "data/raw.dvc"}
-DATA_METRICS = {"metrics/validate.json", "metrics/merge.json"}  # the data stages' metrics
 
 
 def git(project: Path, *args: str) -> str:
@@ -119,13 +118,13 @@ def test_a_version_records_its_parameters_and_metrics_and_history_shows_the_chan
     set_param(project, "evaluate", "baselines", ["persistence"])
     assert versions.record_version(project, "tsepipe-data") is None  # edited, not run
     (project / "metrics").mkdir()
-    (project / "metrics/select.json").write_text('{"champion": {"test": {"mcc": 0.1}}}\n')
+    (project / "metrics/headline.json").write_text('{"champion": "gru", "test_mcc": 0.1}\n')
     write_version(project, "c" * 32, "b" * 32, 280)  # what the run with them made
 
     second = versions.record_version(project, "tsepipe-train")
 
     assert second is not None
-    assert committed_files(project) == {"dvc.lock", "params.yaml", "metrics/select.json"}
+    assert committed_files(project) == {"dvc.lock", "params.yaml", "metrics/headline.json"}
     assert git(project, "status", "--porcelain", "--", "params.yaml", "metrics") == ""
     newest, oldest = versions.history(project)
     assert newest.params_changed == {"evaluate.baselines": [
@@ -267,7 +266,7 @@ def test_versions_with_real_dvc(project, small_sample_dir, tmp_path):
     first_md5 = data_version(project)
     first = versions.record_version(project, "tsepipe-data")
     assert first is not None and first.pushed is True
-    assert committed_files(project) == VERSION_FILES | DATA_METRICS
+    assert committed_files(project) == VERSION_FILES  # the data stages write no metrics
     assert first.dataset_md5 == first_md5 and first.rows == 300
     assert trailers(project)["Dataset-md5"] == first_md5
 
@@ -277,7 +276,7 @@ def test_versions_with_real_dvc(project, small_sample_dir, tmp_path):
     assert second_md5 != first_md5
     second = versions.record_version(project, "tsepipe-data")
     assert second is not None and second.dataset_md5 == second_md5
-    assert committed_files(project) == VERSION_FILES | DATA_METRICS
+    assert committed_files(project) == VERSION_FILES  # the data stages write no metrics
     assert versions.record_version(project, "tsepipe-data") is None
 
     listed = json.loads(run([TSEPIPE, "history", "--json"], project).stdout)

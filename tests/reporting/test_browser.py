@@ -132,11 +132,21 @@ def test_the_validation_report_renders_offline(chromium, project, tmp_path):
     run(["tsepipe", "ingest"], cwd=project)
     run(["tsepipe", "validate"], cwd=project)
     page = project / "reports" / "validation" / "index.html"
+    # the header links the front page, which the report stage writes later
+    front = project / "reports" / "index.html"
+    assert not front.exists()
+    front.write_text("<!doctype html><title>front</title><p>the front page</p>")
     shot = tmp_path / "validation.png"
     rendered = browser.render(page, shot).check(min_text=200)
     keep(shot, "validation.png")
     assert rendered.requests == []
     assert "IRX6XTPI0009" in rendered.text
+    assert rendered.text.startswith("tsepipe · Input validation: 16 of 16 export files usable")
+    assert "model: none (this page checks the inputs) · data: 16 export files in data/raw" \
+        in rendered.text
+    assert "../index.html" in rendered.links
+    # each file's expectations by name (<wbr> after each _: text pieces of their own)
+    assert "expect_column_values_to_not_be_null (date)" in rendered.text.replace("_ ", "_")
 
 
 def test_evidently_drift_report_renders_offline(tmp_path, chromium):
@@ -196,13 +206,14 @@ def test_hostile_names_are_shown_never_run(chromium, tmp_path):
     (column) name on Evidently's drift page, a model name (a key of train.models) on its
     classification page, an index's name (an export's <NAME>) and a refused file's name on
     the validation page."""
+    from pipelines.core.html import header
     from pipelines.core.params.paths import Paths
     from pipelines.core.params.validate import ValidateSection
     from pipelines.data import sample
     from pipelines.data.ingest import ingest
     from pipelines.data.validate import validate
     from pipelines.reporting.drift import drift_report
-    from pipelines.reporting.evidently_pages import classification_page
+    from pipelines.reporting.evidently_pages import classification_page, html_safe_name
 
     rng = np.random.default_rng(31)
     features = [f"{payload}__logret" for payload in PAYLOADS]
@@ -217,7 +228,9 @@ def test_hostile_names_are_shown_never_run(chromium, tmp_path):
         "label": label, "predicted": rng.integers(0, 2, len(days)),
         "probability_up": rng.uniform(size=len(days))}) for model in PAYLOADS[:2]])
     accuracy_page = tmp_path / "classification.html"
-    classification_page(predictions, PAYLOADS[:2], accuracy_page)
+    classification_page(predictions, PAYLOADS[:2], accuracy_page, champion=PAYLOADS[1],
+                        page_header=header(accuracy_page, tmp_path / "index.html", "",
+                                           model=PAYLOADS[1]))
 
     raw = tmp_path / "raw"
     sample.generate(raw, n_days=120)
@@ -238,3 +251,138 @@ def test_hostile_names_are_shown_never_run(chromium, tmp_path):
 
     for page in (drift_page, accuracy_page, validation_page):
         assert payload_problems(page) == [], page
+    # each model's name, as text, above its section (the champion first), and in the header
+    shown = browser.render(accuracy_page).text
+    heads = [shown.index(html_safe_name(name)) for name in (f"{PAYLOADS[1]} (champion)",
+                                                            f"{PAYLOADS[0]}:")]
+    assert heads == sorted(heads) and f"{PAYLOADS[1]} (champion), {PAYLOADS[0]}" in shown
+
+
+# --- the accuracy and front pages of a trained project, as a reader sees them (issue 33) ---
+
+# Put before </body> of a copy: how wide the leaderboard is against the box that scrolls it.
+MEASURE = b"""<script>(() => {
+  const table = document.getElementById("leaderboard"), box = table.parentElement;
+  document.documentElement.setAttribute("data-leaderboard", JSON.stringify({
+    box: box.className, overflow: getComputedStyle(box).overflowX,
+    width: box.clientWidth, content: box.scrollWidth}));
+})();</script>"""
+
+
+def leaderboard_layout(page: Path, width: int, shot: Path) -> tuple[browser.Layout, dict]:
+    """The page laid out at ``width`` (checked: nothing sticks out of the window) and the
+    leaderboard's width against its scrolling box's."""
+    import html
+    import json
+    import re
+
+    copy = page.with_name("measured.html")
+    source = page.read_bytes()
+    end = source.lower().rfind(b"</body")
+    copy.write_bytes(source[:end] + MEASURE + source[end:])
+    laid_out = browser.layout(copy, width, height=1600, screenshot=shot).check()
+    found = re.search(r'data-leaderboard="([^"]*)"', laid_out.rendered.dom)
+    assert found, "the leaderboard was not measured"
+    return laid_out, json.loads(html.unescape(found.group(1)))
+
+
+def test_the_accuracy_and_front_pages_fit_and_say_what_they_show(chromium, trained_sample,
+                                                                  tmp_path):
+    """The pages of the session's trained sample project (networks, baselines, the
+    combination): the leaderboard fits a 1,400 px window whole and scrolls inside its own
+    box at 390 px; each page has the project's header (the accuracy page the way back);
+    the front page names the target as TSETMC does, with the ISIN, and its times in Tehran
+    time; a merge of one index says "1 index"."""
+    import json
+
+    from pipelines.core.params.paths import Paths
+    from pipelines.modelling.leaderboard import Leaderboard, model_cards
+    from pipelines.reporting.front_page import front_page
+
+    reports = tmp_path / "reports"  # a copy: the layout's files never touch the shared project
+    shutil.copytree(trained_sample.project / "reports", reports)
+    accuracy = reports / "accuracy" / "index.html"
+    wide, fits = leaderboard_layout(accuracy, 1400, tmp_path / "accuracy-1400.png")
+    keep(tmp_path / "accuracy-1400.png", "accuracy-1400.png")
+    assert wide.scroll_width <= wide.inner_width == 1400
+    assert fits["box"] == "scroll" and fits["content"] <= fits["width"], fits  # whole
+    narrow, scrolls = leaderboard_layout(accuracy, 390, tmp_path / "accuracy-390.png")
+    keep(tmp_path / "accuracy-390.png", "accuracy-390.png")
+    assert narrow.scroll_width <= narrow.inner_width == 390  # the page does not scroll...
+    assert scrolls["overflow"] == "auto" and scrolls["content"] > scrolls["width"], scrolls
+    text = wide.rendered.check(min_text=1000).text  # ...its box does; links resolve
+    champion = json.loads((trained_sample.project / "models/champion.json").read_text())
+    assert "tsepipe · accuracy of every model and baseline" in text
+    assert f"model: {champion['champion']} (" in text
+    assert f"data: dataset {champion['data_version'][:8]} (validation " in text
+    assert "← front page" in text and "../index.html" in wide.rendered.links
+
+    front = reports / "index.html"
+    for width in (1400, 390):
+        shown = browser.layout(front, width, height=1600,
+                               screenshot=tmp_path / f"front-{width}.png").check()
+        keep(tmp_path / f"front-{width}.png", f"front-page-sample-{width}.png")
+    text = shown.rendered.text
+    merge = json.loads((trained_sample.project / "data/processed/merge_summary.json"
+                        ).read_text())
+    assert f"data: dataset {merge['md5'][:8]}: " in text and "← front page" not in text
+    assert "TEDPIXnext-daydirection·شاخصكل(IRX6XTPI0009)" in "".join(text.split())
+    assert f"{merge['indices_included']} indices merged" in text
+    assert "Tehran time (UTC+03:30)" in text
+    assert "T" not in text.split("Generated ")[1].split(" Tehran time")[0]  # no raw ISO
+    assert "one-sided McNemar test that" in text
+
+    # one index merged: "1 index"
+    project = trained_sample.project
+    paths = Paths.model_validate({name: str(project / value) for name, value
+                                  in Paths().model_dump().items()})
+    read = {name: json.loads(getattr(paths, name).read_text()) for name in (
+        "validation_summary", "merge_summary", "drift_summary", "forecast",
+        "accuracy_summary")}
+    merge = read["merge_summary"] | {"indices_included": 1, "indices": [
+        i for i in read["merge_summary"]["indices"] if i["index_id"] == "IRX6XTPI0009"]}
+    page = front_page(tmp_path / "one" / "index.html", validation=read["validation_summary"],
+                      merge=merge, board=Leaderboard.read(paths.leaderboard),
+                      drift=read["drift_summary"], forecast=read["forecast"],
+                      cards=model_cards(paths.models_dir), accuracy=read["accuracy_summary"],
+                      links={"validation": paths.validation_page, "accuracy": paths.accuracy_page,
+                             "classification": paths.classification_page,
+                             "drift": paths.drift_page})
+    html_text = page.read_text(encoding="utf-8")
+    assert "1 index merged" in html_text and "1 indices" not in html_text
+
+
+def test_every_page_has_the_header_the_way_back_and_fits_a_desktop(chromium, trained_project,
+                                                                   tmp_path):
+    """Every HTML page a run writes (every one under reports/, found, not listed) and the
+    page `dvc plots show` writes: in Chromium at 1,400 px, the project's header says what
+    the page shows and for which model and data; each page but the front page links back to
+    it; nothing sticks out sideways; the Evidently classification page names each model."""
+    import json
+
+    project = trained_project
+    shown = run(["dvc", "plots", "show"], project)
+    assert "dvc_plots/index.html" in shown.stdout + shown.stderr
+    front = project / "reports/index.html"
+    pages = sorted(project.glob("reports/**/*.html")) + [project / "dvc_plots/index.html"]
+    assert len(pages) >= 7, pages  # front, validation, accuracy, classification, drift x2, plots
+    texts = {}
+    for page in pages:
+        name = page.relative_to(project).as_posix()
+        laid = browser.layout(page, 1400, height=1200,
+                              screenshot=tmp_path / (name.replace("/", "-") + ".png"))
+        assert laid.problems() == [], (name, laid.problems())
+        text = texts[name] = " ".join(laid.rendered.text.split())
+        assert text.startswith("tsepipe · "), (name, text[:200])  # the header comes first
+        if "dvc_plots" not in name:  # a page of this version's model and data
+            assert "model: " in text and "data: " in text, (name, text[:400])
+        backs = [link for link in laid.rendered.links
+                 if (page.parent / link.split("#")[0]).resolve() == front.resolve()]
+        assert (page == front) == (not backs), (name, laid.rendered.links)
+    board = json.loads((project / "reports/evaluation/leaderboard.json").read_text())
+    compared = {board["champion"], board["best_baseline_on_test"]} | {
+        name for name, model in board["models"].items() if model["kind"] == "network"}
+    shown = texts["reports/accuracy/classification.html"]
+    assert f"{board['champion']} (champion)" in shown
+    for model in compared:  # each model's section, headed by its name
+        assert f"{model}: Confusion Matrix" in shown or f"{model} (champion)" in shown, model

@@ -176,7 +176,10 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
 
     def in_folder(name: str) -> Paths:
         return Paths(models_dir=tmp_path / "models", drift_dir=tmp_path / name,
-                     forecasts_dir=tmp_path / name)
+                     forecasts_dir=tmp_path / name, front_page=tmp_path / "index.html",
+                     merge_summary=tmp_path / "merge_summary.json")
+
+    write_versions(in_folder("any"), champion, "baseline")
 
     def days(table: FeatureTable, paths: Paths):  # as the predict stage writes them
         labelled = labelled_sample_days(table, 10)  # fitted on them all, as tsepipe train does
@@ -207,6 +210,13 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
     shifted = drift_of(regime_table(regime_days=60), "shifted")
     assert shifted["dataset_drift"] is True and shifted["n_drifted"] == 4
     assert (tmp_path / "shifted/evidently.html").stat().st_size > 100_000
+    # Evidently's page carries the project's header: what it shows, the champion and the
+    # dataset, the way back to the front page
+    evidently = (tmp_path / "shifted/evidently.html").read_text(encoding="utf-8")
+    assert evidently.count('id="tsepipe-header"') == 1
+    assert "Evidently&#39;s drift report: the last 60 trading days" in evidently
+    assert_header(evidently, tmp_path / "shifted", tmp_path / "index.html",
+                  f"{champion} (baseline), trained on 400 labelled days")
     with pytest.raises(DataError, match="reference days"):
         drift_of(regime_table(n=120), "short")
     # the probabilities of another dataset (one day more) are refused, naming the file
@@ -214,6 +224,32 @@ def test_the_drift_stage_with_a_baseline_champion(tmp_path, champion):
     days(regime_table(n=421), longer)
     with pytest.raises(DataError, match="champion_days.parquet.*run tsepipe predict"):
         read_champion_days(longer.champion_days, regime_table())
+
+
+def write_versions(paths, champion: str, kind: str) -> None:
+    """The champion record and the merge summary a page's header names (their fields the
+    header reads), with an index named as TSETMC names it."""
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    paths.champion_record.write_text(json.dumps({
+        "champion": champion, "kind": kind, "data_version": "0123abcd" * 4,
+        "trained_on": {"days": 400, "last": "2020-06-30"}}))
+    paths.merge_summary.write_text(json.dumps({
+        "md5": "0123abcd" * 4, "rows": 420, "first_date": "2019-01-07",
+        "last_date": "2020-08-20", "indices_included": 2,
+        "indices": [{"index_id": "IDX0", "index_name": "شاخص کل"},
+                    {"index_id": "IDX1", "index_name": "IDX1"}]}))
+
+
+def assert_header(html: str, folder, front_page, model: str) -> None:
+    """The project's header: the model and data lines, the link back to ``front_page``."""
+    found = re.search(r'<header class="tsepipe" id="tsepipe-header">.*?</header>', html, re.S)
+    assert found, html[:500]
+    header = found.group(0)
+    home = re.search(r'<a class="home" href="([^"]+)"', header).group(1)
+    assert (folder / home).resolve() == front_page.resolve()
+    assert f'<span class="model">{model}' in header
+    assert ('<span class="data">dataset 0123abcd: 420 trading days, 2019-01-07 .. '
+            '2020-08-20, 2 indices</span>') in header
 
 
 def test_a_refit_is_worth_it_only_with_days_the_champion_has_not_seen():
@@ -285,8 +321,16 @@ def test_the_history_keeps_one_line_per_current_span_and_the_page_draws_it(tmp_p
     assert latest["scores"] == scores and latest["drifted"] == sorted(SHIFTED)
     assert latest["method"] == "ks" and latest["method_threshold"] == 0.01
 
-    paths = Paths(drift_dir=tmp_path / "page")
+    paths = Paths(drift_dir=tmp_path / "page", front_page=tmp_path / "index.html",
+                  models_dir=tmp_path / "models", merge_summary=tmp_path / "merge.json")
+    write_versions(paths, "gru", "network")
     html = drift_page(summary, again, paths).read_text(encoding="utf-8")
+    assert_header(html, tmp_path / "page", tmp_path / "index.html", "gru (network), trained "
+                  "on 400 labelled days through 2020-06-30 of dataset 0123abcd")
+    assert html.count("front page</a>") == 1  # the header's, not a second one
+    # features named by index id, with the name the merge summary gives (where it has one)
+    assert html.count('<bdi class="muted name">شاخص کل</bdi>') == 3  # IDX0's 3 features
+    assert '<bdi class="muted name">IDX1' not in html
     assert html.count("<svg") == 2 and "evidently.html" in html
     assert "p-value (ks): lower = more drift" in html  # the score column says what it is
     order = [html.index(f">{name.replace('__', '__<wbr>')}<") for name in

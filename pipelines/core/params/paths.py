@@ -77,8 +77,8 @@ class Paths(Section):
     front_page: Place = Field(Path("reports/index.html"), description=(
         "the one page a reviewer opens"))
     metrics_dir: Place = Field(Path("metrics"), description=(
-        "each stage's headline numbers for dvc metrics (small JSON files, committed to git "
-        "with each version)"))
+        "the headline numbers for dvc metrics (a small JSON file, committed to git with "
+        "each version)"))
 
     @field_validator("*", mode="after")
     @classmethod
@@ -180,26 +180,16 @@ class Paths(Section):
         return self.accuracy_dir / FILES["accuracy_summary"]
 
     @property
-    def validate_metrics(self) -> Path:
-        return self.metrics_dir / FILES["validate_metrics"]
-
-    @property
-    def merge_metrics(self) -> Path:
-        return self.metrics_dir / FILES["merge_metrics"]
-
-    @property
-    def select_metrics(self) -> Path:
-        return self.metrics_dir / FILES["select_metrics"]
-
-    @property
-    def drift_metrics(self) -> Path:
-        return self.metrics_dir / FILES["drift_metrics"]
+    def headline_metrics(self) -> Path:
+        """The one DVC metrics file, select's: the champion, its test MCC and interval, the
+        best baseline's (``Leaderboard.headline``). The other stages' numbers stay in their
+        summaries (validation, merge, drift) and the leaderboard, which are not metrics."""
+        return self.metrics_dir / FILES["headline_metrics"]
 
     @property
     def metrics_files(self) -> list[Path]:
-        """Every stage's metrics file: git holds them with each version (dvc metrics diff)."""
-        return [self.validate_metrics, self.merge_metrics, self.select_metrics,
-                self.drift_metrics]
+        """The DVC metrics files: git holds them with each version (dvc metrics diff)."""
+        return [self.headline_metrics]
 
     @property
     def run_log(self) -> Path:
