@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core.display import TSETMC_NAMES, index_html
 from pipelines.core.errors import DataError, format_problem, printable
 from pipelines.core.fileio import file_md5, write_json
 from pipelines.core.html import header, render
@@ -603,7 +604,8 @@ def validation_page(paths: Paths, summary: dict[str, Any], settings: ValidateSec
             f"row{'s' if summary['rows_dropped'] != 1 else ''} dropped")
     return render("validation.html", paths.validation_page, summary=summary,
                   header=header(paths.validation_page, paths.front_page, what, data=data),
-                  expectations=expectations,
+                  expectations=expectations, index_html=index_html,
+                  tsetmc_name=lambda index_id: TSETMC_NAMES.get(index_id),
                   tolerance=settings.price_tolerance, min_rows=settings.min_rows,
                   quality=settings)
 
