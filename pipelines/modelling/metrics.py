@@ -12,6 +12,9 @@ Every function returns plain Python numbers (JSON-serialisable).
   on the days where exactly one of them is right)?
 - ``pesaran_timmermann``: are the predicted directions right more often than independent
   guesses with the same shares of ups would be (Pesaran & Timmermann, 1992)?
+- ``adjusted_p_values``: p-values of several tests (one per target index) adjusted for
+  their number, Holm's step-down (family-wise error) or Benjamini-Hochberg's step-up
+  (false discovery rate), so that sixteen tries do not pass as sixteen findings.
 - ``summarise_seeds``: mean and spread of per-seed metrics.
 """
 
@@ -186,6 +189,40 @@ def pesaran_timmermann(y_true: Any, y_pred: Any) -> dict[str, Any]:
         return result
     statistic = (accuracy - chance) / math.sqrt(variance)
     return result | {"statistic": float(statistic), "p_value": float(stats.norm.sf(statistic))}
+
+
+ADJUSTMENTS = ("holm", "bh")
+
+
+def adjusted_p_values(p_values: Sequence[float], method: str) -> list[float]:
+    """``p_values`` (one per test, in any order) adjusted for the number of tests, in the
+    same order; each in [0, 1].
+
+    ``holm``: Holm's step-down: the i-th smallest of m becomes max over j <= i of
+    (m - j + 1) p_(j), capped at 1 (controls the chance of any false finding).
+    ``bh``: Benjamini-Hochberg's step-up: the i-th smallest becomes min over j >= i of
+    m p_(j) / j, capped at 1 (controls the expected share of false findings).
+    A p-value that is NaN or outside [0, 1] is a ValueError: it is no test's result.
+    """
+    if method not in ADJUSTMENTS:
+        raise ValueError(f"unknown p-value adjustment {method!r} (one of {', '.join(ADJUSTMENTS)})")
+    p = np.asarray(p_values, dtype="float64")
+    if p.ndim != 1:
+        raise ValueError("p_values: a flat sequence of p-values")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError(f"p_values: each in [0, 1], got {p.tolist()}")
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    if method == "holm":
+        stepped = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        stepped = np.minimum.accumulate((m * ranked / np.arange(1, m + 1))[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return [float(value) for value in adjusted]
 
 
 def summarise_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
