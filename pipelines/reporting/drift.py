@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
+from pipelines.core.display import index_name
 from pipelines.core.errors import DataError
 from pipelines.core.fileio import read_jsonl, write_json, write_text
 from pipelines.core.html import add_header, generated, header, render
@@ -429,13 +430,15 @@ def _trend_charts(history: list[dict[str, Any]], top: list[str], colours: dict[s
 
 
 def _index_names(merge_summary: Path) -> dict[str, str]:
-    """Index id -> name as the merge summary gives them ({} without a readable summary)."""
+    """Index id -> its name as the pages give it (``display.index_name``: TSETMC's, else the
+    merge summary's), for the merged indices that have one ({} without a readable summary)."""
     try:
         indices = json.loads(Path(merge_summary).read_text(encoding="utf-8"))["indices"]
-        return {str(i["index_id"]): str(i["index_name"]) for i in indices
-                if i.get("index_name")}
+        named = {str(i["index_id"]): index_name(str(i["index_id"]), i.get("index_name"))
+                 for i in indices}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    return {index: name for index, name in named.items() if name}
 
 
 def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Paths) -> Path:
