@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
-from pipelines.core.display import index_name
+from pipelines.core.display import index_name, tehran_time
 from pipelines.core.errors import DataError
 from pipelines.core.fileio import read_jsonl, write_json, write_text
 from pipelines.core.html import add_header, generated, header, render
@@ -463,4 +463,5 @@ def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Pa
                   thresholds={r["threshold"] for r in ranked if r["threshold"] is not None},
                   history=history[::-1], charts=charts, top=top, colours=colours,
                   index_names=_index_names(paths.merge_summary),
-                  evidently=paths.drift_evidently_page.name, generated=generated())
+                  evidently=paths.drift_evidently_page.name,
+                  generated_at=tehran_time(generated()["utc"]))

@@ -332,6 +332,9 @@ def test_the_history_keeps_one_line_per_current_span_and_the_page_draws_it(tmp_p
     assert html.count('<bdi class="muted name">شاخص کل</bdi>') == 3  # IDX0's 3 features
     assert '<bdi class="muted name">IDX1' not in html
     assert html.count("<svg") == 2 and "evidently.html" in html
+    # its time in Tehran time, the zone said, no raw ISO stamp
+    assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d Tehran time \(UTC\+03:30\)", html)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", html)
     assert "p-value (ks): lower = more drift" in html  # the score column says what it is
     order = [html.index(f">{name.replace('__', '__<wbr>')}<") for name in
              [r["feature"] for r in ranked_features(summary["features"])]]
