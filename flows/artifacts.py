@@ -23,8 +23,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipelines.core.calendar import TEHRAN
 from pipelines.core.params.load import load_params
+from pipelines.core.params.paths import Paths
 from pipelines.core.provenance import git_commit
 from pipelines.modelling.leaderboard import Leaderboard
+from pipelines.reporting import targets_table
 from pipelines.reporting.call_text import evidence_lines, the_call
 from pipelines.reporting.evidently_pages import ranked_drifted
 
@@ -109,10 +111,45 @@ def publish_leaderboard(board_path: str) -> str | None:
     return board.champion
 
 
+def index_table_rows(found: targets_table.Tomorrow) -> list[dict[str, str]]:
+    """Tomorrow, index by index, a row each, as the front page's table shows it (the
+    UI renders a table's text cells as markdown: the index and model names are escaped)."""
+    return targets_table.plain_rows(found.rows, name=inert_markdown)
+
+
+def index_table(found: targets_table.Tomorrow) -> list[str]:
+    """The same table in markdown (lines), the adjustment and the pooled figures below."""
+    rows = index_table_rows(found)
+    columns = list(rows[0])
+    day = found.next_trading_day or "no forecast"
+    lines = [f"## Tomorrow, index by index ({day})", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
+    lines += ["", "Test MCC with its 95 % interval (moving-block bootstrap) on each index's "
+                  "walk-forward test days; one-sided Pesaran-Timmermann "
+                  f"{inert_markdown(targets_table.adjustment_text(found))}, the raw p beside it."]
+    pooled = targets_table.pooled_lines(found, name=inert_markdown)
+    if pooled:
+        lines.append(f"- {targets_table.pooled_over(found)}, test MCC with its 95 % interval: "
+                     + "; ".join(pooled))
+    lines += [f"- not forecast: {inert_markdown(item['label'])}: "
+              f"{inert_markdown(item['reason'])}" for item in found.not_forecast]
+    return lines
+
+
+def _in_project(paths: Paths, project: Path) -> Paths:
+    """``paths`` (relative to the project root) as paths inside ``project``."""
+    return Paths.model_validate({name: str(project / value)
+                                 for name, value in paths.model_dump().items()})
+
+
 @task(task_run_name="artifact forecast")
-def publish_forecast(forecast_path: str) -> dict[str, Any]:
+def publish_forecast(forecast_path: str, project: str | None = None) -> dict[str, Any]:
     """Markdown: tomorrow's call (or no call and why), its probability beside the base rate
-    and what its band has meant, the members, stale data, the model and the versions."""
+    and what its band has meant, the members, stale data, the model and the versions. With
+    several targets (``project``'s targets table), the same table as the front page's
+    "Tomorrow, index by index" below it, and as a table artifact of its own
+    (``forecast-indices``)."""
     result = _read(forecast_path)
     lines = [f"# TEDPIX on {result['next_trading_day']}: **{the_call(result)}**"]
     staleness = result.get("staleness") or {}
@@ -125,6 +162,16 @@ def publish_forecast(forecast_path: str) -> dict[str, Any]:
     lines.append(f"- model: {inert_markdown(result['champion'])} ({result['champion_kind']}), "
                  f"version {code_span(result['model_version'])}")
     lines.append(f"- data version {code_span(result['data_version'])} (as of {result['as_of']})")
+    found = None
+    if project is not None:
+        root = Path(project)
+        paths = _in_project(load_params(root / "params.yaml").paths, root)
+        found = targets_table.read_tomorrow(paths)
+    if found is not None:
+        lines += ["", *index_table(found)]
+        adjusted = targets_table.adjustment_text(found)
+        create_table_artifact(key="forecast-indices", table=index_table_rows(found),
+                              description=f"Tomorrow, index by index: {adjusted}")
     create_markdown_artifact(key="forecast", markdown="\n".join(lines) + "\n")
     return result
 
@@ -267,7 +314,7 @@ def publish_all(project: str) -> list[str]:
 
     published = []
     for key, publish, path, *also in (
-        ("forecast", publish_forecast, where.forecast),
+        ("forecast", publish_forecast, where.forecast, str(root)),
         ("leaderboard", publish_leaderboard, where.leaderboard),
         ("drift", publish_drift, where.drift_summary),
         ("report", publish_report, where.front_page, there(where.forecast),

@@ -61,8 +61,11 @@ DEMOS = {
         recorded=True,
     ),
     "indices": Demo(
-        "the 16 real index exports of 1397-1398 (417 days, UTF-16, Jalali dates)",
+        "the 16 real index exports of 1397-1398 (417 days, UTF-16, Jalali dates), every "
+        "index a target",
         EXAMPLES / "tse-indices-1397-1398",
+        # a call for each index that passes validation and the merge, global networks
+        {"data.targets": "all"},
     ),
 }
 

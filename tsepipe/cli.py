@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -278,6 +278,28 @@ def merge(params: ParamsOption = DEFAULT_PARAMS) -> None:
     )
 
 
+def _each_target(p: Any, folder: str, quiet: bool = False
+                 ) -> Iterator[tuple[str, Any, Any]]:
+    """(target, its paths, its data section) for each target the walk-forward forecast:
+    the further targets first, the headline last (a folder swapped in whole carries the
+    further targets' ``per_target/`` over); then the folders of targets no longer forecast
+    go from ``paths.<folder>/per_target/``."""
+    from pipelines.modelling.targets import drop_others, forecast_targets
+
+    targets, _ = forecast_targets(p.paths, p.data.target_index)
+    for target in [*targets[1:], targets[0]]:
+        if len(targets) > 1 and not quiet:
+            log.info(f"target {target}")
+        yield target, p.paths.for_target(target, p.data.target_index), p.data.of(target)
+    drop_others(p.paths, folder, targets)
+
+
+def _many_targets(p: Any) -> bool:
+    from pipelines.modelling.targets import forecast_targets
+
+    return len(forecast_targets(p.paths, p.data.target_index)[0]) > 1
+
+
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
@@ -286,9 +308,11 @@ def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.modelling.evaluate import evaluate as run_evaluate
 
     p = load_params(params)
-    evaluation = run_evaluate(p.paths, p.data, EvaluationSettings.of(p),
-                              progress=lambda message: log.info(message))
-    typer.echo(f"{len(evaluation.results)} models walked forward on "
+    evaluations = run_evaluate(p.paths, p.data, EvaluationSettings.of(p),
+                               progress=lambda message: log.info(message))
+    evaluation = evaluations[p.data.target_index]
+    many = f" for each of {len(evaluations)} targets" if len(evaluations) > 1 else ""
+    typer.echo(f"{len(evaluation.results)} models walked forward{many} on "
                f"{len(evaluation.validation_days)} validation and {len(evaluation.test_days)} "
                f"test days -> {p.paths.walk_forward_dir}")
 
@@ -301,7 +325,23 @@ def select(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.modelling.select import select as run_select
 
     p = load_params(params)
-    board = run_select(p.paths, EvaluationSettings.of(p), p.backtest, p.forecast)
+    for target, where, _ in _each_target(p, "evaluation_dir", quiet=True):
+        board = run_select(where, EvaluationSettings.of(p), p.backtest, p.forecast,
+                           target == p.data.target_index)
+    if _many_targets(p):
+        from pipelines.core.fileio import write_json
+        from pipelines.modelling.targets import targets_table
+
+        table = targets_table(p.paths, p.data.target_index, p.evaluate.p_adjustment,
+                              p.evaluate.bootstrap_block, p.evaluate.bootstrap_samples)
+        write_json(p.paths.targets_table, table)
+        for row in table["targets"]:
+            typer.echo(f"{row['target']}: champion {row['champion']:15s} test MCC "
+                       f"{row['test_mcc']:+.3f} [{row['mcc_lo']:+.3f}, {row['mcc_hi']:+.3f}]"
+                       f"  p {row['pt_p']:.3f} ({table['adjustment']} {row['pt_p_adjusted']:.3f})")
+        typer.echo(f"{p.data.target_index}, the headline:")
+    elif p.paths.targets_table.exists():
+        p.paths.targets_table.unlink()
     for name, row in board.models.items():
         test = row.test
         typer.echo(f"{name:15s} test balanced accuracy {test['balanced_accuracy']:.3f} "
@@ -323,12 +363,13 @@ def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.modelling.train import train as run_train
 
     p = load_params(params)
-    cards = run_train(p.paths, p.data, EvaluationSettings.of(p))
-    for name, card in cards.items():
-        typer.echo(f"{name}: {len(card['seeds'])} seeds x {card['params']['total']} "
-                   f"parameters, {card['training']['epochs']} epochs in "
-                   f"{card['training']['seconds']:.1f} s on {card['device']['kind']} "
-                   f"({card['training']['made']}) -> {p.paths.model_dir(name)}")
+    for _, where, data in _each_target(p, "models_dir"):
+        cards = run_train(where, data, EvaluationSettings.of(p))
+        for name, card in cards.items():
+            typer.echo(f"{name}: {len(card['seeds'])} seeds x {card['params']['total']} "
+                       f"parameters, {card['training']['epochs']} epochs in "
+                       f"{card['training']['seconds']:.1f} s on {card['device']['kind']} "
+                       f"({card['training']['made']}) -> {where.model_dir(name)}")
 
 
 @app.command()
@@ -340,17 +381,21 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.reporting.call_text import evidence_lines, headline
 
     p = load_params(params)
-    result, path = run_predict(p.paths, p.data, p.features, p.calendar, p.forecast,
-                               p.evaluate)
-    if result["note"]:
-        typer.echo(f"warning: {result['note']}", err=True)
-    if result["staleness"]["stale"]:
-        typer.echo(f"warning: {result['staleness']['message']}", err=True)
-    typer.echo(headline(result))
-    for line in evidence_lines(result):
-        typer.echo(f"  {line}")
-    typer.echo(f"  data {result['data_version'][:8]}, model {result['model_version'][:16]} "
-               f"-> {path}")
+    for target, where, data in _each_target(p, "forecasts_dir"):
+        result, path = run_predict(where, data, p.features, p.calendar, p.forecast,
+                                   p.evaluate)
+        if result["note"]:
+            typer.echo(f"warning: {target}: {result['note']}", err=True)
+        if result["staleness"]["stale"] and target == p.data.target_index:
+            typer.echo(f"warning: {result['staleness']['message']}", err=True)
+        if target != p.data.target_index:
+            typer.echo(f"{target}: {headline(result)} -> {path}")
+            continue
+        typer.echo(headline(result))
+        for line in evidence_lines(result):
+            typer.echo(f"  {line}")
+        typer.echo(f"  data {result['data_version'][:8]}, model "
+                   f"{result['model_version'][:16]} -> {path}")
 
 
 @app.command()
@@ -361,13 +406,14 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.reporting.drift import drift as run_drift
 
     p = load_params(params)
-    summary = run_drift(p.paths, p.data, p.features, p.drift)
-    verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
-    typer.echo(f"{verdict}: {summary['n_drifted']} of {summary['n_features']} features drifted "
-               f"(share {summary['share_of_drifted_features']:.2f}, threshold "
-               f"{summary['threshold']:.2f}); last {summary['current']['rows']} days against "
-               f"{summary['reference']['rows']} of the champion's training days -> "
-               f"{p.paths.drift_page}")
+    for target, where, data in _each_target(p, "drift_dir"):
+        summary = run_drift(where, data, p.features, p.drift)
+        verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
+        typer.echo(f"{target}: {verdict}: {summary['n_drifted']} of {summary['n_features']} "
+                   f"features drifted (share {summary['share_of_drifted_features']:.2f}, "
+                   f"threshold {summary['threshold']:.2f}); last {summary['current']['rows']} "
+                   f"days against {summary['reference']['rows']} of the champion's training "
+                   f"days -> {where.drift_page}")
 
 
 @app.command()
@@ -377,13 +423,14 @@ def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.reporting.accuracy import build_accuracy
 
     p = load_params(params)
-    where = p.paths
-    missing = [str(path) for path in (where.leaderboard, where.predictions) if not path.exists()]
-    if missing:
-        raise DataError([f"{path}: missing; run tsepipe select first (or dvc repro)"
-                         for path in missing])
-    pages = build_accuracy(where, p.evaluate)
-    typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
+    for _, where, _ in _each_target(p, "accuracy_dir"):
+        missing = [str(path) for path in (where.leaderboard, where.predictions)
+                   if not path.exists()]
+        if missing:
+            raise DataError([f"{path}: missing; run tsepipe select first (or dvc repro)"
+                             for path in missing])
+        pages = build_accuracy(where, p.evaluate)
+        typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
 
 
 @app.command()

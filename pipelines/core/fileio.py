@@ -89,11 +89,13 @@ def leftover_staging(target: Path | str) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: Path | str) -> Iterator[Path]:
+def atomic_folder(target: Path | str, keep: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces the folder ``target``.
 
     The swap is two renames (the old folder aside, the new one in place); on any error the
     staging folder goes and ``target`` stays as it was. Leftovers of a killed run go first.
+    ``keep``: names in ``target`` that the staging folder does not write, carried over as
+    they are (another call writes them: each further target's ``per_target/``).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -103,10 +105,22 @@ def atomic_folder(target: Path | str) -> Iterator[Path]:
     os.chmod(staging, 0o777 & ~_UMASK)
     try:
         yield staging
+        carried = [name for name in keep
+                   if (target / name).exists() and not (staging / name).exists()]
+        for name in carried:
+            (target / name).rename(staging / name)
         previous = target.with_name(f".{target.name}.previous")
-        if target.exists():
-            target.rename(previous)
-        staging.rename(target)
+        try:
+            if target.exists():
+                target.rename(previous)
+            staging.rename(target)
+        except BaseException:
+            if not target.exists() and previous.exists():
+                previous.rename(target)
+            for name in carried:
+                if (staging / name).exists():
+                    (staging / name).rename(target / name)
+            raise
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

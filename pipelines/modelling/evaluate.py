@@ -22,11 +22,13 @@ needs no refit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from pipelines.core.fileio import atomic_folder
+from pipelines.core.errors import DataError
+from pipelines.core.fileio import atomic_folder, write_json
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import FILES, Paths
 from pipelines.core.params.train import ModelConfig
@@ -35,10 +37,11 @@ from pipelines.modelling.baselines import baseline_walk_forward
 from pipelines.modelling.features import (
     FeatureTable,
     chronological_split,
-    dataset_table,
     labelled_sample_days,
+    target_tables,
 )
 from pipelines.modelling.fitting import (
+    GLOBAL,
     Chain,
     FinalFit,
     NetworkRun,
@@ -61,62 +64,81 @@ BASELINE_INPUTS = {
 
 
 def evaluate(paths: Paths, data: DataSection, settings: EvaluationSettings,
-             progress: Callable[[str], None] | None = None) -> Evaluation:
-    """The evaluate stage: every network and baseline walked forward on the merged dataset;
-    their forecasts, record and final fits written to ``paths.walk_forward_dir`` (the
-    folder written aside and swapped in whole: a failed or killed run leaves the last good
-    one)."""
-    table, _ = dataset_table(paths, data, settings.features)
-    evaluation = evaluate_models(table, settings, progress=progress, final=True)
+             progress: Callable[[str], None] | None = None) -> dict[str, Evaluation]:
+    """The evaluate stage: every network and baseline walked forward on the merged dataset,
+    for each target (``data.targets``), and the global networks over all of them; each
+    target's forecasts, record and final fits written to its ``walk_forward_dir``
+    (``Paths.for_target``; the folder written aside and swapped in whole, the further
+    targets' inside it: a failed or killed run leaves the last good one)."""
+    tables, missing = target_tables(paths, data, settings.features)
+    if missing and progress:
+        progress(f"warning: data.targets: {', '.join(missing)} not in the merged dataset "
+                 "(left out by validation or the merge): not forecast")
+    evaluations = evaluate_targets(tables, settings, progress=progress, final=True)
+    targets = list(evaluations)
     with atomic_folder(paths.walk_forward_dir) as staging:
-        for name, result in evaluation.results.items():
-            if result.final is not None:  # tsepipe train saves these as the networks
-                save_final(staging / FILES["final_networks"], name,
-                           settings.train.models[name], result.features, result.final)
-        write_walk_forward(evaluation, staging / FILES["walk_forward"],
-                           staging / FILES["walk_forward_record"])
-    return evaluation
+        write_json(staging / FILES["targets_table"], {
+            "headline": data.target_index, "targets": targets,
+            "not_forecast": [{"target": target, "reason": "not in the merged dataset (left "
+                              "out by validation or the merge)"} for target in missing]})
+        for target, evaluation in evaluations.items():
+            folder = staging if target == data.target_index else \
+                staging / FILES["targets_dir"] / target
+            for name, result in evaluation.results.items():
+                if result.final is not None:  # tsepipe train saves these as the networks
+                    is_global = name.startswith(GLOBAL)
+                    config = settings.train.models[name.removeprefix(GLOBAL) if is_global
+                                                   else name]
+                    save_final(folder / FILES["final_networks"], name, config,
+                               result.features, result.final,
+                               targets if is_global else ())
+            write_walk_forward(evaluation, folder / FILES["walk_forward"],
+                               folder / FILES["walk_forward_record"])
+    return evaluations
 
 
 def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
                     configs: dict[str, ModelConfig] | None = None,
                     progress: Callable[[str], None] | None = None, final: bool = False
                     ) -> Evaluation:
-    """Walk-forward validation and test predictions of every network and baseline.
+    """Walk-forward validation and test predictions of every network and baseline of one
+    target (``evaluate_targets`` of one table; a sweep passes its own ``configs``)."""
+    return evaluate_targets({"": table}, settings, configs, progress, final)[""]
 
-    ``table``: the feature table of the default set, ``features.set`` (its ``view`` reaches
-    the others).
-    ``configs``: model name -> ``ModelConfig``, the networks (default: ``train.models``;
-    a sweep passes its own). ``progress`` gets one line per network refit: "lstm seed 2/3:
-    refit 5/9 (...); ETA 1m20s".
+
+def evaluate_targets(tables: dict[str, FeatureTable], settings: EvaluationSettings,
+                     configs: dict[str, ModelConfig] | None = None,
+                     progress: Callable[[str], None] | None = None, final: bool = False
+                     ) -> dict[str, Evaluation]:
+    """Walk-forward validation and test predictions of every network and baseline, for
+    each target of ``tables`` (target -> its feature table of the default set,
+    ``features.set``, whose ``view`` reaches the others; the tables share their days and
+    features), and, with several targets, of each global network (``train.global_networks``,
+    one over every target's windows, a candidate for each). Every (target, network) chain
+    and global network is one Dask task: W workers keep min(W, chains) busy.
+
+    ``configs``: the networks (default: ``train.models``; a sweep passes its own).
+    ``progress`` gets one line per network refit ("lstm seeds 1, 2, 3: refit 5/9 ...").
     """
-    say = progress or (lambda message: None)
+    say = progress or (lambda _: None)
     configs = settings.train.models if configs is None else configs
     window, walk, seeds = settings.features.window, settings.evaluate, settings.train.seeds
-    labelled = labelled_sample_days(table, window)
-    split = chronological_split(labelled, settings.split.validation_fraction,
-                                settings.split.test_fraction)
-    validation_blocks = walk_forward_blocks(labelled, split.validation, walk.refit_every,
-                                            walk.gap) if len(split.validation) else None
-    test_blocks = walk_forward_blocks(labelled, split.test, walk.refit_every, walk.gap)
+    targets, (labelled, split, validation_blocks, test_blocks) = list(tables), _walk(
+        tables, settings)
     blocks = (validation_blocks + test_blocks) if validation_blocks else test_blocks
     n_validation = len(split.validation)
-    default = table  # the view of features.set (dataset_table makes it so)
-    results: dict[str, ModelResult] = {}
-    for name in walk.baselines:
-        proba, cls = baseline_walk_forward(name, default, blocks, window)
-        results[name] = ModelResult(
-            name, "baseline", proba[:n_validation], proba[n_validation:],
-            validation_cls=cls[:n_validation], test_cls=cls[n_validation:],
-            features=default.names if name == "logistic_window" else [],
-            feature_set=default.set_name if name == "logistic_window" else "")
-    chains = chains_for({name: (config, default.view(config.features or None))
-                         for name, config in configs.items()}, seeds)
+    results = {target: _baseline_results(default, walk.baselines, blocks, window, n_validation)
+               for target, default in tables.items()}  # the view of features.set
+    many = len(targets) > 1
+    panels = {f"{GLOBAL}{name}": configs[name] for name in settings.train.global_networks
+              if name in configs} if many else {}
+    chains = _chains(tables, configs, panels, seeds)
     if chains:
-        say(f"{len(configs)} networks x {len(seeds)} seeds (fitted together), "
-            f"{len(blocks)} refits each "
-            f"({len(validation_blocks or [])} validation, {len(test_blocks)} test blocks), "
-            f"{'warm' if walk.warm_start else 'cold'} refits")
+        say(f"{len(configs)} networks x {len(seeds)} seeds (fitted together)"
+            + (f" for each of {len(targets)} targets, and {len(panels)} global: "
+               f"{len(chains)} chains" if many else "")
+            + f", {len(blocks)} refits each ({len(validation_blocks or [])} validation, "
+            f"{len(test_blocks)} test blocks), {'warm' if walk.warm_start else 'cold'} refits")
     options = {"deterministic": settings.train.deterministic,
                "mixed_precision": settings.train.mixed_precision,
                "warm_start": walk.warm_start, "warm_epochs": walk.warm_epochs,
@@ -124,27 +146,85 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
     outcomes = walk_forward_chains(chains, window, blocks, options, walk.workers,
                                    progress=lambda m: say(_progress_line(m)),
                                    scheduler=walk.scheduler)
-    results.update(_network_results(configs, chains, outcomes, seeds, n_validation))
-    for result in results.values():
-        result.reads = _reads(result.name, result, window)
-        if result.kind == "network":
-            result.summary = _network_summary(result, table.labels[split.test].astype(int))
-    device = next((run.device for result in results.values() for run in result.runs
-                   if run.device), None)  # the chains' own
-    return Evaluation(table.dates, table.labels, split, split.validation, split.test, results,
-                      settings, table.close, device)
+    evaluations = {}
+    for number, (target, own) in enumerate(results.items()):
+        done = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
+                if chain.panel is None and chain.target == (target if many else "")]
+        done += [(replace(chain, panel=None), (outcome[0][..., number], *outcome[1:]))
+                 for chain, outcome in zip(chains, outcomes, strict=True)
+                 if chain.panel is not None]  # a global network: this target's slice
+        own.update(_network_results(configs | panels, done, seeds, n_validation))
+        for result in own.values():
+            result.reads = _reads(result.name, result, window, len(targets))
+            if result.kind == "network":
+                result.summary = _network_summary(
+                    result, tables[target].labels[split.test].astype(int))
+        device = next((run.device for result in own.values() for run in result.runs
+                       if run.device), None)  # the chains' own
+        target_table = tables[target]
+        evaluations[target] = Evaluation(target_table.dates, target_table.labels, split,
+                                         split.validation, split.test, own, settings,
+                                         target_table.close, device)
+    return evaluations
 
 
-def _network_results(configs: dict[str, ModelConfig], chains: list[Chain],
-                     outcomes: list[tuple], seeds: Sequence[int], n_validation: int
-                     ) -> dict[str, ModelResult]:
-    """Each network's result from its chains' outcomes: the mean over seeds of the
-    probabilities (validation days first, ``n_validation`` of them, then test days), each
-    seed's test probabilities, the runs, and the final refit of every seed."""
+def _walk(tables: dict[str, FeatureTable], settings: EvaluationSettings
+          ) -> tuple[np.ndarray, Any, Any, Any]:
+    """(the labelled days, their split, the validation blocks or None, the test blocks):
+    the same for every target (their tables share their days)."""
+    window, walk = settings.features.window, settings.evaluate
+    labelled = labelled_sample_days(next(iter(tables.values())), window)
+    for target, other in tables.items():
+        if not np.array_equal(labelled_sample_days(other, window), labelled):
+            raise DataError(f"target {target}: its labelled days are not the headline "
+                            f"target's (a dataset the merge did not write?)")
+    split = chronological_split(labelled, settings.split.validation_fraction,
+                                settings.split.test_fraction)
+    validation_blocks = walk_forward_blocks(labelled, split.validation, walk.refit_every,
+                                            walk.gap) if len(split.validation) else None
+    return (labelled, split, validation_blocks,
+            walk_forward_blocks(labelled, split.test, walk.refit_every, walk.gap))
+
+
+def _baseline_results(table: FeatureTable, baselines: Sequence[str], blocks: Any, window: int,
+                      n_validation: int) -> dict[str, ModelResult]:
+    """Every baseline walked forward on one target's table (validation days first)."""
+    results = {}
+    for name in baselines:
+        proba, cls = baseline_walk_forward(name, table, blocks, window)
+        results[name] = ModelResult(
+            name, "baseline", proba[:n_validation], proba[n_validation:],
+            validation_cls=cls[:n_validation], test_cls=cls[n_validation:],
+            features=table.names if name == "logistic_window" else [],
+            feature_set=table.set_name if name == "logistic_window" else "")
+    return results
+
+
+def _chains(tables: dict[str, FeatureTable], configs: dict[str, ModelConfig],
+            panels: dict[str, ModelConfig], seeds: Sequence[int]) -> list[Chain]:
+    """The walk-forward chains: each global network of ``panels`` over every target (its
+    labels stacked, first: the longest chains start first), then one per (target,
+    network); a single target's chains name no target."""
+    targets = list(tables)
+    table = tables[targets[0]]
+    labels = np.stack([tables[target].labels for target in targets])
+    chains = [Chain(name, config, table.view(config.features or None), tuple(seeds),
+                    panel=labels) for name, config in panels.items()]
+    for target, default in tables.items():
+        chains += [replace(chain, target=target if len(targets) > 1 else "")
+                   for chain in chains_for({name: (config, default.view(config.features or None))
+                                            for name, config in configs.items()}, seeds)]
+    return chains
+
+
+def _network_results(configs: dict[str, ModelConfig], done: list[tuple[Chain, tuple]],
+                     seeds: Sequence[int], n_validation: int) -> dict[str, ModelResult]:
+    """Each network's result from its chains' outcomes (one target's): the mean over seeds
+    of the probabilities (validation days first, ``n_validation`` of them, then test days),
+    each seed's test probabilities, the runs, and the final refit of every seed."""
     results = {}
     for name, config in configs.items():
-        own = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
-               if chain.name == name]
+        own = [(chain, outcome) for chain, outcome in done if chain.name == name]
         rows = {seed: proba for chain, (probabilities, _, _) in own
                 for seed, proba in zip(chain.seeds, probabilities, strict=True)}
         by_seed = [rows[seed] for seed in seeds]
@@ -178,11 +258,15 @@ def _progress_line(message: dict[str, Any]) -> str:
             f"ETA {eta_text}")
 
 
-def _reads(name: str, result: ModelResult, window: int) -> str:
+def _reads(name: str, result: ModelResult, window: int, targets: int) -> str:
     if result.kind == "baseline":
         return BASELINE_INPUTS.get(name, "")
-    return (f"the last {window} days of the feature set {result.feature_set} "
-            f"({len(result.features)} features)")
+    reads = (f"the last {window} days of the feature set {result.feature_set} "
+             f"({len(result.features)} features)")
+    if name.startswith(GLOBAL):
+        reads += (f" and which index it forecasts: one network trained on all {targets} "
+                  "targets' windows")
+    return reads
 
 
 def _training(runs: list[NetworkRun]) -> dict[str, Any]:

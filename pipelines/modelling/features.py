@@ -286,6 +286,23 @@ def dataset_table(paths: Paths, data: DataSection, features: FeaturesSection
     return table, file_md5(paths.dataset)
 
 
+def target_tables(paths: Paths, data: DataSection, features: FeaturesSection
+                  ) -> tuple[dict[str, FeatureTable], list[str]]:
+    """({target: its feature table}, the targets asked for that the dataset lacks): every
+    target of ``data.targets`` (``DataSection.resolve``: the headline first, then the
+    merged dataset's order). The tables share their days and features (every index's) and
+    differ in their labels and closes."""
+    if not paths.dataset.exists():
+        raise DataError(f"{paths.dataset}: no merged dataset; run tsepipe merge first")
+    frame, _ = read_dataset(paths.dataset)
+    check_dataset(frame, paths.dataset, data.target_index)
+    ids = [index_of(name) for name in frame.columns
+           if COLUMN_SEPARATOR in name and field_of(name) == "close"]
+    targets, missing = data.resolve(ids)
+    return {target: feature_table(frame, target, features.sets, features.set)
+            for target in targets}, missing
+
+
 def check_dataset(frame: pd.DataFrame, path: Path | str, target_index: str) -> None:
     """A DataError of one line unless ``frame`` is shaped as the merge writes it: a ``date``
     column of days, the target's close, every other column numbers (another Parquet table

@@ -87,6 +87,7 @@ def dashboard_options() -> dict[str, Any]:
         return {"dashboard_address": asked}
     return {"dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False}}
 PREDICT_BATCH = 256
+GLOBAL = "global_"  # a global network's name: global_NAME, NAME a network of train.models
 
 
 @dataclass
@@ -100,9 +101,31 @@ class NetworkRun:
     seed: int | None = None
     stacked: int = 1  # seeds fitted together in one seed stack (seconds: its share)
     device: dict[str, Any] | None = None  # where it ran (devices.detect_device)
+    worker: str | None = None  # the Dask worker that ran its chain (its address), if any
 
 
-def _training_data(table: FeatureTable, window: int, train_days: np.ndarray, batch: int
+def with_code(x: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Window samples (n, window, F) with a target's one-hot ``code`` (K,) added to every
+    day of each: what a global network reads for that target."""
+    codes = np.broadcast_to(np.asarray(code, dtype=x.dtype), (*x.shape[:2], len(code)))
+    return np.concatenate([x, codes], axis=2)
+
+
+def panel_samples(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A global network's samples: each of the n days' window ``x`` (n, window, F) once
+    per target, tagged with the target's one-hot code, day by day (day 1's K targets, then
+    day 2's, ...: the held-out last tenth of a fit is its latest days); the labels (K, n)
+    in the same order."""
+    targets = len(labels)
+    codes = np.tile(np.eye(targets, dtype=x.dtype), (len(x), 1))[:, None, :]
+    repeated = np.repeat(x, targets, axis=0)
+    tagged = np.concatenate([repeated, np.broadcast_to(
+        codes, (len(repeated), x.shape[1], targets))], axis=2)
+    return tagged, np.asarray(labels).T.reshape(-1)
+
+
+def _training_data(table: FeatureTable, window: int, train_days: np.ndarray, batch: int,
+                   panel: np.ndarray | None = None
                    ) -> tuple[TrainOnlyScaler, tuple[np.ndarray, ...]]:
     """The scaler fitted on ``train_days``'s rows only, and (x, y, x_stop, y_stop): the last
     tenth of the training days (in time order) held out for early stopping.
@@ -111,15 +134,21 @@ def _training_data(table: FeatureTable, window: int, train_days: np.ndarray, bat
     part rounded to whole batches, and the oldest days (fewer than ``batch``) left out of
     the fit. Every batch then has one shape, so XLA compiles a seed stack's step once per
     walk-forward instead of once per refit (about 3 s each, half of a warm refit).
+
+    ``panel``: a global network's labels, one row per target (K, days): each day's window
+    once per target, tagged with its code (``panel_samples``). The scaler is the features'
+    (every target reads the same features), fitted on the training days' rows only.
     """
     scaler = TrainOnlyScaler().fit(table.features, int(train_days[-1]))
     samples = windows(scaler.transform(table.features[: int(train_days[-1]) + 1]), window)
     x = samples[train_days - (window - 1)]
     y = table.labels[train_days]
-    n_stop = max(1, len(train_days) // 10)
-    if len(train_days) >= 4 * batch:
+    if panel is not None:
+        x, y = panel_samples(x, panel[:, train_days])
+    n_stop = max(1, len(y) // 10)
+    if len(y) >= 4 * batch:
         n_stop = max(batch, round(n_stop / batch) * batch)
-        first = (len(train_days) - n_stop) % batch
+        first = (len(y) - n_stop) % batch
         x, y = x[first:], y[first:]
     return scaler, (x[:-n_stop], y[:-n_stop], x[-n_stop:], y[-n_stop:])
 
@@ -154,16 +183,17 @@ def fit_network(config: Any, table: FeatureTable, window: int, train_days: np.nd
 
 def fit_seeds(config: Any, table: FeatureTable, window: int, train_days: np.ndarray,
               seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
-              model: Any = None, epochs: int | None = None,
+              model: Any = None, epochs: int | None = None, panel: np.ndarray | None = None,
               ) -> tuple[Any, TrainOnlyScaler, list[NetworkRun]]:
     """``fit_network`` for every seed of ``seeds`` at once, as one seed stack
     (``models.build_seed_stack``: each seed's copy learns as it would alone, on the same
     batches, and stops early on its own); a run per seed.
 
-    ``model``: continue this stack (a warm start) for ``epochs``.
+    ``model``: continue this stack (a warm start) for ``epochs``. ``panel``: a global
+    network's labels per target (``_training_data``).
     """
     scaler, (x, y, x_stop, y_stop) = _training_data(table, window, train_days,
-                                                        config.batch_size)
+                                                        config.batch_size, panel)
     warm = model is not None
     if not warm:
         import keras
@@ -185,12 +215,21 @@ def fit_seeds(config: Any, table: FeatureTable, window: int, train_days: np.ndar
 
 
 def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, window: int,
-                    days: np.ndarray, seeds: Sequence[int] = ()) -> np.ndarray:
+                    days: np.ndarray, seeds: Sequence[int] = (), *,
+                    code: np.ndarray | None = None, panel: int = 0) -> np.ndarray:
     """Probability of up for each of ``days`` (rows after ``days.max()`` are not read):
-    for a seed stack of ``seeds``, one row per seed in that order; else a vector."""
+    for a seed stack of ``seeds``, one row per seed in that order; else a vector.
+
+    A global network's: ``code``, the one-hot code of the target forecast; or ``panel``,
+    the number of targets: every day for every target, an extra last axis (days, targets).
+    """
     last = int(days.max())
     samples = windows(scaler.transform(table.features[: last + 1]), window)
     x = samples[days - (window - 1)]
+    if panel:
+        x, _ = panel_samples(x, np.zeros((panel, len(x))))
+    elif code is not None:
+        x = with_code(x, code)
     # padded to whole PREDICT_BATCHes, run as one batch: a walk-forward's blocks all have
     # one shape, compiled once, and many days are one call (several batches would retrace
     # Keras's multi-step predict function: 0.8 s against 0.2 s for 2,666 days)
@@ -201,9 +240,11 @@ def predict_network(model: Any, scaler: TrainOnlyScaler, table: FeatureTable, wi
         predicted = ({name: value[:-padded] for name, value in predicted.items()}
                      if isinstance(predicted, dict) else predicted[:-padded])
     if isinstance(predicted, dict):  # a seed stack: {seed_output(seed): (n, 1)}
-        return np.stack([np.asarray(predicted[seed_output(seed)]).reshape(-1)
-                         for seed in seeds]).astype("float64")
-    return predicted.reshape(-1).astype("float64")
+        proba = np.stack([np.asarray(predicted[seed_output(seed)]).reshape(-1)
+                          for seed in seeds]).astype("float64")
+    else:
+        proba = predicted.reshape(-1).astype("float64")
+    return proba.reshape(*proba.shape[:-1], len(days), panel) if panel else proba
 
 
 @dataclass
@@ -226,7 +267,8 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
                          seeds: Sequence[int], *, deterministic: bool, mixed_precision: bool,
                          warm_start: bool, warm_epochs: int,
                          final_days: np.ndarray | None = None,
-                         on_refit: Callable[[int, list[NetworkRun]], None] | None = None
+                         on_refit: Callable[[int, list[NetworkRun]], None] | None = None,
+                         panel: np.ndarray | None = None,
                          ) -> tuple[np.ndarray, list[NetworkRun], FinalFit | None]:
     """Out-of-sample probabilities for every predicted day of ``blocks``, one row per seed
     of ``seeds`` (fitted together, ``fit_seeds``), the runs (a run per seed and block), and
@@ -236,6 +278,8 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
     ``warm_epochs`` (at most ``config.epochs``). ``final_days`` (with ``warm_start``): one
     more refit, on these days (every labelled day), made as every evaluated refit was;
     None: no final fit. ``on_refit(i, runs)`` is called after refit i (0-based).
+    ``panel``: a global network's labels per target (K, days), trained on every target's
+    windows; its probabilities are then (seeds, days, K).
     """
     import keras
 
@@ -251,9 +295,9 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
         model, scaler, block_runs = fit_seeds(
             config, table, window, train_days, seeds, deterministic=deterministic,
             mixed_precision=mixed_precision, model=model if warm_start else None,
-            epochs=warm_epochs if warm_start and model is not None else None)
+            epochs=warm_epochs if warm_start and model is not None else None, panel=panel)
         probabilities.append(predict_network(model, scaler, table, window, predict_days,
-                                             seeds))
+                                             seeds, panel=0 if panel is None else len(panel)))
         for run in block_runs:
             run.device = device
         runs.extend(block_runs)
@@ -264,14 +308,14 @@ def network_walk_forward(config: Any, table: FeatureTable, window: int, blocks: 
         model, _, final_runs = fit_seeds(config, table, window, final_days, seeds,
                                          deterministic=deterministic,
                                          mixed_precision=mixed_precision, model=model,
-                                         epochs=warm_epochs)
+                                         epochs=warm_epochs, panel=panel)
         final = FinalFit({seed: [layer.get_weights() for layer in copy_layers(model, seed)]
                           for seed in seeds}, final_runs, len(final_days))
     return np.concatenate(probabilities, axis=1), runs, final
 
 
-def save_final(folder: Path, name: str, config: Any, features: list[str], final: FinalFit
-               ) -> None:
+def save_final(folder: Path, name: str, config: Any, features: list[str], final: FinalFit,
+               targets: Sequence[str] = ()) -> None:
     """Every seed's copy of a final fit as ``folder/NAME.npz`` (the weights, per seed and
     layer) and ``NAME.json`` (config, features, the seeds and their layers' sizes, days, and
     per seed its epochs, seconds and loss history)."""
@@ -284,6 +328,7 @@ def save_final(folder: Path, name: str, config: Any, features: list[str], final:
     write_json(folder / f"{name}.json", {
         "config": config.to_dict(), "features": list(features), "seeds": seeds,
         "layers": [len(layer) for layer in final.weights[seeds[0]]], "days": final.days,
+        "targets": list(targets),  # a global network's, in the order of its code
         "runs": {str(seed): {"epochs": runs[seed].epochs, "seconds": runs[seed].seconds,
                              "history": runs[seed].history} for seed in seeds}})
 
@@ -315,10 +360,17 @@ class Chain:
     config: Any  # models.ModelConfig
     table: FeatureTable  # the network's feature set
     seeds: tuple[int, ...]
+    target: str = ""  # the index it forecasts ("": the only one, or every one of a panel)
+    panel: np.ndarray | None = None  # a global network's labels per target (K, days)
+
+    @property
+    def key(self) -> str:
+        """Its name in Dask and in progress lines: target/network seeds."""
+        return (f"{self.target}/" if self.target else "") + self.name
 
     def message(self, number: int, refits: int, runs: list[NetworkRun]) -> dict[str, Any]:
         """The progress message of refit ``number`` (0-based) of ``refits``."""
-        return {"model": self.name, "seeds": list(self.seeds), "refit": number + 1,
+        return {"model": self.key, "seeds": list(self.seeds), "refit": number + 1,
                 "refits": refits, "seconds": sum(run.seconds for run in runs),
                 "epochs": max(run.epochs for run in runs)}
 
@@ -367,10 +419,16 @@ def _run_chain(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any
                         messages.put(json.loads(line[len(PROGRESS):]))
         if child.returncode != 0 or not result.exists():
             tail = "\n".join(errors.read_text(errors="replace").strip().splitlines()[-15:])
-            raise RuntimeError(f"{chain.name} seeds {list(chain.seeds)}: the walk-forward "
+            raise RuntimeError(f"{chain.key} seeds {list(chain.seeds)}: the walk-forward "
                                f"process "
                                f"exited {child.returncode}:\n{tail}")
-        return pickle.loads(result.read_bytes())
+        outcome = pickle.loads(result.read_bytes())
+    with contextlib.suppress(ValueError):  # not on a worker (a test calls it directly)
+        from distributed import get_worker
+
+        for run in outcome[1]:
+            run.worker = get_worker().address
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         print(PROGRESS + json.dumps(chain.message(number, len(blocks), runs)), flush=True)
 
     outcome = network_walk_forward(chain.config, chain.table, window, blocks, chain.seeds,
-                                   on_refit=report, **options)
+                                   on_refit=report, panel=chain.panel, **options)
     Path(args[1]).write_bytes(pickle.dumps(outcome))
     return 0
 
@@ -432,6 +490,7 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
         for chain in chains:
             results.append(network_walk_forward(
                 chain.config, chain.table, window, blocks, chain.seeds, **options,
+                panel=chain.panel,
                 on_refit=lambda number, runs, c=chain: tell(c.message(number, len(blocks),
                                                                       runs))))
         return results
@@ -493,7 +552,7 @@ def _gather(client: Any, messages: Any, chains: list[Chain], window: int, blocks
             ) -> list[tuple[np.ndarray, list[NetworkRun], FinalFit | None]]:
     """Submit one task per chain; pass on each refit's message while they run."""
     futures = [client.submit(_run_chain, chain, window, blocks, options, messages.name,
-                             pure=False, key=f"walk-forward-{chain.name}-seeds"
+                             pure=False, key=f"walk-forward-{chain.key.replace('/', '-')}-seeds"
                                              f"{'-'.join(map(str, chain.seeds))}-"
                                              f"{uuid.uuid4().hex[:8]}")
                for chain in chains]

@@ -46,6 +46,7 @@ class Forecaster:
     version: str = ""
     note: str = ""  # why the record's champion is not the one forecasting, if so
     members: list[Forecaster] = field(default_factory=list)
+    code: np.ndarray | None = None  # a global network's: the one-hot code of its target
     # the days asked for last, and the answer: the stage asks for every day more than once
     # (the champion's, its members', the day to forecast), and each call of a network on
     # another number of days costs a compile of its own
@@ -68,7 +69,8 @@ class Forecaster:
             proba = np.mean([member.probability_up(window, days)[0]
                              for member in self.members], axis=0)
         elif self.kind == "network":
-            proba = np.mean([predict_network(model, self.scaler, self.table, window, days)
+            proba = np.mean([predict_network(model, self.scaler, self.table, window, days,
+                                             code=self.code)
                              for model in self.models], axis=0)
         else:
             proba, classes = apply_baseline(self.state, self.table, days)
@@ -205,4 +207,8 @@ def _network(name: str, folder: Path, table: FeatureTable) -> Forecaster | tuple
                 f"{' ...' if len(new) > 6 else ''})",
                 "until the next training run (tsepipe train)")
     models = [load_model(folder / model_file(seed)) for seed in seeds]
-    return Forecaster(name, "network", view, models, scaler, card, version=card["model_md5"])
+    coded = card.get("target_code")  # a global network: which of its targets this one is
+    code = None if not coded else np.eye(len(coded["targets"]))[
+        coded["targets"].index(coded["target"])]
+    return Forecaster(name, "network", view, models, scaler, card, version=card["model_md5"],
+                      code=code)

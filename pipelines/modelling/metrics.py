@@ -137,6 +137,30 @@ def block_bootstrap_ci(y_true: Any, y_pred: Any,
     return float(low), float(high)
 
 
+def pooled_mcc(y_true: Any, y_pred: Any, block: int, n_boot: int) -> dict[str, float]:
+    """The MCC of several targets' forecasts pooled (``y_true``, ``y_pred``: one row per
+    target, one column per day, the same days), and its 95 % percentile interval over
+    ``n_boot`` resamples of circular moving blocks of ``block`` days drawn for every target
+    at once (a day's forecasts move together across indices, so they are resampled
+    together; seeded: the same interval every run). {"mcc", "mcc_lo", "mcc_hi", "n"}."""
+    level, seed = 0.95, 0
+    y = np.asarray(y_true, dtype="int64")
+    pred = np.asarray(y_pred, dtype="int64")
+    if y.ndim != 2 or y.shape != pred.shape or not y.size:
+        raise ValueError("pooled_mcc: expected two (targets, days) arrays of one shape")
+    targets, n = y.shape
+    value = float(_counted_metric("mcc", y.reshape(1, -1), pred.reshape(1, -1))[0])
+    block = min(max(1, block), n)
+    starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, -(-n // block)))
+    days = ((starts[:, :, None] + np.arange(block)) % n).reshape(n_boot, -1)[:, :n]
+    resampled = (y[:, days].transpose(1, 0, 2).reshape(n_boot, -1),
+                 pred[:, days].transpose(1, 0, 2).reshape(n_boot, -1))
+    values = _counted_metric("mcc", *resampled)
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return {"mcc": value, "mcc_lo": float(low), "mcc_hi": float(high), "n": int(y.size)}
+
+
 def mcnemar_test(y_true: Any, pred_a: Any, pred_b: Any) -> dict[str, Any]:
     """Exact McNemar test of classifiers a and b on the same days.
 

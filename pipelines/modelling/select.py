@@ -33,7 +33,7 @@ from sklearn.metrics import roc_curve
 from pipelines.core.fileio import atomic_folder, atomic_path, write_json, write_metrics, write_text
 from pipelines.core.params.backtest import BacktestSection
 from pipelines.core.params.forecast import ForecastSection
-from pipelines.core.params.paths import FILES, PLOTS, Paths
+from pipelines.core.params.paths import FILES, PLOTS, TARGETS, Paths
 from pipelines.modelling import calibration as cal
 from pipelines.modelling import metrics as m
 from pipelines.modelling.backtest import backtest
@@ -51,13 +51,14 @@ from pipelines.modelling.settings import EvaluationSettings
 
 
 def select(paths: Paths, settings: EvaluationSettings, backtest_settings: BacktestSection,
-           forecast: ForecastSection) -> Leaderboard:
-    """The select stage: the leaderboard, champion and calibration from the walk-forward's
-    files; written to ``paths.evaluation_dir`` and ``paths.headline_metrics``."""
+           forecast: ForecastSection, headline: bool) -> Leaderboard:
+    """The select stage for one target (its ``paths``, ``Paths.for_target``): the
+    leaderboard, champion and calibration from the walk-forward's files; written to
+    ``paths.evaluation_dir`` and, for the ``headline`` target, ``paths.headline_metrics``."""
     evaluation = read_walk_forward(paths.walk_forward, paths.walk_forward_record, settings)
     board = leaderboard(evaluation, forecast.calibration)
-    write_selection(evaluation, board, paths.evaluation_dir, paths.headline_metrics,
-                    backtest_settings)
+    write_selection(evaluation, board, paths.evaluation_dir,
+                    paths.headline_metrics if headline else None, backtest_settings)
     return board
 
 
@@ -190,22 +191,24 @@ def champion_calibration(result: ModelResult, y_val: np.ndarray, y_test: np.ndar
 
 
 def write_selection(evaluation: Evaluation, board: Leaderboard, out_dir: Path,
-                    metrics_path: Path, backtest_settings: BacktestSection) -> None:
+                    metrics_path: Path | None, backtest_settings: BacktestSection) -> None:
     """Predictions (Parquet), the leaderboard (JSON), small metrics and DVC plot files.
 
     ``out_dir/predictions.parquet``: one row per model (combinations included), split and
     day (probability, class, label). ``out_dir/leaderboard.json``: ``board``.
     ``metrics_path``: the headline for ``dvc metrics`` and ``dvc exp show``
-    (``Leaderboard.headline``: the champion, its test MCC and interval, the best baseline's).
+    (``Leaderboard.headline``: the champion, its test MCC and interval, the best baseline's);
+    None for a target other than the headline (its figures are in ``paths.targets_table``).
     ``out_dir/plots/``: confusion.csv (champion), roc.csv and calibration.csv (a column per
     model), rolling_accuracy.csv (``evaluate.rolling_window`` days), equity.csv (names:
     ``pipelines/core/files.yaml``). ``out_dir/backtest.json``: the backtest of the
     champion's test-day forecasts (``backtest_settings``: params.yaml's section), also in
     ``board.backtest``. The folder is written aside and swapped in whole
-    (``fileio.atomic_folder``): a failed or killed run leaves the last good one.
+    (``fileio.atomic_folder``): a failed or killed run leaves the last good one. The
+    further targets' folders inside it (``per_target/``) are carried over.
     """
     out = Path(out_dir)
-    with atomic_folder(out) as staging:
+    with atomic_folder(out, keep=(TARGETS,)) as staging:
         _write_backtest(evaluation, board, staging, backtest_settings)
         predictions = predictions_frame(evaluation)
         with atomic_path(staging / FILES["predictions"]) as tmp:
@@ -213,7 +216,8 @@ def write_selection(evaluation: Evaluation, board: Leaderboard, out_dir: Path,
         board.write(staging / FILES["leaderboard"])
         _write_plots(predictions, board, staging / PLOTS,
                      evaluation.settings.evaluate.rolling_window)
-    write_metrics(metrics_path, board.headline())
+    if metrics_path is not None:
+        write_metrics(metrics_path, board.headline())
 
 
 def _write_backtest(evaluation: Evaluation, board: Leaderboard, out: Path,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.core import devices
+from pipelines.core.errors import DataError
 from pipelines.core.fileio import atomic_folder, file_md5, write_json
 from pipelines.core.params.data import DataSection
 from pipelines.core.params.paths import (
@@ -36,6 +37,7 @@ from pipelines.core.params.paths import (
     CHAMPION,
     MODEL_CARD,
     SCALER,
+    TARGETS,
     TRAINING_LOG,
     Paths,
     model_file,
@@ -48,7 +50,7 @@ from pipelines.modelling.features import (
     dataset_table,
     labelled_sample_days,
 )
-from pipelines.modelling.fitting import NetworkRun, fit_seeds, read_final
+from pipelines.modelling.fitting import GLOBAL, NetworkRun, fit_seeds, read_final
 from pipelines.modelling.leaderboard import Leaderboard
 from pipelines.modelling.models import (
     copy_layers,
@@ -69,9 +71,9 @@ def train(paths: Paths, data: DataSection, settings: EvaluationSettings
     table, data_version = dataset_table(paths, data, settings.features)
     board = Leaderboard.read(paths.leaderboard)
     days = labelled_sample_days(table, settings.features.window)
-    with atomic_folder(paths.models_dir) as staging:
+    with atomic_folder(paths.models_dir, keep=(TARGETS,)) as staging:
         cards = train_final(table, settings, staging, data_version, board,
-                            paths.final_networks)
+                            paths.final_networks, data.target_index)
         for name in (n for n, row in board.models.items() if row.kind == "baseline"):
             write_json(staging / name / BASELINE,
                        fit_baseline(name, table, settings.features.window, days))
@@ -81,34 +83,40 @@ def train(paths: Paths, data: DataSection, settings: EvaluationSettings
 
 def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: Path | str,
                 data_version: str, board: Leaderboard | None = None,
-                finals: Path | None = None) -> dict[str, dict[str, Any]]:
+                finals: Path | None = None, target: str = "") -> dict[str, dict[str, Any]]:
     """Each network of ``train.models`` on all labelled days, every seed; write its folder.
 
     Each network is the evaluation's own next refit where ``finals`` (``tsepipe
     evaluate``'s final networks) has it for this config, features and seeds: its
     walk-forward continued on every labelled day, as each evaluated forecast's model was
     made (warm refits). Else (cold refits, or none there) a fit from scratch, the seeds
-    fitted together as in the walk-forward.
+    fitted together as in the walk-forward. A global network of the leaderboard (``global_NAME``) is the walk-forward's final fit,
+    saved for ``target`` (its card's ``target_code``: its targets, in order, and this one).
     """
-    device = devices.detect_device()
-    window = settings.features.window
+    device, window, cards = devices.detect_device(), settings.features.window, {}
     days = labelled_sample_days(table, window)
-    cards = {}
-    for name, config in settings.train.models.items():
+    networks = dict(settings.train.models) | {
+        name: settings.train.models[name.removeprefix(GLOBAL)]
+        for name in (board.models if board else {}) if name.startswith(GLOBAL)}
+    for name, config in networks.items():
         view = table.view(config.features or None)
-        seeds, runs, made = _final_network(name, config, view, window, days, settings, finals)
+        code = _target_code(name, target, finals)
+        coded = len(code["targets"]) if code else 0
+        seeds, runs, made = _final_network(name, config, view, window, days, settings, finals,
+                                           coded)
         folder = Path(models_dir) / name
         for seed, model in seeds.items():
             save_model(model, folder / model_file(seed))
         TrainOnlyScaler().fit(view.features, int(days[-1])).save(folder / SCALER, view.names)
         eligible, reason = cudnn_eligible(config)
-        row = board.models.get(name) if board else None
-        evaluated = row.model_dump(mode="json", exclude_unset=True) if row else {}
+        evaluated = (board.models[name].model_dump(mode="json", exclude_unset=True)
+                     if board and name in board.models else {})
         files = {seed: file_md5(folder / model_file(seed)) for seed in seeds}
         card = {
             "name": name,
             "config": config.to_dict(),
-            "input_shape": [window, len(view.names)],
+            "input_shape": [window, len(view.names) + coded],
+            "target_code": code,  # a global network's: the targets of its code, and this one
             "feature_set": view.set_name,
             "features": list(view.names),  # per index, from the fields its file has
             "params": count_params(next(iter(seeds.values()))),  # of one seed's network
@@ -134,13 +142,27 @@ def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: P
     return cards
 
 
+def _target_code(name: str, target: str, finals: Path | None) -> dict[str, Any] | None:
+    """A global network's ``target_code`` (its targets, in the order of its one-hot code,
+    and the one this copy forecasts), from the walk-forward's final fit; None for others."""
+    if not name.startswith(GLOBAL):
+        return None
+    found = read_final(finals, name) if finals is not None else None
+    if found is None or target not in (found[0].get("targets") or []):
+        raise DataError(f"{name}: no final fit of this global network for {target} in "
+                        f"{finals}: a global network is trained by tsepipe evaluate (with "
+                        "evaluate.warm_start: true); run it again")
+    return {"targets": found[0]["targets"], "target": target}
+
+
 def _final_network(name: str, config: Any, view: FeatureTable, window: int,
-                   days: Any, settings: EvaluationSettings, finals: Path | None
-                   ) -> tuple[dict[int, Any], dict[int, NetworkRun], str]:
+                   days: Any, settings: EvaluationSettings, finals: Path | None,
+                   coded: int) -> tuple[dict[int, Any], dict[int, NetworkRun], str]:
     """({seed: model}, {seed: run}, how they were made) for one network: the evaluation's
-    final fit when it matches, else a fresh fit of every seed."""
+    final fit when it matches, else a fresh fit of every seed (a global network, reading
+    ``coded`` more inputs, has only the evaluation's)."""
     seeds = list(settings.train.seeds)
-    shape = (window, len(view.names))
+    shape = (window, len(view.names) + coded)
     found = read_final(finals, name) if finals is not None else None
     if found is not None:
         meta, weights = found

@@ -7,7 +7,8 @@ the published calls beside the walk-forward's, data health, drift, models, versi
 outputs: the validation and merge summaries, the leaderboard, the drift summary, the
 forecast and its track record, and the accuracy stage's ``accuracy.json``
 (``pipelines.reporting.accuracy``, whose pages are redrawn only when the evaluation
-changes).
+changes). With several targets it opens with tomorrow's call for each index
+(``pipelines.reporting.targets_table``).
 
 The page is a Jinja2 template with autoescaping (index names and file names are
 untrusted), carries its own CSS and requests nothing from any other host. It names each
@@ -30,6 +31,7 @@ from pipelines.core.html import data_version, generated, header, model_version, 
 from pipelines.core.params.paths import Paths
 from pipelines.modelling.features import describe
 from pipelines.modelling.leaderboard import Leaderboard, model_cards, score
+from pipelines.reporting import targets_table
 from pipelines.reporting.call_text import agreement, opinions, the_call
 from pipelines.reporting.calls_chart import calls_chart
 from pipelines.reporting.evidently_pages import ranked_drifted
@@ -89,17 +91,30 @@ def _relative(target: Path, page: Path) -> str:
     return Path(os.path.relpath(target, page.parent)).as_posix()
 
 
+def _tomorrow(found: targets_table.Tomorrow | None) -> dict[str, Any]:
+    """The "Tomorrow, index by index" section's context: the rows, their cells as the
+    Prefect artifact shows them, the pooled figures, the adjustment in words."""
+    if found is None:
+        return {"tomorrow": None}
+    return {"tomorrow": found, "tomorrow_cells": targets_table.plain_rows(found.rows),
+            "tomorrow_pooled": targets_table.pooled_lines(found),
+            "tomorrow_pooled_over": targets_table.pooled_over(found),
+            "tomorrow_adjusted": targets_table.adjustment_text(found)}
+
+
 def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, Any],
                board: Leaderboard, drift: dict[str, Any], forecast: dict[str, Any],
                cards: dict[str, dict[str, Any]], accuracy: dict[str, Any],
                links: dict[str, Path], raw_md5: str | None = None,
                git_commit: str | None = None, last_data_run: str | None = None,
                failed_run: dict[str, Any] | None = None, record: dict[str, Any] | None = None,
-               champion_record: dict[str, Any] | None = None) -> Path:
+               champion_record: dict[str, Any] | None = None,
+               tomorrow: targets_table.Tomorrow | None = None) -> Path:
     """Write the front page ``out`` from the stages' JSON outputs (all strings escaped);
     ``failed_run``: the run log's last record when that data run failed (said first);
     ``record``: the published forecasts' track record (``track_record.summarise``);
-    ``champion_record``: ``models/champion.json``, for the header (``_names``)."""
+    ``champion_record``: ``models/champion.json``, for the header (``_names``);
+    ``tomorrow``: every target's call, the section it opens with (``targets_table``)."""
     page = Path(out)
     champion, best = board.champion, board.best_baseline_on_test
     champion_row, best_row = ({r["model"]: r for r in accuracy["leaderboard"]}[name]
@@ -132,13 +147,11 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         attention.append(f"no network beats the best baseline: {champion} is the champion")
     elif score(champion_row["mcc"]) < score(best_row["mcc"]):
         attention.append(f"the champion scores below {best} on the test days")
-    return render(
-        "index.html", page, forecast=forecast, validation=validation, merge=merge,
+    return render("index.html", page, forecast=forecast, validation=validation, merge=merge,
         **_names(page, merge, validation, champion_record),
         files=files, board=board, drift=drift, drifted=drifted[:10],
         champion=champion_row, best=best_row, leaderboard=accuracy["leaderboard"], cards=cards,
-        attention=attention,
-        links={k: _relative(v, page) for k, v in links.items()},
+        attention=attention, links={k: _relative(v, page) for k, v in links.items()},
         versions=provenance.package_versions(), raw_md5=raw_md5, git_commit=git_commit,
         **_times(last_data_run, failed_run), failed_run=failed_run,
         excluded=excluded, dropped_rows=dropped_rows, backtest=board.backtest,
@@ -147,7 +160,7 @@ def front_page(out: Path | str, *, validation: dict[str, Any], merge: dict[str, 
         rates=forecast.get("base_rate"), opinions=opinions(forecast),
         agreement=agreement(forecast), rule=forecast.get("rule") or {},
         record=record, recent=(record or {}).get("recent", []),
-        calls_chart=calls_chart((record or {}).get("recent", [])),
+        calls_chart=calls_chart((record or {}).get("recent", [])), **_tomorrow(tomorrow),
     )
 
 
@@ -173,5 +186,6 @@ def build_reports(paths: Paths) -> dict[str, Path]:
                failed_run=failed_run, record=_read_json(paths.track_record)
                if paths.track_record.exists() else None,
                champion_record=_read_json(paths.champion_record)
-               if paths.champion_record.exists() else None)
+               if paths.champion_record.exists() else None,
+               tomorrow=targets_table.read_tomorrow(paths))
     return {"front_page": Path(paths.front_page), **links}

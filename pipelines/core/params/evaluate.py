@@ -54,5 +54,9 @@ class EvaluateSection(Section):
     bootstrap_block: Positive = Field(10, description=(
         "moving-block bootstrap for the confidence intervals: block length in days"))
     bootstrap_samples: Positive = Field(1000, description="bootstrap resamples")
+    p_adjustment: Literal["holm", "bh"] = Field("holm", description=(
+        "with several targets, each champion's Pesaran-Timmermann p-value is adjusted for "
+        "their number: holm (the chance of any false finding) or bh (Benjamini-Hochberg: "
+        "the expected share of false findings)"))
     rolling_window: Positive = Field(40, description=(
         "trading days of the rolling accuracy drawn per model (plots and accuracy page)"))

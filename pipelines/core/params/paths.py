@@ -25,6 +25,10 @@ MODEL_CARD, SCALER, TRAINING_LOG, CHAMPION, BASELINE = (
     FILES["card"], FILES["scaler"], FILES["training_log"], FILES["champion"], FILES["baseline"])
 PAGE = FILES["page"]
 PLOTS = FILES["plots_dir"]
+TARGETS = FILES["targets_dir"]
+# the folders that hold one target's outputs (each further target's in TARGETS/ISIN/)
+PER_TARGET = ("walk_forward_dir", "evaluation_dir", "models_dir", "forecasts_dir", "drift_dir",
+              "accuracy_dir")
 
 
 def model_file(seed: int) -> str:
@@ -210,3 +214,16 @@ class Paths(Section):
 
     def model_dir(self, name: str) -> Path:
         return self.models_dir / name
+
+    @property
+    def targets_table(self) -> Path:
+        """Every target's champion, record and call, and the pooled figures (select)."""
+        return self.evaluation_dir / FILES["targets_table"]
+
+    def for_target(self, target: str, headline: str) -> Paths:
+        """Where target ``target``'s own outputs go: these paths for the headline target
+        (``data.target_index``), else each per-target folder's ``per_target/TARGET/``."""
+        if target == headline:
+            return self
+        return self.model_copy(update={
+            name: getattr(self, name) / TARGETS / target for name in PER_TARGET})

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.core.params.base import Section
 
@@ -162,6 +162,19 @@ class TrainSection(Section):
                                  "gru": _study_lstm() | {"cell": "gru", "units": [32]}},
         description="name -> a network (the keys of ModelConfig); the name is the key",
         validate_default=True)
+
+    global_networks: list[str] = Field(default_factory=lambda: ["gru"], description=(
+        "networks of train.models also trained as one global network over every target's "
+        "windows (each sample tagged with its target, one-hot), named global_NAME, a "
+        "candidate for each target; none with a single target"))
+
+    @model_validator(mode="after")
+    def _global_known(self) -> TrainSection:
+        unknown = [name for name in self.global_networks if name not in self.models]
+        if unknown:
+            raise ValueError(f"global_networks: {unknown[0]} is not a network of train.models "
+                             f"({', '.join(self.models)})")
+        return self
 
     @field_validator("models", mode="before")
     @classmethod
