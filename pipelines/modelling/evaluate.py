@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,8 @@ def evaluate(paths: Paths, data: DataSection, settings: EvaluationSettings,
     if missing and progress:
         progress(f"warning: data.targets: {', '.join(missing)} not in the merged dataset "
                  "(left out by validation or the merge): not forecast")
-    evaluations = evaluate_targets(tables, settings, progress=progress, final=True)
+    evaluations = evaluate_targets(tables, settings, progress=progress, final=True,
+                                   cache=paths.chain_cache)
     targets = list(evaluations)
     with atomic_folder(paths.walk_forward_dir) as staging:
         write_json(staging / FILES["targets_table"], {
@@ -108,8 +110,8 @@ def evaluate_models(table: FeatureTable, settings: EvaluationSettings,
 
 def evaluate_targets(tables: dict[str, FeatureTable], settings: EvaluationSettings,
                      configs: dict[str, ModelConfig] | None = None,
-                     progress: Callable[[str], None] | None = None, final: bool = False
-                     ) -> dict[str, Evaluation]:
+                     progress: Callable[[str], None] | None = None, final: bool = False,
+                     cache: Path | None = None) -> dict[str, Evaluation]:
     """Walk-forward validation and test predictions of every network and baseline, for
     each target of ``tables`` (target -> its feature table of the default set,
     ``features.set``, whose ``view`` reaches the others; the tables share their days and
@@ -118,7 +120,7 @@ def evaluate_targets(tables: dict[str, FeatureTable], settings: EvaluationSettin
     and global network is one Dask task: W workers keep min(W, chains) busy.
 
     ``configs``: the networks (default: ``train.models``; a sweep passes its own).
-    ``progress`` gets one line per network refit ("lstm seeds 1, 2, 3: refit 5/9 ...").
+    ``progress``: a line per refit. ``cache``: chains run before, reused where unchanged.
     """
     say = progress or (lambda _: None)
     configs = settings.train.models if configs is None else configs
@@ -145,7 +147,7 @@ def evaluate_targets(tables: dict[str, FeatureTable], settings: EvaluationSettin
                "final_days": labelled if final and walk.warm_start else None}
     outcomes = walk_forward_chains(chains, window, blocks, options, walk.workers,
                                    progress=lambda m: say(_progress_line(m)),
-                                   scheduler=walk.scheduler)
+                                   scheduler=walk.scheduler, cache=cache)
     evaluations = {}
     for number, (target, own) in enumerate(results.items()):
         done = [(chain, outcome) for chain, outcome in zip(chains, outcomes, strict=True)
@@ -248,6 +250,9 @@ def _network_summary(result: ModelResult, y_test: np.ndarray) -> dict[str, Any]:
 
 
 def _progress_line(message: dict[str, Any]) -> str:
+    if "cached" in message:
+        return (f"{message['cached']} of {message['total_chains']} chains from the last runs "
+                "(their inputs unchanged: paths.walk_forward_dir's .walk_forward_cache)")
     eta = message.get("eta_seconds")
     eta_text = f"{int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else "?"
     seeds = message["seeds"]

@@ -23,6 +23,7 @@ lines).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -459,9 +460,58 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+CACHE_DAYS = 30  # a cached chain not used for this long is removed
+
+
+def chain_key(chain: Chain, window: int, blocks: Blocks, options: dict[str, Any]) -> str:
+    """A hash of everything a chain's outcome depends on: the network, its features and
+    labels (a global network's every target's), its seeds, the blocks, the fitting
+    options, the code that fits and TensorFlow's version. Chains are deterministic, so an
+    equal key is an equal outcome."""
+    import tensorflow as tf
+
+    digest = hashlib.sha256()
+    code = Path(__file__).parent
+    for name in ("fitting.py", "models.py", "features.py"):
+        digest.update((code / name).read_bytes())
+    digest.update((code.parent / "core" / "devices.py").read_bytes())
+    digest.update(repr((chain.name, sorted(chain.config.to_dict().items()), chain.table.names,
+                        chain.seeds, window, tf.__version__,
+                        sorted((k, v) for k, v in options.items() if k != "final_days"))
+                       ).encode())
+    for array in (chain.table.features, chain.table.labels, chain.panel,
+                  options.get("final_days"), *blocks.train, *blocks.predict):
+        digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _cached(cache: Path, key: str) -> Any:
+    path = cache / f"{key}.pkl"
+    try:
+        outcome = pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return None
+    path.touch()
+    return outcome
+
+
+def _keep(cache: Path, key: str, outcome: Any) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        tmp = cache / f".{key}.{os.getpid()}.tmp"
+        tmp.write_bytes(pickle.dumps(outcome))
+        tmp.replace(cache / f"{key}.pkl")
+    old = time.time() - CACHE_DAYS * 86400
+    for entry in cache.glob("*.pkl"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < old:
+                entry.unlink()
+
+
 def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
                         options: dict[str, Any], workers: int,
                         progress: Progress | None = None, *, scheduler: str,
+                        cache: Path | None = None,
                         ) -> list[tuple[np.ndarray, list[NetworkRun], FinalFit | None]]:
     """Run every chain over ``blocks``; the results in the order of ``chains``.
 
@@ -471,7 +521,21 @@ def walk_forward_chains(chains: list[Chain], window: int, blocks: Blocks,
     to ``cores / workers`` threads. With one local worker (or one chain) the chains run
     in this process. ``progress`` receives a dict per refit of a chain: model, seeds (the
     chain's), refit, refits, seconds, epochs (its seeds' most), done, total, eta_seconds.
+    ``cache``: a folder of chains already run (``chain_key``): those whose inputs are
+    unchanged are read from it instead of run again, and every chain run is kept there.
     """
+    if cache is not None:
+        keys = [chain_key(chain, window, blocks, options) for chain in chains]
+        found = [_cached(cache, key) for key in keys]
+        missing = [i for i, outcome in enumerate(found) if outcome is None]
+        if progress and len(missing) < len(chains):
+            progress({"cached": len(chains) - len(missing), "total_chains": len(chains)})
+        ran = walk_forward_chains([chains[i] for i in missing], window, blocks, options,
+                                  workers, progress, scheduler=scheduler) if missing else []
+        for i, outcome in zip(missing, ran, strict=True):
+            _keep(cache, keys[i], outcome)
+            found[i] = outcome
+        return found
     total = len(chains) * len(blocks)
     workers = min(workers or usable_cores(), len(chains))
     started = time.perf_counter()

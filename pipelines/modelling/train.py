@@ -90,8 +90,8 @@ def train_final(table: FeatureTable, settings: EvaluationSettings, models_dir: P
     evaluate``'s final networks) has it for this config, features and seeds: its
     walk-forward continued on every labelled day, as each evaluated forecast's model was
     made (warm refits). Else (cold refits, or none there) a fit from scratch, the seeds
-    fitted together as in the walk-forward. A global network of the leaderboard (``global_NAME``) is the walk-forward's final fit,
-    saved for ``target`` (its card's ``target_code``: its targets, in order, and this one).
+    fitted together as in the walk-forward. A global network (``global_NAME``) is the
+    walk-forward's final fit, for ``target`` (its card's ``target_code``).
     """
     device, window, cards = devices.detect_device(), settings.features.window, {}
     days = labelled_sample_days(table, window)

@@ -163,11 +163,12 @@ def test_each_demo_is_real_data_and_settings_the_schema_accepts(name, tmp_path):
     assert all(line in params.read_text(encoding="utf-8") for line in comments)
 
 
-def test_the_tedpix_demo_runs_one_index_and_the_indices_demo_the_defaults():
+def test_the_tedpix_demo_runs_one_index_and_the_indices_demo_every_index():
     assert demo.DEMOS["tedpix"].settings["validate.min_usable_files"] == 1
     assert [p.name for p in (ROOT / demo.DEMOS["tedpix"].source).iterdir()] == [
         "IRX6XTPI0009.json"]
-    assert demo.DEMOS["indices"].settings == {}
+    # the 16 exports: the defaults, and every index that passes validation a target
+    assert demo.DEMOS["indices"].settings == {"data.targets": "all"}
 
 
 def test_a_demo_project_gets_the_code_not_the_checkouts_data_versions(tmp_path):

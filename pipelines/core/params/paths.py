@@ -220,6 +220,13 @@ class Paths(Section):
         """Every target's champion, record and call, and the pooled figures (select)."""
         return self.evaluation_dir / FILES["targets_table"]
 
+    @property
+    def chain_cache(self) -> Path:
+        """The walk-forward chains already run, by a hash of all they read (evaluate reruns
+        only the chains whose inputs changed: a target added, say). Not a DVC output and
+        not in git: deleting it costs time only."""
+        return self.walk_forward_dir.parent / ".walk_forward_cache"
+
     def for_target(self, target: str, headline: str) -> Paths:
         """Where target ``target``'s own outputs go: these paths for the headline target
         (``data.target_index``), else each per-target folder's ``per_target/TARGET/``."""
