@@ -407,7 +407,7 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
 
     p = load_params(params)
     for target, where, data in _each_target(p, "drift_dir"):
-        summary = run_drift(where, data, p.features, p.drift)
+        summary = run_drift(where, data, p.features, p.drift, _many_targets(p))
         verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
         typer.echo(f"{target}: {verdict}: {summary['n_drifted']} of {summary['n_features']} "
                    f"features drifted (share {summary['share_of_drifted_features']:.2f}, "
@@ -423,13 +423,14 @@ def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
     from pipelines.reporting.accuracy import build_accuracy
 
     p = load_params(params)
-    for _, where, _ in _each_target(p, "accuracy_dir"):
+    many = _many_targets(p)
+    for target, where, _ in _each_target(p, "accuracy_dir"):
         missing = [str(path) for path in (where.leaderboard, where.predictions)
                    if not path.exists()]
         if missing:
             raise DataError([f"{path}: missing; run tsepipe select first (or dvc repro)"
                              for path in missing])
-        pages = build_accuracy(where, p.evaluate)
+        pages = build_accuracy(where, p.evaluate, target if many else None)
         typer.echo(f"accuracy: {pages['accuracy']} (Evidently: {pages['classification']})")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core.display import tehran_time
+from pipelines.core.display import index_html, index_label, tehran_time
 from pipelines.core.fileio import file_md5, write_json
 from pipelines.core.html import generated, header, model_version, render
 from pipelines.core.params.evaluate import EvaluateSection
@@ -101,7 +101,8 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
                     cards: dict[str, dict[str, Any]], out_dir: Path | str,
                     rolling_window: int, equity_path: Path | str | None = None,
                     leaderboard_md5: str | None = None,
-                    page_header: dict[str, Any] | None = None) -> dict[str, Any]:
+                    page_header: dict[str, Any] | None = None, index: Any = None
+                    ) -> dict[str, Any]:
     """Write the accuracy page, Evidently's classification page and ``accuracy.json`` in
     ``out_dir`` (names: ``pipelines/core/files.yaml``).
 
@@ -110,8 +111,8 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
     ``board.backtest``. ``leaderboard_md5``: the MD5 of the file ``board`` was read from,
     recorded in ``accuracy.json`` so that the front page knows which leaderboard its rows
     come from. ``page_header``: the project's header (``html.header``); without it, one
-    with the champion's name and no versions, its front page ``../index.html``.
-    """
+    with the champion's name and no versions, its front page ``../index.html``. ``index``:
+    the target's name for the title (``display.index_html``), with several targets."""
     out = Path(out_dir)
     predictions = pd.read_parquet(predictions_path)
     predictions["date"] = pd.to_datetime(predictions["date"])
@@ -153,7 +154,7 @@ def accuracy_report(predictions_path: Path | str, board: Leaderboard,
            calibration_chart=calibration_chart(curves, colours=colours), study_rows=STUDY_ROWS,
            study_half_width=half_width, study_samples=STUDY_TEST_SAMPLES,
            always_up=always_up, networks=networks, n_test=n_test,
-           generated=stamp, generated_at=tehran_time(stamp["utc"]))
+           generated=stamp, generated_at=tehran_time(stamp["utc"]), index=index)
     write_json(out / FILES["accuracy_summary"], summary)
     return summary
 
@@ -199,17 +200,22 @@ def _equity_chart(backtest: dict[str, Any] | None, equity_path: Path | str | Non
                       highlight=(backtest["champion"],), y_label="equity (1 at the start)")
 
 
-def build_accuracy(paths: Paths, walk: EvaluateSection) -> dict[str, Path]:
-    """The accuracy stage: the pages of ``paths.accuracy_dir`` from the evaluation."""
+def build_accuracy(paths: Paths, walk: EvaluateSection, target: str | None
+                   ) -> dict[str, Path]:
+    """The accuracy stage for one target (its ``paths``): the pages of
+    ``paths.accuracy_dir`` from the evaluation; ``target`` named in their titles (None: the
+    project's one target, named on the front page)."""
     board = Leaderboard.read(paths.leaderboard)
     champion = _json_or_none(paths.champion_record)
-    page_header = header(paths.accuracy_page, paths.front_page, _WHAT,
+    what = f"{_WHAT} for {index_label(target)}" if target else _WHAT
+    page_header = header(paths.accuracy_page, paths.front_page, what,
                          model=model_version(champion) or board.champion,
                          data=evaluated_data(board, champion))
     accuracy_report(paths.predictions, board,
                     model_cards(paths.models_dir), paths.accuracy_dir,
                     rolling_window=walk.rolling_window, equity_path=paths.equity_plot,
-                    leaderboard_md5=file_md5(paths.leaderboard), page_header=page_header)
+                    leaderboard_md5=file_md5(paths.leaderboard), page_header=page_header,
+                    index=index_html(target) if target else None)
     return {"accuracy": paths.accuracy_page, "classification": paths.classification_page}
 
 

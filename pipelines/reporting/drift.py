@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.columns import COLUMN_SEPARATOR
-from pipelines.core.display import index_name, tehran_time
+from pipelines.core.display import index_html, index_label, index_name, tehran_time
 from pipelines.core.errors import DataError
 from pipelines.core.fileio import read_jsonl, write_json, write_text
 from pipelines.core.html import add_header, generated, header, render
@@ -247,12 +247,16 @@ def reference_and_current(table: FeatureTable, train_last_day: int, current_days
 
 
 def drift(paths: Paths, data: DataSection, features: FeaturesSection,
-          settings: DriftSection) -> dict[str, Any]:
-    """The drift stage on the merged dataset and the champion's probabilities of up that
-    ``tsepipe predict`` wrote (``paths.champion_days``; see ``champion_drift``)."""
+          settings: DriftSection, several: bool) -> dict[str, Any]:
+    """The drift stage for one target (its ``paths`` and ``data``) on the merged dataset and
+    the champion's probabilities of up that ``tsepipe predict`` wrote
+    (``paths.champion_days``; see ``champion_drift``); ``several``: one of several targets
+    (its pages name it)."""
     table, data_version = dataset_table(paths, data, features)
     summary = champion_drift(table, read_champion_days(paths.champion_days, table), paths,
                              settings, data_version)
+    if several:
+        summary["target"] = data.target_index
     history = record_history(paths.drift_history, summary)
     drift_page(summary, history, paths)
     return summary
@@ -452,9 +456,11 @@ def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Pa
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(top)}
     charts = (_trend_charts(history, top, colours, ranked[0]["lower_is_drift"])
               if len(history) > 1 and ranked else None)
+    target = summary.get("target")  # with several targets: whose champion
+    whose = f"the champion for {index_label(target)}" if target else "the champion"
     page_header = header(paths.drift_page, paths.front_page, (
         f"Data drift: the last {summary['current']['rows']} trading days against the "
-        f"champion's training days, {summary['n_drifted']} of {summary['n_features']} "
+        f"training days of {whose}, {summary['n_drifted']} of {summary['n_features']} "
         "features drifted"), **page_versions(paths))
     return render("drift.html", paths.drift_page, header=page_header, drift=summary,
                   ranked=ranked,
@@ -464,4 +470,5 @@ def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Pa
                   history=history[::-1], charts=charts, top=top, colours=colours,
                   index_names=_index_names(paths.merge_summary),
                   evidently=paths.drift_evidently_page.name,
+                  target=index_html(target) if target else None,
                   generated_at=tehran_time(generated()["utc"]))

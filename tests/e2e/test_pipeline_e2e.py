@@ -246,7 +246,7 @@ def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyP
     assert select(params.paths, tied, params.backtest, params.forecast).champion == (
         "mean_forecast")
     train(params.paths, params.data, tied)
-    build_accuracy(params.paths, params.evaluate)
+    build_accuracy(params.paths, params.evaluate, None)
     # every day a call (no skill asked for, no band): the record has calls to count
     settings = ForecastSection(require_skill=False, no_call_band=0.0)
     dataset = project / "data/processed/merged.parquet"
