@@ -470,5 +470,5 @@ def drift_page(summary: dict[str, Any], history: list[dict[str, Any]], paths: Pa
                   history=history[::-1], charts=charts, top=top, colours=colours,
                   index_names=_index_names(paths.merge_summary),
                   evidently=paths.drift_evidently_page.name,
-                  target=index_html(target) if target else None,
+                  index=index_html(target) if target else None,
                   generated_at=tehran_time(generated()["utc"]))
