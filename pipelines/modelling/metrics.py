@@ -143,22 +143,44 @@ def pooled_mcc(y_true: Any, y_pred: Any, block: int, n_boot: int) -> dict[str, f
     ``n_boot`` resamples of circular moving blocks of ``block`` days drawn for every target
     at once (a day's forecasts move together across indices, so they are resampled
     together; seeded: the same interval every run). {"mcc", "mcc_lo", "mcc_hi", "n"}."""
-    level, seed = 0.95, 0
-    y = np.asarray(y_true, dtype="int64")
-    pred = np.asarray(y_pred, dtype="int64")
-    if y.ndim != 2 or y.shape != pred.shape or not y.size:
-        raise ValueError("pooled_mcc: expected two (targets, days) arrays of one shape")
-    targets, n = y.shape
+    y, pred = _panel(y_true), _panel(y_pred)
+    value, values = _pooled(y, pred, block, n_boot)
+    low, high = np.quantile(values, [0.025, 0.975])
+    return {"mcc": value, "mcc_lo": float(low), "mcc_hi": float(high), "n": int(y.size)}
+
+
+def pooled_mcc_difference(y_true: Any, pred_a: Any, pred_b: Any, block: int, n_boot: int
+                          ) -> dict[str, float]:
+    """The pooled MCC of ``pred_a`` less that of ``pred_b`` (as ``pooled_mcc``), with the
+    95 % interval of the difference over the same resampled days for both (paired).
+    {"difference", "lo", "hi"}."""
+    y = _panel(y_true)
+    a, values_a = _pooled(y, _panel(pred_a), block, n_boot)
+    b, values_b = _pooled(y, _panel(pred_b), block, n_boot)
+    low, high = np.quantile(values_a - values_b, [0.025, 0.975])
+    return {"difference": a - b, "lo": float(low), "hi": float(high)}
+
+
+def _panel(values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype="int64")
+    if array.ndim != 2 or not array.size:
+        raise ValueError("pooled MCC: expected (targets, days) arrays")
+    return array
+
+
+def _pooled(y: np.ndarray, pred: np.ndarray, block: int, n_boot: int
+            ) -> tuple[float, np.ndarray]:
+    """(the pooled MCC, its value on each of ``n_boot`` resamples of day blocks: the same
+    resamples for the same shape, block and count)."""
+    if y.shape != pred.shape:
+        raise ValueError("pooled MCC: the labels and forecasts differ in shape")
+    n = y.shape[1]
     value = float(_counted_metric("mcc", y.reshape(1, -1), pred.reshape(1, -1))[0])
     block = min(max(1, block), n)
-    starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, -(-n // block)))
+    starts = np.random.default_rng(0).integers(0, n, size=(n_boot, -(-n // block)))
     days = ((starts[:, :, None] + np.arange(block)) % n).reshape(n_boot, -1)[:, :n]
-    resampled = (y[:, days].transpose(1, 0, 2).reshape(n_boot, -1),
-                 pred[:, days].transpose(1, 0, 2).reshape(n_boot, -1))
-    values = _counted_metric("mcc", *resampled)
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return {"mcc": value, "mcc_lo": float(low), "mcc_hi": float(high), "n": int(y.size)}
+    return value, _counted_metric("mcc", y[:, days].transpose(1, 0, 2).reshape(n_boot, -1),
+                                  pred[:, days].transpose(1, 0, 2).reshape(n_boot, -1))
 
 
 def mcnemar_test(y_true: Any, pred_a: Any, pred_b: Any) -> dict[str, Any]:

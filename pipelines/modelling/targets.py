@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines.core.errors import DataError, printable
 from pipelines.core.params.paths import FILES, TARGETS, Paths
 from pipelines.modelling import metrics as m
+from pipelines.modelling.fitting import GLOBAL
 from pipelines.modelling.leaderboard import Leaderboard
 
 
@@ -98,7 +99,8 @@ def targets_table(paths: Paths, headline: str, adjustment: str, block: int, samp
                        "champions": _pooled(champions, block, samples),
                        "per_network": {name: _pooled(pairs, block, samples)
                                     for name, pairs in networks.items()
-                                    if len(pairs) == len(rows)}},
+                                    if len(pairs) == len(rows)},
+                       "global_against": _against(networks, len(rows), block, samples)},
             "not_forecast": left_out}
 
 
@@ -110,6 +112,21 @@ def _test_predictions(path: Path) -> dict[str, np.ndarray]:
              for name, group in test.groupby("model", sort=False)}
     first = test[test["model"] == test["model"].iloc[0]]
     return found | {"label": first["label"].to_numpy(dtype="int64")}
+
+
+def _against(networks: dict[str, list[tuple[np.ndarray, np.ndarray]]], targets: int,
+             block: int, samples: int) -> dict[str, dict[str, Any]]:
+    """Each global network against its per-target namesake (global_gru against gru), pooled
+    over the targets: the difference of their MCCs with its paired interval."""
+    compared = {}
+    for name, pairs in networks.items():
+        own = networks.get(name.removeprefix(GLOBAL))
+        if name.startswith(GLOBAL) and own and len(pairs) == len(own) == targets:
+            labels = np.stack([labels for labels, _ in pairs])
+            compared[name] = {"against": name.removeprefix(GLOBAL)} | m.pooled_mcc_difference(
+                labels, np.stack([p for _, p in pairs]), np.stack([p for _, p in own]),
+                block, samples)
+    return compared
 
 
 def _pooled(pairs: list[tuple[np.ndarray, np.ndarray]], block: int, samples: int

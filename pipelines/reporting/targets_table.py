@@ -74,6 +74,11 @@ def short_reason(reason: str) -> str:
     return first if len(first) <= 60 else first[:59] + "…"
 
 
+def _signed(value: Any) -> str:
+    number = _number(value)
+    return "–" if number is None else f"{number:+.3f}"
+
+
 def _number(value: Any) -> float | None:
     """A figure from a JSON file; None for a missing or non-finite one."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -157,6 +162,10 @@ def read_tomorrow(paths: Paths) -> Tomorrow | None:
     figures += [{"what": "network", "name": name} | figures_of
                 for name, figures_of in (pooled.get("per_network") or {}).items()
                 if isinstance(figures_of, dict)]
+    figures += [{"what": "against", "name": name} | compared  # global against per-target
+                for name, compared in (pooled.get("global_against") or {}).items()
+                if isinstance(compared, dict) and {"against", "difference", "lo", "hi"}
+                <= set(compared)]
     adjustment = str(table.get("adjustment") or "")
     return Tomorrow(
         rows=rows, adjustment=ADJUSTMENTS.get(adjustment.lower(), adjustment),
@@ -217,7 +226,10 @@ def pooled_lines(found: Tomorrow, name: Callable[[str], str] = str) -> list[str]
     """The pooled test MCCs with their intervals, a line each: the champions', then each
     network's (global and per-target); ``name``: how a network's name is written (escaped
     for markdown, say)."""
-    return [f"{'the champions' if figure['what'] == 'champions' else name(figure['name'])} "
+    return [f"{name(figure['name'])} less {name(str(figure['against']))} "
+            f"{_signed(figure['difference'])} [{_signed(figure['lo'])}, "
+            f"{_signed(figure['hi'])}] (paired)" if figure["what"] == "against" else
+            f"{'the champions' if figure['what'] == 'champions' else name(figure['name'])} "
             f"{_fixed(_number(figure.get('mcc')))} {interval_text(figure)}".rstrip()
             for figure in found.pooled]
 

@@ -54,6 +54,11 @@ def test_several_targets_each_get_a_call_and_a_global_network_is_a_candidate(
     for figures in [pooled["champions"], *pooled["per_network"].values()]:
         assert figures["mcc_lo"] <= figures["mcc"] <= figures["mcc_hi"]
         assert figures["n"] == pooled["days"]
+    compared = pooled["global_against"]["global_gru"]  # paired, over the same days
+    assert compared["against"] == "gru" and compared["lo"] <= compared["difference"] <= compared[
+        "hi"]
+    assert compared["difference"] == pytest.approx(
+        pooled["per_network"]["global_gru"]["mcc"] - pooled["per_network"]["gru"]["mcc"])
 
     for target in FIRST:
         where = paths.for_target(target, TARGET)
@@ -74,7 +79,7 @@ def test_several_targets_each_get_a_call_and_a_global_network_is_a_candidate(
     assert (project / "models/champion.json").is_file()
 
     front = (project / paths.front_page).read_text(encoding="utf-8")
-    assert "index by index" in front.lower()
+    assert "index by index" in front.lower() and "global_gru less gru" in front
     assert "reports/accuracy/per_target/IRX6XTAL0001/index.html".removeprefix("reports/") in front
 
     # dvc metrics show: the headline alone, one row, not a column per target and model

@@ -209,7 +209,7 @@ def test_rows_headline_first_then_by_evidence(project):
     assert by[THIRTY]["reasons"] == [NO_SKILL, COIN_FLIP]
     assert by[THIRTY]["base_rate"] == 0.48
     assert by[METALS]["call"] == "down" and by[METALS]["champion"] == "global_gru"
-    assert by[METALS]["accuracy_link"] == f"accuracy/targets/{METALS}/index.html"
+    assert by[METALS]["accuracy_link"] == f"accuracy/per_target/{METALS}/index.html"
     # a target whose predict failed keeps its row
     assert by[OTHER]["call"] == NO_FORECAST and by[OTHER]["probability_up"] is None
     assert by[OTHER]["label"] == f"{HOSTILE} ({OTHER})"  # the export's name: not TSETMC's
@@ -353,7 +353,7 @@ def test_the_front_page_opens_with_the_table(project, tmp_path):
     assert text.index("Tomorrow, index by index") < text.index("Forecast for 2020-01-01")
     links = [link for link in wide.rendered.links if "accuracy/" in link]
     for isin in EXPECTED_ORDER[1:]:
-        assert f"accuracy/targets/{isin}/index.html" in links
+        assert f"accuracy/per_target/{isin}/index.html" in links
     assert ("Pooled over 4 targets (488 test days), test MCC with its 95 % interval: the "
             "champions 0.155 [0.110, 0.200]; global_gru 0.120 [0.070, 0.170]") in text
     assert "Not forecast:" in text and LEFT_OUT in text
