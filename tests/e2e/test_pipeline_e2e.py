@@ -243,7 +243,7 @@ def assert_published_calls_are_scored(project: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(project)
     params = load_params(project / "params.yaml")
     tied = EvaluationSettings.of(params).but(evaluate={"promotion_margin": 1.0})
-    assert select(params.paths, tied, params.backtest, params.forecast).champion == (
+    assert select(params.paths, tied, params.backtest, params.forecast, True).champion == (
         "mean_forecast")
     train(params.paths, params.data, tied)
     build_accuracy(params.paths, params.evaluate, None)
