@@ -303,8 +303,9 @@ def _many_targets(p: Any) -> bool:
 @app.command()
 @_stage
 def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Walk-forward evaluation of every network and baseline: their out-of-sample forecasts
-    and each network's final fit (the champion is chosen by select)."""
+    """Walk-forward evaluation of every network and baseline, for each target (data.targets;
+    with several, global networks over all of them too): their out-of-sample forecasts and
+    each network's final fit (the champion is chosen by select)."""
     from pipelines.modelling.evaluate import evaluate as run_evaluate
 
     p = load_params(params)
@@ -320,8 +321,9 @@ def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def select(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Score every model and combination, choose the champion and its calibration, from the
-    walk-forward's forecasts (no refit: seconds)."""
+    """Score every model and combination, choose the champion and its calibration, for each
+    target, from the walk-forward's forecasts (no refit: seconds); with several targets,
+    their record side by side (reports/evaluation/targets.json: adjusted p, pooled MCC)."""
     from pipelines.modelling.select import select as run_select
 
     p = load_params(params)
@@ -358,8 +360,8 @@ def select(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @_stage
 def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
     """Every network on all labelled days, every seed (the evaluation's walk-forward
-    continued on them, or a fresh fit), every baseline, and the champion's record: the
-    models folder, all that predict needs."""
+    continued on them, or a fresh fit), every baseline, and the champion's record, for each
+    target: the models folder, all that predict needs."""
     from pipelines.modelling.train import train as run_train
 
     p = load_params(params)
@@ -375,8 +377,9 @@ def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Tomorrow's call by the champion: forecasts/latest.json, the log and its track record
-    (and the champion's P(up) on every day, which drift compares)."""
+    """Tomorrow's call by the champion of each target: forecasts/latest.json (a further
+    target's in forecasts/per_target/ISIN/), the log and its track record (and the
+    champion's P(up) on every day, which drift compares)."""
     from pipelines.modelling.predict import predict as run_predict
     from pipelines.reporting.call_text import evidence_lines, headline
 
@@ -401,8 +404,8 @@ def predict(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Data drift (Evidently): the champion's training window against the latest days; the
-    drift page with its history (reports/drift/)."""
+    """Data drift (Evidently): each target's champion's training window against the latest
+    days; the drift page with its history (reports/drift/, per_target/ISIN/)."""
     from pipelines.reporting.drift import drift as run_drift
 
     p = load_params(params)
@@ -419,7 +422,8 @@ def drift(params: ParamsOption = DEFAULT_PARAMS) -> None:
 @app.command()
 @_stage
 def accuracy(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Write the accuracy report reports/accuracy/ (ours and Evidently's) from the evaluation."""
+    """Write the accuracy report reports/accuracy/ (ours and Evidently's) from the evaluation,
+    a further target's in reports/accuracy/per_target/ISIN/."""
     from pipelines.reporting.accuracy import build_accuracy
 
     p = load_params(params)
