@@ -272,18 +272,7 @@ MEASURE = b"""<script>(() => {
 def leaderboard_layout(page: Path, width: int, shot: Path) -> tuple[browser.Layout, dict]:
     """The page laid out at ``width`` (checked: nothing sticks out of the window) and the
     leaderboard's width against its scrolling box's."""
-    import html
-    import json
-    import re
-
-    copy = page.with_name("measured.html")
-    source = page.read_bytes()
-    end = source.lower().rfind(b"</body")
-    copy.write_bytes(source[:end] + MEASURE + source[end:])
-    laid_out = browser.layout(copy, width, height=1600, screenshot=shot).check()
-    found = re.search(r'data-leaderboard="([^"]*)"', laid_out.rendered.dom)
-    assert found, "the leaderboard was not measured"
-    return laid_out, json.loads(html.unescape(found.group(1)))
+    return browser.measured_layout(page, width, MEASURE, "leaderboard", 1600, shot)
 
 
 def test_the_accuracy_and_front_pages_fit_and_say_what_they_show(chromium, trained_sample,

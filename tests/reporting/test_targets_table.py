@@ -311,16 +311,7 @@ MEASURE = b"""<script>(() => {
 def measured(page: Path, width: int, shot: Path) -> tuple[browser.Layout, dict]:
     """The front page at ``width`` (checked: nothing sticks out of the window), and its
     targets table against its scrolling box, the first section, each row's index."""
-    import html
-
-    copied = page.with_name("measured.html")
-    source = page.read_bytes()
-    end = source.lower().rfind(b"</body")
-    copied.write_bytes(source[:end] + MEASURE + source[end:])
-    laid_out = browser.layout(copied, width, height=1400, screenshot=shot).check()
-    found = re.search(r'data-targets="([^"]*)"', laid_out.rendered.dom)
-    assert found, "the targets table was not measured"
-    return laid_out, json.loads(html.unescape(found.group(1)))
+    return browser.measured_layout(page, width, MEASURE, "targets", 1400, shot)
 
 
 @pytest.mark.browser

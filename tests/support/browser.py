@@ -26,6 +26,7 @@ Only the standard library: this file is also the script that runs inside the nam
 from __future__ import annotations
 
 import functools
+import html
 import html.parser
 import json
 import os
@@ -44,6 +45,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 TIMEOUT = 60  # seconds for one Chromium run (and for every other subprocess here)
@@ -385,6 +387,21 @@ class Layout:
             raise BrowserError(f"{self.page} at {self.width}x{self.rendered.size[1]} in "
                                f"{chromium_version()}:\n  " + "\n  ".join(found))
         return self
+
+
+def measured_layout(page: Path, width: int, script: bytes, attribute: str, height: int,
+                    screenshot: Path | None = None) -> tuple[Layout, Any]:
+    """``layout`` of a copy of ``page`` with ``script`` before its </body> (``measured.html``
+    beside it), checked (nothing sticks out of the window), and the JSON the script left in
+    the DOM's ``data-ATTRIBUTE`` attribute."""
+    copy = page.with_name("measured.html")
+    source = page.read_bytes()
+    end = source.lower().rfind(b"</body")
+    copy.write_bytes(source[:end] + script + source[end:])
+    laid_out = layout(copy, width, height=height, screenshot=screenshot).check()
+    found = re.search(rf'data-{attribute}="([^"]*)"', laid_out.rendered.dom)
+    assert found, f"{page}: the script measured nothing (no data-{attribute})"
+    return laid_out, json.loads(html.unescape(found.group(1)))
 
 
 def layout(page: Path, width: int, height: int = 900, screenshot: Path | None = None,
