@@ -131,8 +131,8 @@ def read_forecast_log(path: Path | str) -> pd.DataFrame:
     naming the file and the way back, when it is cut short, not Parquet, or another table
     (no ``as_of`` day or call on a row)."""
     name = printable(path)
-    back = (f"restore it with dvc checkout {name}, or move it aside to start a new log "
-            "(tsepipe predict)")
+    back = (f"restore it with dvc checkout --force {name} (DVC sees it changed), or move it "
+            "aside to start a new log (tsepipe predict)")
     if not Path(path).exists():
         return pd.DataFrame(columns=["as_of", "call"])
     try:

@@ -113,8 +113,8 @@ def test_a_forecast_log_cut_short_or_foreign_is_refused_and_kept(trained_project
     project = trained_project
     log, latest = project / "forecasts/log.parquet", project / "forecasts/latest.json"
     whole, published = log.read_bytes(), latest.read_bytes()
-    way_back = ("restore it with dvc checkout forecasts/log.parquet, or move it aside to "
-                "start a new log (tsepipe predict)")
+    way_back = ("restore it with dvc checkout --force forecasts/log.parquet (DVC sees it "
+                "changed), or move it aside to start a new log (tsepipe predict)")
     log.write_bytes(whole[: len(whole) // 2])
     cut = log.read_bytes()
     for command in ("predict", "track-record"):
