@@ -20,7 +20,7 @@ from pipelines.core.calendar import TRADING_WEEKDAYS
 from tests.conftest import BIN, chromium_or_skip
 from tests.support.browser import visible_text
 from tests.support.prefect_server import prefect_server, run_in
-from tests.support.prefect_ui import state_badges, ui_page
+from tests.support.prefect_ui import state_badges, ui_page_showing
 from tests.support.tsetmc_server import TEDPIX_CODE, Fault, TsetmcServer
 
 pytestmark = pytest.mark.slow
@@ -179,13 +179,18 @@ def test_deploy_schedules_and_a_worker_run(trained_project, tmp_path):
         # its task as failed: the deployment's Runs tab, then the flow's page
         chromium_or_skip()
         ui = server["PREFECT_API_URL"].removesuffix("/api")
-        shown = ui_page(f"{ui}/deployments/deployment/{deployments['data'].id}",
-                        tmp_path / "ui-deployment.png")
+        shown = ui_page_showing(f"{ui}/deployments/deployment/{deployments['data'].id}",
+                                lambda dom: {("failed", "Failed"), ("completed", "Completed")}
+                                <= set(state_badges(dom))
+                                and "Flow runs" in visible_text(dom),
+                                tmp_path / "ui-deployment.png")
         assert ("failed", "Failed") in state_badges(shown), state_badges(shown)
         assert ("completed", "Completed") in state_badges(shown)
         assert re.search(r"\b2 Flow runs\b", visible_text(shown)), visible_text(shown)[:1500]
-        shown = ui_page(f"{ui}/flows/flow/{deployments['data'].flow_id}",
-                        tmp_path / "ui-flow.png")
+        shown = ui_page_showing(f"{ui}/flows/flow/{deployments['data'].flow_id}",
+                                lambda dom: ("failed", "Failed") in state_badges(dom)
+                                and "Failed" in visible_text(dom).partition("Task Runs")[2],
+                                tmp_path / "ui-flow.png")
         assert ("failed", "Failed") in state_badges(shown), state_badges(shown)
         text = visible_text(shown)
         assert re.search(r"Flow Runs \d+ total", text), text[:1000]
