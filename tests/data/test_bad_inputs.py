@@ -414,7 +414,7 @@ LEFT_OUT = [
             ("a file name that is not an index id", "no space, quote or markup): refused"),
             file="q' onmouseover='alert(4)' x='.csv", added=True),
     LeftOut("more-rows-than-max-rows", rewrite("IRX6XLONG001.csv", long_export), "too large",
-            ("0.0 MB of up to 501 lines, more than ingest.max_rows (400): not read",),
+            ("0.0 MB, more lines than ingest.max_rows (400): not read",),
             file="IRX6XLONG001.csv", added=True),
     LeftOut("file-larger-than-max-file-mb", rewrite("IRX6XHUGE001.csv", huge_export),
             "too large", ("larger than ingest.max_file_mb (1 MB): not read",),
