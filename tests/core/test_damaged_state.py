@@ -57,8 +57,13 @@ def test_a_params_file_that_is_not_utf8_a_folder_a_bomb_or_wrong_is_one_line(tmp
                       .encode(),
                       "evaluate.combinations.mean_forecast: lstn: not a network of "
                       "train.models or a baseline (known: lstm, gru, majority,"),
+        "markup.yaml": (text.replace("\n    gru:\n", "\n    \"g' onmouseover='alert(4)\":\n")
+                        .encode(),
+                        "train.models.\"g' onmouseover='alert(4)\": a network's "
+                        "name is a letter, then up to 39 letters"),
     }
     assert len(BOMB) < 1100 and "mean_forecast:\n    - lstm\n" in text
+    assert "\n    gru:\n" in text
     for name, (content, said) in cases.items():
         path = tmp_path / name
         if content is None:

@@ -981,7 +981,7 @@ def test_hostile_file_names_are_refused_on_one_line(name: str, work: Work) -> No
     assert all("\n" not in n and "/" not in n for n in quarantine)
 
 
-@pytest.mark.parametrize(("copy", "used"), [(f"{EXO} (1).csv", True), (f"{EXO}.txt", False)],
+@pytest.mark.parametrize(("copy", "used"), [(f"{EXO} (1).csv", True), (f"{EXO}.json", False)],
                          ids=["browser-second-download", "one-stem-two-formats"])
 def test_two_files_of_one_index_are_not_two_indices(copy: str, used: bool, work: Work,
                                                      baseline: Baseline) -> None:

@@ -8,6 +8,7 @@ every key with its default, checked when made so that a typo fails before any tr
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Annotated, Any
 
@@ -20,6 +21,8 @@ TASKS = ("direction", "regression")
 REGRESSION_LOSSES = ("mse", "mape", "huber")
 DIRECTION_LOSS = "binary_crossentropy"
 OPTIMIZERS = ("adam", "adagrad", "rmsprop")
+# a network's name goes into file names, column names, pages and artifacts as it stands
+MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
 
 
 def _default_name(cell: str, units: tuple[int, ...]) -> str:
@@ -184,6 +187,10 @@ class TrainSection(Section):
             return models
         checked = {}
         for name, spec in models.items():
+            if not re.match(MODEL_NAME_PATTERN, str(name)):
+                raise ValueError(f"{str(name)[:60]!r}: a network's name is a letter, then up "
+                                 "to 39 letters, digits, _, - and . (no spaces, quotes or "
+                                 "markup)")
             if isinstance(spec, ModelConfig):
                 checked[name] = spec
                 continue
