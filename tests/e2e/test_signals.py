@@ -9,8 +9,8 @@
   merge and during evaluate: as SIGTERM, exit 129; SIGKILL to it (the OOM killer):
   its watchdog stops the Prefect server, DVC, the stage and its workers; SIGKILL to the
   evaluate stage's process: one line; each time the next run goes through;
-- SIGTERM to ``tsepipe evaluate`` itself: its walk-forward workers end with it, and their
-  temporary files go, with no resource tracker's traceback after the line;
+- SIGTERM or SIGINT to ``tsepipe evaluate`` itself: its walk-forward workers end with it,
+  and their temporary files go, with no resource tracker's traceback after the line;
 - a Prefect cancellation of a running flow run (a real server, a process worker): no
   stage process is left, and the next run goes through.
 
@@ -33,6 +33,7 @@ import psutil
 import pytest
 import yaml
 
+from pipelines.core.errors import LINE_LIMIT
 from pipelines.core.processes import WATCH_POLL_S
 from tests.conftest import BIN, as_a_terminal_would, copy_exports, env, isolated, run
 
@@ -115,9 +116,23 @@ def ended(started: subprocess.Popen, processes: list[psutil.Process]) -> str:
     return rest
 
 
+def the_run_with(started: subprocess.Popen, stage: str) -> list[psutil.Process]:
+    """The run's processes once its ``stage`` runs: asserted to hold the temporary Prefect
+    server (uvicorn), DVC and the stage's own process, the ones that outlived the run."""
+    deadline = time.monotonic() + 60
+    while not has_stage(processes := tree(started.pid), stage):
+        assert time.monotonic() < deadline and started.poll() is None, stage
+        time.sleep(0.2)
+    commands = [" ".join(p.cmdline()) for p in processes if _running(p)]
+    assert any("uvicorn" in c for c in commands), commands
+    assert any("dvc" in c and "repro" in c for c in commands), commands
+    return processes
+
+
 def one_error_line(output: str, start: str) -> None:
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith(start), output[-3000:]
+    assert len(errors[0]) <= LINE_LIMIT, errors[0]
     assert "Traceback" not in output, output[-3000:]
 
 
@@ -137,7 +152,7 @@ def set_param(project: Path, section: str, **values: object) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
-                         ids=["SIGINT-to-the-main-process", "SIGTERM-to-every-process"])
+                         ids=["SIGINT-to-the-main-process", "SIGTERM-to-its-group-and-all"])
 def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
         trained_project, tmp_path, signum):
     project = trained_project  # trained: the models a daily run uses
@@ -149,7 +164,8 @@ def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
         assert has_stage(processes, "evaluate"), [p.cmdline() for p in processes]
         if signum == signal.SIGINT:
             os.kill(started.pid, signum)  # the main process only, as kill, systemd, Docker do
-        else:  # and the stage's process group, the Prefect server, the workers, the watchdog
+        else:  # its group, then the stage's group, the Prefect server, the workers, ...
+            os.killpg(started.pid, signum)
             for process in processes:
                 with contextlib.suppress(psutil.Error):
                     process.send_signal(signum)
@@ -159,7 +175,8 @@ def test_a_signal_to_the_run_stops_its_stages_and_the_next_run_goes_through(
     the_next_run_goes_through(project, tmp_path)
 
 
-def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_path, signum):
     copy_exports(small_sample_dir, project / "data/raw")
     run(["dvc", "repro", "merge"], project)
     slow_evaluate(project, workers=2)
@@ -174,15 +191,16 @@ def test_sigterm_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_pat
         wait_for_line(started, r"refits done", output)
         processes = tree(started.pid)
         assert len(processes) >= 3, [p.cmdline() for p in processes]  # 2 workers (+ manager)
-        started.send_signal(signal.SIGTERM)
+        started.send_signal(signum)
         rest, _ = started.communicate(timeout=GONE_WITHIN_S + 60)
     finally:
         if started.poll() is None:
             os.killpg(started.pid, signal.SIGKILL)
-    assert started.returncode == 143, rest[-3000:]
+    assert started.returncode == 128 + signum, rest[-3000:]
     assert [line for line in rest.splitlines() if line.startswith("error: ")] == [
         next(line for line in rest.splitlines()
-             if line.startswith("error: interrupted (SIGTERM)"))], rest[-3000:]
+             if line.startswith(f"error: interrupted ({signal.Signals(signum).name})"))], \
+        rest[-3000:]
     assert left_over(processes) == []
     assert "Traceback" not in rest, rest[-3000:]  # a resource tracker's, once
     assert not (project / "reports/leaderboard.json").exists()  # nothing half-written
@@ -198,7 +216,7 @@ def test_a_closed_terminal_or_a_kill_stops_everything_the_run_started(trained_pr
     set_param(project, "merge", max_fill_days=6)  # the data flow runs merge again
     with a_run(project, tmp_path) as started:
         wait_for_line(started, r"> tsepipe merge", [])
-        processes = tree(started.pid)
+        processes = the_run_with(started, "merge")
         os.kill(started.pid, signal.SIGHUP)
         rest = ended(started, processes)
     assert started.returncode == 129, rest[-3000:]
@@ -210,7 +228,7 @@ def test_a_closed_terminal_or_a_kill_stops_everything_the_run_started(trained_pr
         with a_run(project, tmp_path) as started:
             wait_for_line(started, r"refits done", [])
             time.sleep(2 * WATCH_POLL_S)  # the watchdog has seen the workers
-            processes = tree(started.pid)  # the Prefect server, DVC, the stage, its workers
+            processes = the_run_with(started, "evaluate")
             stage = next(p for p in processes if "tsepipe evaluate" in " ".join(p.cmdline()))
             if kill == "SIGHUP":
                 os.kill(started.pid, signal.SIGHUP)

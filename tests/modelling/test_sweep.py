@@ -266,11 +266,9 @@ def test_sigterm_to_a_sweep_stops_its_workers_and_every_prefect_server(tmp_path,
     assert started.returncode == 143, output[-3000:]
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: interrupted (SIGTERM)"), output
-    before, _, after = output.partition("error: interrupted")
-    assert "Traceback" not in after, output[-3000:]
-    # known, left open: a Dask worker whose scheduler ended first may log its heartbeat's
-    # CommClosedError with a traceback before the line (seen in 2 of 5 full-suite runs)
-    assert "Traceback" not in before or "CommClosedError" in before, output[-3000:]
+    # nor before it: a Dask worker whose scheduler ended first logs its heartbeat's failure
+    # in one line, without the closed connection's traceback (pipelines.modelling.fitting)
+    assert "Traceback" not in output, output[-3000:]
 
 
 def command_line(process: psutil.Process) -> list[str]:
