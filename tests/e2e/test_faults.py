@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from flows.data import DATA_STAGES
+from pipelines.core.errors import LINE_LIMIT
 from pipelines.core.fileio import file_md5
 from tests.conftest import (
     BIN,
@@ -52,7 +53,11 @@ def tsepipe(args: list[str], project: Path, tmp_path: Path) -> subprocess.Comple
 
 
 def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error: ")]
+    """The ``error:`` lines of a command's output, each asserted a few hundred characters
+    at most (``pipelines.core.errors.clip``), however long what it quotes."""
+    lines = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert all(len(line) <= LINE_LIMIT + 40 for line in lines), lines
+    return lines
 
 
 def test_a_second_run_is_told_another_run_is_in_progress(project, small_sample_dir, tmp_path):
@@ -129,6 +134,7 @@ def test_ctrl_c_ends_the_run_at_once_and_the_next_run_goes_through(trained_proje
     assert error_lines(rest) == [next(line for line in rest.splitlines()
                                       if line.startswith("error: interrupted (SIGINT): "
                                                          "the run stopped"))], rest[-3000:]
+    assert "Traceback" not in rest, rest[-3000:]  # a resource tracker's, once
     # nothing of the run holds the project: the next (daily) run goes through
     done = tsepipe(["run", "--no-retrain", "--no-push"], project, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -295,7 +301,7 @@ def test_a_read_only_project_is_one_line_from_every_command(small_sample_dir, tm
         echo "== {command}"; {BIN}/tsepipe {command} --params {params} 2>&1; echo "exit=$?"
     """ for command in commands)
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
-                          text=True, env=env(), timeout=600)
+                          text=True, env=env(), timeout=900)
     if done.returncode == 9:
         pytest.fail(f"could not mount read-only in a user namespace: {done.stderr}")
     outputs = done.stdout.split("== ")[1:]
@@ -381,10 +387,15 @@ def test_a_full_disk_or_an_unwritable_remote_under_tsepipe_run_is_one_line(train
     """Under ``tsepipe run`` (in a user namespace, as above): the dataset's folder full
     (the merge stage's own exit 6), the DVC cache full (DVC's own write, no temporary file
     left in the cache), then a read-only DVC remote at push (the version is committed all
-    the same). Each: exit 6, one line, no traceback, no retry."""
+    the same), the reports' folder full when drift writes, and the whole project full when
+    the models are trained again (a stray file in models/ makes them out of date). Each:
+    exit 6, one line, no traceback, no retry, the last good outputs in place. Between
+    them, a stale ``.git/index.lock``: the run goes through, one warning names the lock."""
     project = trained_project
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed to mount a small tmpfs for this test")
+    kept = tmp_path / "kept"  # the trained dataset's files, brought back before training
+    shutil.copytree(project / "data/raw", kept)
     (project / "data/raw/IRX6XAFF0005.csv").unlink()  # a new dataset: every data stage runs
     (project / "dvcstore").mkdir()
     before = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
@@ -406,14 +417,46 @@ def test_a_full_disk_or_an_unwritable_remote_under_tsepipe_run_is_one_line(train
         umount .dvc/cache || exit 9
         mount --bind dvcstore dvcstore && mount -o remount,bind,ro dvcstore || exit 9
         echo "== remote"; {BIN}/tsepipe run --no-train 2>&1; echo "exit=$?"
+        umount dvcstore || exit 9
+        rm data/raw/IRX6XALS0002.csv && : > .git/index.lock || exit 9
+        echo "== lock"; {BIN}/tsepipe run --no-train --no-push 2>&1; echo "exit=$?"
+        rm .git/index.lock && rm -r {saved} && cp -a reports {saved}
+        mount -t tmpfs -o size=200m tmpfs reports && cp -a {saved}/. reports/ || exit 9
+        mount -o remount,size=$(( $(df -k --output=used reports | tail -1) + 64 ))k \
+            reports || exit 9
+        echo "== drift"; {BIN}/tsepipe run --no-retrain --no-push 2>&1; echo "exit=$?"
+        echo "drift page: $(cmp -s reports/drift/index.html {saved}/drift/index.html; echo $?)"
+        umount reports || exit 9
+        cp -a {kept}/. data/raw/ || exit 9  # the trained dataset again: evaluate is up to date
+        echo "== trained data"; {BIN}/tsepipe run --no-train --no-push 2>&1; echo "exit=$?"
+        : > models/gru/.seed_1.keras.tmp-4242 || exit 9
+        find models -type f -exec md5sum {{}} + > {tmp_path}/models.md5
+        rm -r {saved} && cp -a . {saved} && cd / || exit 9
+        mount -t tmpfs -o size=400m tmpfs {project} && cd {project} && cp -a {saved}/. . || exit 9
+        mount -o remount,size=$(( $(df -k --output=used . | tail -1) + 48 ))k {project} || exit 9
+        echo "== project"; {BIN}/tsepipe run --no-push 2>&1; echo "exit=$?"
+        echo "models: $(md5sum --quiet -c {tmp_path}/models.md5 2>&1 | wc -l) changed"
+        echo "left in the cache: $(find .dvc/cache -name '*.tmp' -o -type f -empty | wc -l)"
     """)
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
                           text=True, env=isolated(tmp_path), timeout=600)
     if done.returncode == 9:
         pytest.fail(f"could not mount in a user namespace: {done.stdout[-2000:]}{done.stderr}")
     outputs = dict(part.split("\n", 1) for part in done.stdout.split("== ")[1:])
-    assert set(outputs) == {"dataset", "cache", "remote"}, done.stdout[-3000:] + done.stderr
+    assert set(outputs) == {"dataset", "cache", "remote", "lock", "drift", "trained data",
+                            "project"}, (
+        done.stdout[-3000:] + done.stderr)
+    lock, trained_data = outputs.pop("lock"), outputs.pop("trained data")
+    assert "exit=0" in trained_data, trained_data[-3000:]
+    assert "exit=0" in lock and "Traceback" not in lock, lock[-3000:]
+    assert [line for line in lock.splitlines() if line.startswith("warning: the version")] == [
+        "warning: the version is not committed to git: .git/index.lock exists: another git "
+        "command is running, or one was stopped half-way; delete it if no git runs (rm "
+        ".git/index.lock), then commit the version or run again"], lock[-3000:]
+    full = "error: disk full writing the project: No space left on device; the previous " \
+           "outputs are unchanged (free some space and run again)"
     expected = {
+        "drift": full, "project": full,
         "dataset": "error: disk full writing the project: ",
         "cache": "error: disk full: DVC could not write .dvc/cache; dvc.lock still records "
                  "the last good outputs",
@@ -426,10 +469,17 @@ def test_a_full_disk_or_an_unwritable_remote_under_tsepipe_run_is_one_line(train
         assert error_lines(output)[0].startswith(expected[case]), (case, error_lines(output))
         assert "Traceback" not in output and "Retrying" not in output, (case, output[-3000:])
     assert "left in the cache: 0" in outputs["cache"]
+    assert "drift page: 0" in outputs["drift"]  # the last good page, as it was
+    assert "Task run 'drift' - Finished in state WriteFailed" in outputs["drift"]
+    assert "Task run 'train' - Finished in state WriteFailed" in outputs["project"], \
+        outputs["project"][-3000:]
+    assert "models: 0 changed" in outputs["project"]  # the last good models, stray file too
+    assert "left in the cache: 0" in outputs["project"]
     # the refused push lost nothing: the data version is committed, its data in the cache
-    assert run(["git", "log", "-1", "--format=%s"], project).stdout.startswith(
-        "Version from tsepipe-data")
-    assert run(["git", "rev-parse", "HEAD~1"], project).stdout.strip() == before
+    # (the lock's dataset, by the next run, and the trained dataset's: three versions)
+    committed = run(["git", "log", "--format=%s", f"{before}..HEAD"], project).stdout
+    assert [line.split(":")[0] for line in committed.splitlines()] == [
+        "Version from tsepipe-data"] * 3, committed
     assert "up to date" in run(["dvc", "status", *DATA_STAGES], project).stdout
 
 
