@@ -48,7 +48,7 @@ demo-indices: setup  ## the whole pipeline on the 16 real exports of 1397-1398, 
 test: setup lint  ## every test, slow and browser ones included (as CI runs them)
 	tools/ensure-chromium
 	tools/ensure-postgresql
-	python -m pytest -n 2 --dist loadfile  # two processes, a test file each at a time
+	python -m pytest -n 2 --dist loadfile --durations=25  # two processes, a file each at a time
 
 lint: setup
 	ruff check .

@@ -185,7 +185,7 @@ def test_a_signal_to_evaluate_ends_its_workers(project, small_sample_dir, tmp_pa
     started = subprocess.Popen([str(BIN / "tsepipe"), "evaluate"], cwd=project,
                                env=env() | {"TMPDIR": str(temporary)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=as_a_terminal_would)
     output: list[str] = []
     try:
         wait_for_line(started, r"refits done", output)
