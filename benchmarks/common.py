@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -30,10 +31,16 @@ def machine_info(packages: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (ru_maxrss: KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes
-    return round(peak * scale / 2**20, 1)
+    """The process's own peak resident set size so far, in MiB: VmHWM on Linux (a child's
+    ru_maxrss also holds its parent's memory at the fork, kept across exec), else
+    ru_maxrss (bytes on macOS)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        scale = 1 if sys.platform == "darwin" else 1024
+        return round(peak * scale / 2**20, 1)
+    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)
 
 
 def finish(result: dict[str, Any], out: Path, started: float,

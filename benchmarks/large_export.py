@@ -31,7 +31,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -80,7 +79,7 @@ def child(case: str, raw_dir: Path, stage_dir: Path, params_path: Path) -> dict[
 
     params = load_params(params_path)
     figures: dict[str, Any] = {"import_s": time.perf_counter() - start,
-                               "peak_rss_mib_after_imports": peak_mib()}
+                               "peak_rss_mib_after_imports": common.peak_rss_mib()}
     paths = Paths(tables_dir=stage_dir / "tables", ingest_report=stage_dir / "ingest.json",
                   validation_summary=stage_dir / "validation.json",
                   validation_report_dir=stage_dir / "validation_report",
@@ -90,7 +89,7 @@ def child(case: str, raw_dir: Path, stage_dir: Path, params_path: Path) -> dict[
         outcome = validate(paths, params.validation, params.data)
         return rounded(figures | {
             "validate_s": time.perf_counter() - start,
-            "peak_rss_mib_after_validate": peak_mib(),
+            "peak_rss_mib_after_validate": common.peak_rss_mib(),
             "validation_passed": outcome.passed, "usable_files": len(outcome.usable_ids),
             "target_usable": TARGET_ISIN in outcome.usable_ids})
     settings = params.ingest
@@ -101,24 +100,14 @@ def child(case: str, raw_dir: Path, stage_dir: Path, params_path: Path) -> dict[
         except TooManyRowsError as exc:
             figures["refusal"] = str(exc)
         figures |= {"read_export_s": time.perf_counter() - start,
-                    "peak_rss_mib_after_read_export": peak_mib()}
+                    "peak_rss_mib_after_read_export": common.peak_rss_mib()}
         start = time.perf_counter()
     report = ingest(raw_dir, paths.tables_dir, paths.ingest_report, settings)
     return rounded(figures | {
         "ingest_s": time.perf_counter() - start,
-        "peak_rss_mib_after_ingest": peak_mib(),
+        "peak_rss_mib_after_ingest": common.peak_rss_mib(),
         "ingested": {entry["file"]: {key: entry[key] for key in ("status", "rows", "bytes")}
                      for entry in report["files"] if entry["index_id"] == TARGET_ISIN}})
-
-
-def peak_mib() -> float:
-    """This process's peak resident memory so far, in MiB: VmHWM on Linux, which is its own
-    (ru_maxrss also holds the parent's memory at the fork: this script's), else ru_maxrss."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return common.peak_rss_mib()
-    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)
 
 
 def rounded(figures: dict[str, Any]) -> dict[str, Any]:
