@@ -124,25 +124,35 @@ def snapshot_raw(project: str, raw_dir: str) -> str | State:
 
 
 @task(task_run_name="run log, front page")
-def record_run(project: str, record: dict[str, Any]) -> None:
+def record_run(project: str, record: dict[str, Any], redraw: bool = True) -> None:
     """The data run told where a reader looks first: its record in the run log
-    (``paths.run_log``: a published version, or a failed run with its problems), then the
-    front page redrawn (``dvc repro --force`` of ``report``, where there is a page) so that
-    its notice ("attention: the last data run failed", or none), its "last data run" and
-    its data health say what the log says. Before the version is committed: no version
-    carries a page that says otherwise. Also when a report run follows in the same flow:
-    a run stopped between the two (SIGHUP, SIGTERM) leaves a page of the data it
-    published, not of the data before. A page that cannot be redrawn is a warning: the
-    run ends as it would have."""
+    (``paths.run_log``: a published version, or a failed run with its problems), then,
+    with ``redraw``, the front page redrawn (``dvc repro --force`` of ``report``, where
+    there is a page) so that its notice ("attention: the last data run failed", or none)
+    and its "last data run" say what the log says. Before the version is committed: no
+    version carries a page that says otherwise. A page that cannot be redrawn is a
+    warning: the run ends as it would have."""
     root = Path(project)
     where = load_params(root / "params.yaml").paths
+    cleared = _last_run_failed(root / where.run_log)  # then the page's notice goes
     append_jsonl(root / where.run_log, record)
-    if not (root / where.front_page).exists():
+    if not (redraw or cleared) or not (root / where.front_page).exists():
         return
     redrawn = dvc(root, "repro", "--force", "--single-item", "report")
     if not redrawn.ok:
         get_run_logger().warning("warning: the front page still shows the last good run: %s",
                                  "; ".join(redrawn.error_lines()) or redrawn.output[-500:])
+
+
+def _last_run_failed(run_log: Path) -> bool:
+    """Whether the run log's last record is a failed run's; True when it cannot be read
+    (a line cut short: ``read_jsonl`` warns of it where the log is read)."""
+    try:
+        lines = run_log.read_text(encoding="utf-8", errors="replace").split("\n")
+        last = json.loads([line for line in lines if line.strip()][-1])
+    except (OSError, ValueError, IndexError):
+        return run_log.exists()
+    return not isinstance(last, dict) or bool(last.get("failed"))
 
 
 def told(project: Path, state: State) -> State:
@@ -251,7 +261,8 @@ def data_flow(
             params.yaml, dvc.yaml and metrics/).
         push_git: also push the version's commit (and a new models tag) to the git remote.
         publish_standing: republish the standing forecast, leaderboard, drift and report link
-            as this run's artifacts (off: a report follows and publishes today's).
+            as this run's artifacts, and redraw the front page (off: a report follows, or
+            the page's notice of a failed run is all that needs clearing).
     """
     # long: its docstring's Args: are the deployment's parameter help in the Prefect UI
     project = Path(project_dir).resolve()
@@ -291,7 +302,7 @@ def data_flow(
         (f["problems"][0]["message"] if f.get("problems") else f"{f['file']}: {f['status']}")
         for f in validation["files"] if not f["usable"]]
     version["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    record_run(str(project), version)
+    record_run(str(project), version, redraw=publish_standing)
     version["commit"] = publish_version(str(project), "tsepipe-data", push_remote, commit,
                                         push_git)
     refused = push_refused(version["commit"])
